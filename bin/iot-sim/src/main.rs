@@ -1,0 +1,2 @@
+//! iot-sim (placeholder while being written).
+fn main() {}

@@ -1,0 +1,302 @@
+//! Connection failures as sentences a person can act on, classified from rumqttc's and rustls'
+//! errors, and whether retrying can help.
+
+use std::error::Error as StdError;
+
+use rustls::{AlertDescription, CertificateError};
+
+use crate::endpoint::Endpoint;
+
+/// Why a connection to the broker failed or ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// CONNACK with a refusal code.
+    #[error(
+        "the broker at {endpoint} refused the connection: {meaning} (CONNACK code {code}); {hint}"
+    )]
+    Refused {
+        /// Broker.
+        endpoint: String,
+        /// CONNACK return code.
+        code: u8,
+        /// What the code means.
+        meaning: &'static str,
+        /// What to check.
+        hint: &'static str,
+    },
+    /// TCP connection refused.
+    #[error(
+        "nothing is listening at {endpoint} (connection refused); is the broker running, and is the port right?"
+    )]
+    NotListening {
+        /// Broker.
+        endpoint: String,
+    },
+    /// Host name does not resolve.
+    #[error("cannot resolve the broker host `{host}`: {reason}; check the name in the broker URL")]
+    Dns {
+        /// Host.
+        host: String,
+        /// Resolver message.
+        reason: String,
+    },
+    /// No CONNACK in time.
+    #[error(
+        "no answer from {endpoint} within {secs} s (TCP, TLS and MQTT CONNECT); check the address, the port and any firewall"
+    )]
+    Timeout {
+        /// Broker.
+        endpoint: String,
+        /// Limit.
+        secs: u64,
+    },
+    /// We do not trust the broker's certificate.
+    #[error("the certificate of {endpoint} is not accepted: {problem}")]
+    ServerCertificate {
+        /// Broker.
+        endpoint: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+    /// The broker rejected our client certificate.
+    #[error("the broker at {endpoint} rejected our client certificate: {problem}")]
+    ClientCertificate {
+        /// Broker.
+        endpoint: String,
+        /// What the broker said and what to check.
+        problem: String,
+    },
+    /// Another TLS failure.
+    #[error("TLS with {endpoint} failed: {detail}")]
+    Tls {
+        /// Broker.
+        endpoint: String,
+        /// Detail.
+        detail: String,
+    },
+    /// WebSocket upgrade failed.
+    #[error("the WebSocket handshake with {endpoint} failed: {detail}")]
+    WebSocket {
+        /// Broker.
+        endpoint: String,
+        /// Detail.
+        detail: String,
+    },
+    /// An established connection broke, or the peer closed it.
+    #[error("the connection to {endpoint} was lost: {detail}")]
+    Lost {
+        /// Broker.
+        endpoint: String,
+        /// Detail.
+        detail: String,
+    },
+}
+
+impl ConnectError {
+    /// Whether retrying the same connection can succeed without someone changing something.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ConnectError::Refused { code, .. } => *code != 3,
+            ConnectError::ServerCertificate { .. }
+            | ConnectError::ClientCertificate { .. }
+            | ConnectError::Tls { .. } => true,
+            ConnectError::WebSocket { detail, .. } => detail.starts_with("HTTP 4"),
+            _ => false,
+        }
+    }
+}
+
+fn connack_meaning(code: rumqttc::ConnectReturnCode) -> (u8, &'static str, &'static str) {
+    use rumqttc::ConnectReturnCode as C;
+    match code {
+        C::Success => (0, "accepted", "this is not an error"),
+        C::RefusedProtocolVersion => (
+            1,
+            "unacceptable protocol version",
+            "the broker does not speak MQTT 3.1.1",
+        ),
+        C::BadClientId => (
+            2,
+            "identifier rejected",
+            "check --client-id (some brokers require a particular form)",
+        ),
+        C::ServiceUnavailable => (
+            3,
+            "server unavailable",
+            "the broker is up but not taking clients; retrying",
+        ),
+        C::BadUserNamePassword => (
+            4,
+            "bad user name or password",
+            "check --username and the password given by --password-env or --password-file",
+        ),
+        C::NotAuthorized => (
+            5,
+            "not authorized",
+            "check the username and password (--password-env/--password-file) or that this client may connect",
+        ),
+    }
+}
+
+/// Walks an error's source chain (and through `io::Error` wrappers) for a value of type `T`.
+fn find<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(t) = e.downcast_ref::<T>() {
+            return Some(t);
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(t) = find::<T>(inner)
+        {
+            return Some(t);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+fn server_cert_problem(e: &CertificateError, host: &str) -> String {
+    match e {
+        CertificateError::UnknownIssuer => {
+            "it is not signed by a CA we trust (unknown issuer); pass the CA that signed the broker's certificate with --cafile".into()
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "it has expired; the broker needs a new certificate (or this machine's clock is wrong)".into()
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "it is not valid yet; check this machine's clock".into()
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            format!("it is not valid for the host name `{host}`; connect with a name the certificate lists")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn alert_problem(alert: AlertDescription) -> Option<String> {
+    let s = match alert {
+        AlertDescription::UnknownCA => {
+            "it is not signed by a CA the broker trusts (TLS alert: unknown CA); use a certificate the broker's CA issued"
+        }
+        AlertDescription::CertificateExpired => {
+            "it has expired (TLS alert: certificate expired); issue a new one"
+        }
+        AlertDescription::CertificateRequired => {
+            "the broker requires a client certificate and none was sent (TLS alert: certificate required); pass --cert and --key"
+        }
+        AlertDescription::BadCertificate
+        | AlertDescription::CertificateUnknown
+        | AlertDescription::UnsupportedCertificate => {
+            "the broker could not verify it (TLS alert: bad certificate); check --cert and --key belong together and to this broker"
+        }
+        AlertDescription::CertificateRevoked => {
+            "it has been revoked (TLS alert: certificate revoked)"
+        }
+        AlertDescription::AccessDenied => {
+            "the broker denied access for this certificate (TLS alert: access denied)"
+        }
+        _ => return None,
+    };
+    Some(s.to_owned())
+}
+
+/// Turns a rumqttc error into a `ConnectError` for `endpoint`.
+pub(crate) fn classify(
+    err: &rumqttc::ConnectionError,
+    endpoint: &Endpoint,
+    timeout_secs: u64,
+) -> ConnectError {
+    let ep = endpoint.to_string();
+    if let rumqttc::ConnectionError::ConnectionRefused(code) = err {
+        let (code, meaning, hint) = connack_meaning(*code);
+        return ConnectError::Refused {
+            endpoint: ep,
+            code,
+            meaning,
+            hint,
+        };
+    }
+    if matches!(err, rumqttc::ConnectionError::NetworkTimeout) {
+        return ConnectError::Timeout {
+            endpoint: ep,
+            secs: timeout_secs,
+        };
+    }
+    let as_std: &(dyn StdError + 'static) = err;
+    if let Some(tls) = find::<rustls::Error>(as_std) {
+        return match tls {
+            rustls::Error::InvalidCertificate(ce) => {
+                ConnectError::ServerCertificate { endpoint: ep, problem: server_cert_problem(ce, endpoint.host()) }
+            }
+            rustls::Error::AlertReceived(alert) => match alert_problem(*alert) {
+                Some(problem) => ConnectError::ClientCertificate { endpoint: ep, problem },
+                None if *alert == AlertDescription::HandshakeFailure => ConnectError::Tls {
+                    endpoint: ep,
+                    detail: "the broker ended the handshake (TLS alert: handshake failure); it may require a client certificate (--cert/--key) or a TLS version we do not offer".into(),
+                },
+                None => ConnectError::Tls { endpoint: ep, detail: format!("the broker sent TLS alert {alert:?}") },
+            },
+            other => ConnectError::Tls { endpoint: ep, detail: other.to_string() },
+        };
+    }
+    if let Some(ws) = find::<tungstenite::Error>(as_std)
+        && !matches!(ws, tungstenite::Error::Io(_) | tungstenite::Error::Tls(_))
+    {
+        return websocket_error(ws, ep);
+    }
+    if let rumqttc::ConnectionError::ResponseValidation(v) = err {
+        return ConnectError::WebSocket {
+            endpoint: ep,
+            detail: format!(
+                "{v:?}: the server did not agree to the `mqtt` WebSocket subprotocol; is this path an MQTT endpoint?"
+            ),
+        };
+    }
+    if let Some(io) = find::<std::io::Error>(as_std) {
+        use std::io::ErrorKind as K;
+        let text = io.to_string();
+        if io.kind() == K::ConnectionRefused {
+            return ConnectError::NotListening { endpoint: ep };
+        }
+        if text.contains("failed to lookup address") || text.contains("Name or service not known") {
+            return ConnectError::Dns {
+                host: endpoint.host().to_owned(),
+                reason: text,
+            };
+        }
+        if io.kind() == K::InvalidInput && text.contains("dns name") {
+            return ConnectError::Tls {
+                endpoint: ep,
+                detail: format!("`{}` is not a valid TLS server name", endpoint.host()),
+            };
+        }
+    }
+    let detail = match err {
+        rumqttc::ConnectionError::MqttState(rumqttc::StateError::ConnectionAborted) => {
+            "the broker closed the connection (if this happens right after connecting, the broker may refuse this client: check its log)".to_owned()
+        }
+        rumqttc::ConnectionError::MqttState(rumqttc::StateError::AwaitPingResp) => {
+            "no PINGRESP within the keep-alive interval (the link or the broker stalled)".to_owned()
+        }
+        other => other.to_string(),
+    };
+    ConnectError::Lost {
+        endpoint: ep,
+        detail,
+    }
+}
+
+fn websocket_error(err: &tungstenite::Error, endpoint: String) -> ConnectError {
+    let detail = match err {
+        tungstenite::Error::Http(resp) => {
+            format!(
+                "HTTP {} from the server; check the WebSocket path in the broker URL",
+                resp.status()
+            )
+        }
+        other => other.to_string(),
+    };
+    ConnectError::WebSocket { endpoint, detail }
+}

@@ -1,0 +1,31 @@
+//! edgewire's transport: the only crate that opens MQTT connections.
+//!
+//! # Layout
+//! - [`endpoint`]: broker URLs and the plaintext rule.
+//! - [`tls`]: rustls client configs, PEM loading, key permission checks.
+//! - [`auth`]: username and password from env or file.
+//! - [`session`]: the connection: publish-and-confirm, subscribe-and-wait, reconnect.
+//! - [`outbox`]: where messages wait for their PUBACK, in memory or in a disk spool.
+//! - [`error`]: connection failures as sentences.
+//! - [`topic`], [`message`], [`backoff`]: small pure pieces.
+//! - [`args`]: clap argument groups every binary flattens in; [`output`]: text/NDJSON output,
+//!   logging, exit codes; [`signal`]: Ctrl-C/SIGTERM.
+
+pub mod args;
+pub mod auth;
+pub mod backoff;
+pub mod endpoint;
+pub mod error;
+pub mod message;
+pub mod outbox;
+pub mod output;
+pub mod session;
+pub mod signal;
+pub mod tls;
+pub mod topic;
+
+pub use endpoint::{Endpoint, Scheme};
+pub use error::ConnectError;
+pub use message::{Message, Qos, Received};
+pub use outbox::{Outbox, SpoolConfig};
+pub use session::{Session, SessionEvent, SessionOptions, StartMode, Status};

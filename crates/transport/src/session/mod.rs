@@ -1,0 +1,640 @@
+//! The MQTT session: a cloneable handle over one connection that confirms QoS 1 publishes,
+//! waits for SUBACKs, reconnects with back-off, re-subscribes and resends from the outbox.
+//!
+//! Two tasks run per session: the driver (owns rumqttc's `EventLoop`, never cancelled while
+//! connected, so no packet is half-written) and the persister (saves spool acknowledgements on
+//! an interval). Handles put messages into the outbox and hand them to rumqttc under one lock,
+//! in the same order the driver sees rumqttc's `Outgoing` events, which is how packet ids are
+//! matched back to messages (see `tracker.rs`).
+
+mod driver;
+mod options;
+mod tracker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+pub use options::{OptionsError, SessionOptions, StartMode};
+
+use crate::error::ConnectError;
+use crate::message::{Message, Qos, Received};
+use crate::outbox::{Dropped, Outbox, OutboxError};
+use crate::topic::{self, TopicError};
+use tracker::Tracker;
+
+/// Something that happened to the session, for reporters and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// CONNACK received.
+    Connected {
+        /// Counts connections of this session, from 1.
+        connection: u64,
+        /// Whether the broker resumed a stored session.
+        session_present: bool,
+    },
+    /// The connection ended or an attempt failed.
+    Disconnected {
+        /// Why, as a sentence.
+        reason: String,
+    },
+    /// Waiting before the next attempt.
+    Reconnecting {
+        /// Delay before the attempt.
+        delay: Duration,
+        /// Failed attempts in a row.
+        attempt: u32,
+    },
+    /// A full spool dropped its oldest messages.
+    Dropped {
+        /// How many unacknowledged messages were lost.
+        count: u64,
+    },
+    /// The broker refused a subscription.
+    SubscribeRefused {
+        /// The filter.
+        filter: String,
+    },
+    /// The session stopped for good.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The session's state at a glance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    /// Connected now.
+    pub connected: bool,
+    /// Connections made so far.
+    pub connections: u64,
+    /// Messages accepted but not yet acknowledged.
+    pub unacked: u64,
+    /// Messages acknowledged by the broker (QoS 1) or written (QoS 0) in this run.
+    pub acked: u64,
+    /// Messages a full spool dropped in this run.
+    pub dropped: u64,
+    /// The last connection failure, if any since the last success.
+    pub last_error: Option<ConnectError>,
+    /// Set when the session gave up (a permanent failure) or was closed.
+    pub ended: Option<String>,
+}
+
+/// Why a publish was not accepted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// Bad topic.
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    /// Larger than the packet limit.
+    #[error("payload of {size} bytes on `{topic}` exceeds the packet limit of {max} bytes")]
+    TooLarge {
+        /// Topic.
+        topic: String,
+        /// Payload size.
+        size: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// The outbox failed.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    /// The session ended and the outbox is not durable.
+    #[error("the session has ended ({0}); the message was not accepted")]
+    Ended(String),
+}
+
+/// How a publish ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// A full spool dropped it before it was sent.
+    #[error("dropped from the full spool before it could be sent")]
+    Dropped,
+    /// The session ended before the broker confirmed it (it stays in a disk spool).
+    #[error("not confirmed before the session ended")]
+    NotConfirmed,
+}
+
+/// Why a subscribe failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// Bad filter.
+    #[error(transparent)]
+    Filter(#[from] TopicError),
+    /// SUBACK said no.
+    #[error("the broker refused the subscription to {}", .0.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "))]
+    Refused(Vec<String>),
+    /// The session ended first.
+    #[error("the session ended before the broker answered the subscription")]
+    Ended,
+}
+
+/// A pending confirmation of one published message.
+#[derive(Debug)]
+pub struct Delivery {
+    seq: u64,
+    rx: oneshot::Receiver<Result<(), DeliveryError>>,
+}
+
+impl Delivery {
+    /// The message's sequence number in the outbox.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Resolves when the broker acknowledged the message (QoS 1) or it was written (QoS 0).
+    pub async fn confirmed(self) -> Result<(), DeliveryError> {
+        self.rx.await.unwrap_or(Err(DeliveryError::NotConfirmed))
+    }
+}
+
+/// Messages the broker delivers to this session.
+#[derive(Debug)]
+pub struct Incoming {
+    rx: mpsc::Receiver<Received>,
+}
+
+impl Incoming {
+    /// The next message; `None` once the session has ended.
+    pub async fn recv(&mut self) -> Option<Received> {
+        self.rx.recv().await
+    }
+}
+
+struct SubWaiter {
+    filters: Vec<String>,
+    tx: oneshot::Sender<Result<(), SubscribeError>>,
+}
+
+struct SubRequest {
+    filters: Vec<String>,
+    waiters: Vec<SubWaiter>,
+}
+
+/// Everything shared between handles and the driver, behind one lock.
+struct Inner {
+    outbox: Outbox,
+    tracker: Tracker,
+    client: rumqttc::AsyncClient,
+    connected: bool,
+    connection: u64,
+    closing: bool,
+    /// Every filter this session wants, re-sent on each connection.
+    subscriptions: Vec<(String, Qos)>,
+    sub_requests: HashMap<u64, SubRequest>,
+    /// Subscribe waiters for the next connection.
+    orphan_waiters: Vec<SubWaiter>,
+    next_sub_id: u64,
+    waiters: HashMap<u64, oneshot::Sender<Result<(), DeliveryError>>>,
+    status: Status,
+    /// A message taken from the outbox that rumqttc's channel could not take.
+    retry: Option<(u64, Message)>,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Wakes publishers waiting for room in a memory outbox.
+    room: Notify,
+    status: watch::Sender<Status>,
+    events: broadcast::Sender<SessionEvent>,
+    opts: SessionOptions,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock would be a bug in this module; the data stays usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn emit(&self, event: SessionEvent) {
+        let _ = self.events.send(event);
+    }
+
+    fn publish_status(&self, inner: &Inner) {
+        self.status.send_if_modified(|s| {
+            if *s == inner.status {
+                false
+            } else {
+                s.clone_from(&inner.status);
+                true
+            }
+        });
+    }
+}
+
+impl Inner {
+    /// Hands outbox messages to rumqttc while connected and the window has room.
+    fn feed(&mut self) -> Result<(), OutboxError> {
+        while self.connected && !self.closing && self.tracker.has_room() {
+            let next = match self.retry.take() {
+                Some(r) => Some(r),
+                None => self.outbox.next_unsent()?,
+            };
+            let Some((seq, msg)) = next else { break };
+            let qos = msg.qos;
+            match self.client.try_publish(
+                msg.topic.clone(),
+                qos.to_rumqttc(),
+                msg.retain,
+                msg.payload.to_vec(),
+            ) {
+                Ok(()) => self.tracker.publish_handed_over(seq, qos),
+                Err(e) => {
+                    tracing::debug!("rumqttc request channel full, retrying later: {e}");
+                    self.retry = Some((seq, msg));
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, seq: u64) {
+        if let Err(e) = self.outbox.ack(seq) {
+            tracing::error!("{e}");
+        }
+        self.status.acked += 1;
+        self.status.unacked = self.outbox.unacked();
+        if let Some(tx) = self.waiters.remove(&seq) {
+            let _ = tx.send(Ok(()));
+        }
+    }
+
+    fn dropped(&mut self, d: Dropped) {
+        self.status.dropped += d.count;
+        let gone: Vec<u64> = self
+            .waiters
+            .keys()
+            .copied()
+            .filter(|s| *s < d.below_seq)
+            .collect();
+        for seq in gone {
+            if let Some(tx) = self.waiters.remove(&seq) {
+                let _ = tx.send(Err(DeliveryError::Dropped));
+            }
+        }
+    }
+
+    fn send_subscribe(&mut self, filters: Vec<(String, Qos)>, waiters: Vec<SubWaiter>) {
+        if filters.is_empty() {
+            for w in waiters {
+                let _ = w.tx.send(Ok(()));
+            }
+            return;
+        }
+        let id = self.next_sub_id;
+        self.next_sub_id += 1;
+        let names = filters.iter().map(|(f, _)| f.clone()).collect();
+        let req = filters
+            .into_iter()
+            .map(|(f, q)| rumqttc::SubscribeFilter::new(f, q.to_rumqttc()));
+        match self.client.try_subscribe_many(req) {
+            Ok(()) => {
+                self.tracker.subscribe_handed_over(id);
+                self.sub_requests.insert(
+                    id,
+                    SubRequest {
+                        filters: names,
+                        waiters,
+                    },
+                );
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "could not queue SUBSCRIBE ({e}); it will be sent on the next connection"
+                );
+                self.orphan_waiters.extend(waiters);
+            }
+        }
+    }
+}
+
+/// A connection to one broker. Cheap to clone; all clones drive the same connection.
+#[derive(Clone)]
+pub struct Session {
+    shared: Arc<Shared>,
+    tasks: Arc<Mutex<Option<JoinSet<()>>>>,
+    stop: watch::Sender<bool>,
+}
+
+/// What `Session::close` leaves behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseSummary {
+    /// Acknowledged in this run.
+    pub acked: u64,
+    /// Accepted and not acknowledged.
+    pub unacked: u64,
+    /// Whether those unacknowledged messages are in a disk spool (sent on the next start).
+    pub spooled: bool,
+    /// Dropped by a full spool in this run.
+    pub dropped: u64,
+}
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Bad options.
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    /// The first connection failed.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+}
+
+impl Session {
+    /// Starts the session over `outbox` (anything already in a disk spool is sent first).
+    pub async fn start(
+        opts: SessionOptions,
+        outbox: Outbox,
+    ) -> Result<(Session, Incoming), StartError> {
+        let (mqtt, net) = opts.to_rumqttc()?;
+        let cap = usize::from(opts.inflight) * 2 + 1024;
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(mqtt, cap);
+        eventloop.set_network_options(net);
+        let (in_tx, in_rx) = mpsc::channel(opts.incoming_capacity.max(1));
+        let unacked = outbox.unacked();
+        let status = Status {
+            unacked,
+            ..Status::default()
+        };
+        let inner = Inner {
+            outbox,
+            tracker: Tracker::new(usize::from(opts.inflight)),
+            client,
+            connected: false,
+            connection: 0,
+            closing: false,
+            subscriptions: Vec::new(),
+            sub_requests: HashMap::new(),
+            orphan_waiters: Vec::new(),
+            next_sub_id: 1,
+            waiters: HashMap::new(),
+            status: status.clone(),
+            retry: None,
+        };
+        let start_mode = opts.start_mode;
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(inner),
+            room: Notify::new(),
+            status: watch::channel(status).0,
+            events: broadcast::channel(256).0,
+            opts,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(driver::run(
+            shared.clone(),
+            eventloop,
+            in_tx,
+            stop_rx.clone(),
+        ));
+        tasks.spawn(driver::persist_loop(shared.clone(), stop_rx));
+        let session = Session {
+            shared,
+            tasks: Arc::new(Mutex::new(Some(tasks))),
+            stop,
+        };
+        if start_mode == StartMode::RequireConnection {
+            let mut rx = session.shared.status.subscribe();
+            let outcome = rx
+                .wait_for(|s| s.connected || s.last_error.is_some() || s.ended.is_some())
+                .await
+                .map(|s| (s.connected, s.last_error.clone()));
+            match outcome {
+                Ok((true, _)) => {}
+                Ok((false, Some(err))) => {
+                    session.abort().await;
+                    return Err(StartError::Connect(err));
+                }
+                _ => {
+                    session.abort().await;
+                    return Err(StartError::Connect(ConnectError::Lost {
+                        endpoint: session.shared.opts.endpoint.to_string(),
+                        detail: "the session ended before connecting".into(),
+                    }));
+                }
+            }
+        }
+        Ok((session, Incoming { rx: in_rx }))
+    }
+
+    /// Accepts a message into the outbox and returns its pending confirmation. Waits while a
+    /// memory outbox is full; a disk spool always accepts (dropping its oldest when full).
+    pub async fn publish(&self, msg: Message) -> Result<Delivery, PublishError> {
+        topic::validate_name(&msg.topic)?;
+        let max = self.shared.opts.max_packet_size;
+        if msg.payload.len() + msg.topic.len() + 4 > max {
+            return Err(PublishError::TooLarge {
+                topic: msg.topic,
+                size: msg.payload.len(),
+                max,
+            });
+        }
+        loop {
+            let notified = self.shared.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut inner = self.shared.lock();
+                if let Some(ended) = &inner.status.ended
+                    && !inner.outbox.is_durable()
+                {
+                    return Err(PublishError::Ended(ended.clone()));
+                }
+                if inner.outbox.has_room() {
+                    let (seq, dropped) = inner.outbox.push(msg)?;
+                    let (tx, rx) = oneshot::channel();
+                    inner.waiters.insert(seq, tx);
+                    inner.status.unacked = inner.outbox.unacked();
+                    if let Some(d) = dropped {
+                        inner.dropped(d);
+                        tracing::warn!(
+                            "spool full: dropped the {} oldest unsent message(s) to make room (raise --spool-max-mb or --spool-files to keep more)",
+                            d.count
+                        );
+                        self.shared.emit(SessionEvent::Dropped { count: d.count });
+                    }
+                    inner.feed()?;
+                    self.shared.publish_status(&inner);
+                    return Ok(Delivery { seq, rx });
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Subscribes and waits for the SUBACK; re-sent on every reconnect.
+    pub async fn subscribe(&self, filters: &[(String, Qos)]) -> Result<(), SubscribeError> {
+        for (f, _) in filters {
+            topic::validate_filter(f)?;
+        }
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut inner = self.shared.lock();
+            if inner.status.ended.is_some() {
+                return Err(SubscribeError::Ended);
+            }
+            for (f, q) in filters {
+                match inner.subscriptions.iter_mut().find(|(have, _)| have == f) {
+                    Some(entry) => entry.1 = *q,
+                    None => inner.subscriptions.push((f.clone(), *q)),
+                }
+            }
+            let waiter = SubWaiter {
+                filters: filters.iter().map(|(f, _)| f.clone()).collect(),
+                tx,
+            };
+            if inner.connected {
+                inner.send_subscribe(filters.to_vec(), vec![waiter]);
+            } else {
+                inner.orphan_waiters.push(waiter);
+            }
+        }
+        rx.await.unwrap_or(Err(SubscribeError::Ended))
+    }
+
+    /// Acknowledges an incoming QoS 1 message (with `manual_acks`). An ack for a message from an
+    /// earlier connection is not sent: the broker will deliver that message again.
+    pub fn ack(&self, msg: &Received) {
+        if msg.qos != Qos::AtLeastOnce {
+            return;
+        }
+        let inner = self.shared.lock();
+        if inner.connected && inner.connection == msg.connection {
+            let mut p = rumqttc::Publish::new(&msg.topic, rumqttc::QoS::AtLeastOnce, Vec::new());
+            p.pkid = msg.pkid;
+            if let Err(e) = inner.client.try_ack(&p) {
+                tracing::warn!("could not queue PUBACK for packet {}: {e}", msg.pkid);
+            }
+        }
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        self.shared.status.borrow().clone()
+    }
+
+    /// A receiver of status changes.
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.shared.status.subscribe()
+    }
+
+    /// A receiver of session events.
+    pub fn events(&self) -> broadcast::Receiver<SessionEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Waits until every accepted message is acknowledged, the session ends, or `timeout` passes.
+    /// Returns the number still unacknowledged.
+    pub async fn flush(&self, timeout: Duration) -> u64 {
+        let mut rx = self.shared.status.subscribe();
+        let _ = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|s| s.unacked == 0 || s.ended.is_some()),
+        )
+        .await;
+        self.shared.lock().outbox.unacked()
+    }
+
+    /// Stops taking work, waits up to `grace` for in-flight acknowledgements, sends DISCONNECT,
+    /// saves the spool and ends the tasks.
+    pub async fn close(&self, grace: Duration) -> CloseSummary {
+        self.shared.lock().closing = true;
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut rx = self.shared.status.subscribe();
+        loop {
+            let (in_flight, connected) = {
+                let inner = self.shared.lock();
+                (inner.tracker.in_flight(), inner.connected)
+            };
+            if in_flight == 0 || !connected {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let sent_disconnect = {
+            let inner = self.shared.lock();
+            inner.connected && inner.client.try_disconnect().is_ok()
+        };
+        if sent_disconnect {
+            // The driver ends by itself once DISCONNECT is written.
+            self.join_tasks(Duration::from_secs(2)).await;
+        }
+        self.abort().await;
+        let mut inner = self.shared.lock();
+        if let Err(e) = inner.outbox.persist() {
+            tracing::error!("{e}");
+        }
+        inner.status.connected = false;
+        inner.status.ended.get_or_insert_with(|| "closed".into());
+        self.shared.publish_status(&inner);
+        CloseSummary {
+            acked: inner.status.acked,
+            unacked: inner.outbox.unacked(),
+            spooled: inner.outbox.is_durable(),
+            dropped: inner.status.dropped,
+        }
+    }
+
+    async fn join_tasks(&self, limit: Duration) {
+        let tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(mut tasks) = tasks {
+            let _ = self.stop.send(false);
+            let joined = tokio::time::timeout(limit, async {
+                // The persister only stops on the stop signal; the driver stops on DISCONNECT.
+                if tasks.join_next().await.is_some() {
+                    let _ = self.stop.send(true);
+                    while tasks.join_next().await.is_some() {}
+                }
+            })
+            .await;
+            if joined.is_err() {
+                tasks.abort_all();
+            }
+        }
+    }
+
+    async fn abort(&self) {
+        let _ = self.stop.send(true);
+        let tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(mut tasks) = tasks {
+            if tokio::time::timeout(Duration::from_secs(2), async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await
+            .is_err()
+            {
+                tasks.abort_all();
+            }
+        }
+        let mut inner = self.shared.lock();
+        inner.connected = false;
+        for (_, tx) in inner.waiters.drain() {
+            let _ = tx.send(Err(DeliveryError::NotConfirmed));
+        }
+    }
+}

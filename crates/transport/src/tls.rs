@@ -1,0 +1,272 @@
+//! TLS client configuration with rustls: the process-wide crypto provider, trust anchors from PEM
+//! files or the system store, the client certificate chain and key (PKCS#8, PKCS#1, SEC1), ALPN,
+//! and the check that a private key is not readable by others. Builds configs; opens no sockets.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// What TLS needs to know about trust and identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// PEM files with the CA certificates to trust. Empty means the system's trust store.
+    pub ca_files: Vec<PathBuf>,
+    /// The client certificate chain (PEM), for brokers that authenticate devices by certificate.
+    pub client_cert: Option<PathBuf>,
+    /// The client private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub client_key: Option<PathBuf>,
+    /// ALPN protocol names to offer, e.g. `x-amzn-mqtt-ca` for AWS IoT on port 443.
+    pub alpn: Vec<String>,
+}
+
+/// Why a TLS configuration could not be built. Each names the file it is about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A PEM file could not be read or parsed.
+    #[error("cannot read {what} `{path}`: {reason}")]
+    Read {
+        /// Which file this was meant to be ("CA file", "client certificate", "client key").
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The underlying reason.
+        reason: String,
+    },
+    /// A CA file held no certificate.
+    #[error("CA file `{path}` holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)")]
+    NoCaInFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A certificate in a CA file was rejected as a trust anchor.
+    #[error("CA file `{path}`: a certificate cannot be used as a trust anchor: {reason}")]
+    BadCa {
+        /// The file.
+        path: PathBuf,
+        /// What rustls said.
+        reason: String,
+    },
+    /// The system trust store is empty or unreadable.
+    #[error(
+        "no CA certificates found in the system trust store; pass --cafile with the broker's CA"
+    )]
+    NoSystemRoots,
+    /// A certificate file with no certificate in it.
+    #[error("client certificate `{path}` holds no PEM certificate")]
+    NoClientCert {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Certificate given without key or the other way round.
+    #[error("{0}")]
+    Incomplete(&'static str),
+    /// rustls refused the certificate/key pair.
+    #[error("client certificate `{cert}` and key `{key}` cannot be used together: {reason}")]
+    ClientAuth {
+        /// Certificate file.
+        cert: PathBuf,
+        /// Key file.
+        key: PathBuf,
+        /// What rustls said.
+        reason: String,
+    },
+    /// The provider does not support the default protocol versions (should not happen).
+    #[error("TLS set-up failed: {0}")]
+    Setup(String),
+}
+
+static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+
+/// The crypto provider every TLS config of this process uses (ring), installed as the process
+/// default on first use, so that any library calling `ClientConfig::builder()` finds it too.
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    PROVIDER
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            // Another library may have installed one first; ours is still used explicitly below.
+            let _ = CryptoProvider::install_default((*provider).clone());
+            provider
+        })
+        .clone()
+}
+
+/// Builds the rustls client config for `opts`.
+pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
+    match (&opts.client_cert, &opts.client_key) {
+        (Some(_), None) => {
+            return Err(TlsError::Incomplete(
+                "--cert was given without --key; pass both",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(TlsError::Incomplete(
+                "--key was given without --cert; pass both",
+            ));
+        }
+        _ => {}
+    }
+    let roots = root_store(&opts.ca_files)?;
+    let builder = ClientConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Setup(e.to_string()))?
+        .with_root_certificates(roots);
+    let mut config = match (&opts.client_cert, &opts.client_key) {
+        (Some(cert), Some(key)) => {
+            let chain = load_chain(cert)?;
+            let private = load_key(key)?;
+            builder
+                .with_client_auth_cert(chain, private)
+                .map_err(|e| TlsError::ClientAuth {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    reason: e.to_string(),
+                })?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+fn root_store(ca_files: &[PathBuf]) -> Result<RootCertStore, TlsError> {
+    let mut store = RootCertStore::empty();
+    if ca_files.is_empty() {
+        let native = rustls_native_certs::load_native_certs();
+        store.add_parsable_certificates(native.certs);
+        if store.is_empty() {
+            return Err(TlsError::NoSystemRoots);
+        }
+        return Ok(store);
+    }
+    for path in ca_files {
+        let certs = read_certs(path, "CA file")?;
+        if certs.is_empty() {
+            return Err(TlsError::NoCaInFile { path: path.clone() });
+        }
+        for cert in certs {
+            store.add(cert).map_err(|e| TlsError::BadCa {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    Ok(store)
+}
+
+fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let read_err = |reason: String| TlsError::Read {
+        what,
+        path: path.to_owned(),
+        reason,
+    };
+    // Read first so that a missing file says "No such file" rather than a PEM error.
+    let bytes = std::fs::read(path).map_err(|e| read_err(e.to_string()))?;
+    CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| read_err(format!("not valid PEM: {e}")))
+}
+
+fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let chain = read_certs(path, "client certificate")?;
+    if chain.is_empty() {
+        return Err(TlsError::NoClientCert {
+            path: path.to_owned(),
+        });
+    }
+    Ok(chain)
+}
+
+fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let read_err = |reason: String| TlsError::Read {
+        what: "client key",
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| read_err(e.to_string()))?;
+    if let Some(warning) = key_permission_warning(path) {
+        tracing::warn!("{warning}");
+    }
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
+        read_err(format!(
+            "no usable private key ({e}); expected PEM with BEGIN PRIVATE KEY, BEGIN RSA PRIVATE KEY or BEGIN EC PRIVATE KEY \
+             (encrypted keys are not supported)"
+        ))
+    })
+}
+
+/// A warning for a key file that group or others can read, naming the file and the fix.
+pub fn key_permission_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    permission_warning_for_mode(path, mode)
+}
+
+fn permission_warning_for_mode(path: &Path, mode: u32) -> Option<String> {
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "private key `{}` is readable by group or others (mode {:o}); run: chmod 600 {}",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_warning_names_file_and_fix() {
+        let p = Path::new("agent_cert/device.key");
+        assert_eq!(permission_warning_for_mode(p, 0o100_600), None);
+        assert_eq!(permission_warning_for_mode(p, 0o100_400), None);
+        let w = permission_warning_for_mode(p, 0o100_644).unwrap();
+        assert!(
+            w.contains("agent_cert/device.key")
+                && w.contains("chmod 600 agent_cert/device.key")
+                && w.contains("644"),
+            "{w}"
+        );
+        assert!(permission_warning_for_mode(p, 0o100_640).is_some());
+    }
+
+    #[test]
+    fn missing_ca_file_names_it() {
+        let err = client_config(&TlsOptions {
+            ca_files: vec!["/nonexistent/ca.pem".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("CA file `/nonexistent/ca.pem`"), "{msg}");
+    }
+
+    #[test]
+    fn ca_file_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.pem");
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let err = client_config(&TlsOptions {
+            ca_files: vec![path.clone()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(matches!(err, TlsError::NoCaInFile { .. }), "{err}");
+    }
+
+    #[test]
+    fn cert_without_key_is_a_usage_error() {
+        let err = client_config(&TlsOptions {
+            client_cert: Some("c.pem".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("--key"), "{err}");
+    }
+}
