@@ -225,6 +225,17 @@ pub(crate) fn classify(
         };
     }
     let as_std: &(dyn StdError + 'static) = err;
+    if let rumqttc::ConnectionError::Tls(rumqttc::TlsError::Io(io)) = err
+        && matches!(io.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof)
+    {
+        return ConnectError::Tls {
+            endpoint: ep,
+            detail: format!(
+                "the server closed the connection during the TLS handshake; is port {} a TLS listener (mqtts:// is usually 8883)?",
+                endpoint.port()
+            ),
+        };
+    }
     if let Some(tls) = find::<rustls::Error>(as_std) {
         return match tls {
             rustls::Error::InvalidCertificate(ce) => {

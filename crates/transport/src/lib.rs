@@ -7,13 +7,14 @@
 //! - [`session`]: the connection: publish-and-confirm, subscribe-and-wait, reconnect.
 //! - [`outbox`]: where messages wait for their PUBACK, in memory or in a disk spool.
 //! - [`error`]: connection failures as sentences.
-//! - [`topic`], [`message`], [`backoff`]: small pure pieces.
+//! - [`topic`], [`message`], [`backoff`]: small pure pieces; [`bulk`]: publish a stream and confirm it.
 //! - [`args`]: clap argument groups every binary flattens in; [`output`]: text/NDJSON output,
 //!   logging, exit codes; [`signal`]: Ctrl-C/SIGTERM.
 
 pub mod args;
 pub mod auth;
 pub mod backoff;
+pub mod bulk;
 pub mod endpoint;
 pub mod error;
 pub mod message;

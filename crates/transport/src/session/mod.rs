@@ -581,15 +581,18 @@ impl Session {
         if let Err(e) = inner.outbox.persist() {
             tracing::error!("{e}");
         }
-        inner.status.connected = false;
-        inner.status.ended.get_or_insert_with(|| "closed".into());
-        self.shared.publish_status(&inner);
-        CloseSummary {
+        let summary = CloseSummary {
             acked: inner.status.acked,
             unacked: inner.outbox.unacked(),
             spooled: inner.outbox.is_durable(),
             dropped: inner.status.dropped,
-        }
+        };
+        // Release the spool (and its lock) now, even while clones of this handle live on.
+        drop(std::mem::replace(&mut inner.outbox, Outbox::memory(1)));
+        inner.status.connected = false;
+        inner.status.ended.get_or_insert_with(|| "closed".into());
+        self.shared.publish_status(&inner);
+        summary
     }
 
     async fn join_tasks(&self, limit: Duration) {
