@@ -29,7 +29,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_logging(cli.output.verbose, cli.output.quiet);
     let out = output::Output::new(cli.output.output);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");

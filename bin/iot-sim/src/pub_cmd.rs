@@ -56,7 +56,8 @@ pub async fn run(args: PubArgs, out: Output) -> u8 {
         Ok(code) => code,
         Err(e) => {
             tracing::error!("{e:#}");
-            e.downcast_ref::<Usage>().map_or(exit::FAILURE, |_| exit::USAGE)
+            e.downcast_ref::<Usage>()
+                .map_or(exit::FAILURE, |_| exit::USAGE)
         }
     }
 }
@@ -67,9 +68,14 @@ pub async fn run(args: PubArgs, out: Output) -> u8 {
 struct Usage(String);
 
 async fn run_inner(args: PubArgs, out: Output) -> anyhow::Result<u8> {
-    let mut opts =
-        args.broker.to_options(&args.tls, &args.auth, None).map_err(|e| Usage(e.to_string()))?;
-    let outbox = args.spool.open(usize::from(opts.inflight).max(1000) * 10).map_err(|e| Usage(e.to_string()))?;
+    let mut opts = args
+        .broker
+        .to_options(&args.tls, &args.auth, None)
+        .map_err(|e| Usage(e.to_string()))?;
+    let outbox = args
+        .spool
+        .open(usize::from(opts.inflight).max(1000) * 10)
+        .map_err(|e| Usage(e.to_string()))?;
     if outbox.is_durable() {
         opts.start_mode = StartMode::Background;
     }
@@ -84,7 +90,11 @@ async fn run_inner(args: PubArgs, out: Output) -> anyhow::Result<u8> {
     } else {
         PayloadSource::Fixed(bytes::Bytes::new())
     };
-    let count = if args.lines { args.count } else { Some(args.count.unwrap_or(1)) };
+    let count = if args.lines {
+        args.count
+    } else {
+        Some(args.count.unwrap_or(1))
+    };
     let (session, _incoming) = match Session::start(opts, outbox).await {
         Ok(s) => s,
         Err(StartError::Options(e)) => return Err(Usage(e.to_string()).into()),
@@ -100,9 +110,11 @@ async fn run_inner(args: PubArgs, out: Output) -> anyhow::Result<u8> {
         interval: args.interval_ms.map(Duration::from_millis),
         confirm_timeout: Duration::from_secs(args.confirm_timeout),
     };
-    let summary = bulk::publish_all(&session, plan, transport::signal::shutdown_signal(), |n| bar.set_position(n))
-        .await
-        .map_err(|e| Usage(e.to_string()))?;
+    let summary = bulk::publish_all(&session, plan, transport::signal::shutdown_signal(), |n| {
+        bar.set_position(n)
+    })
+    .await
+    .map_err(|e| Usage(e.to_string()))?;
     bar.finish_and_clear();
     out.event("summary", &summary, || {
         let mut s = format!(
@@ -110,13 +122,26 @@ async fn run_inner(args: PubArgs, out: Output) -> anyhow::Result<u8> {
             summary.accepted, summary.acked, summary.elapsed_s, summary.rate
         );
         if summary.unacked > 0 {
-            let place = if summary.spooled { "wait in the spool for the next start" } else { "were not confirmed" };
+            let place = if summary.spooled {
+                "wait in the spool for the next start"
+            } else {
+                "were not confirmed"
+            };
             s.push_str(&format!("; {} {place}", summary.unacked));
         }
         if summary.dropped > 0 {
-            s.push_str(&format!("; {} dropped from the full spool", summary.dropped));
+            s.push_str(&format!(
+                "; {} dropped from the full spool",
+                summary.dropped
+            ));
         }
         s
     });
-    Ok(if summary.unacked == 0 && summary.dropped == 0 && !summary.interrupted { exit::OK } else { exit::FAILURE })
+    Ok(
+        if summary.unacked == 0 && summary.dropped == 0 && !summary.interrupted {
+            exit::OK
+        } else {
+            exit::FAILURE
+        },
+    )
 }

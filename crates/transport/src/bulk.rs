@@ -102,7 +102,12 @@ pub async fn publish_all(
                 }
             }
         };
-        let msg = Message { topic: plan.topic.clone(), payload, qos: plan.qos, retain: plan.retain };
+        let msg = Message {
+            topic: plan.topic.clone(),
+            payload,
+            qos: plan.qos,
+            retain: plan.retain,
+        };
         tokio::select! {
             r = session.publish(msg) => { r?; }
             () = &mut shutdown => { interrupted = true; break; }
@@ -132,6 +137,10 @@ pub async fn publish_all(
         dropped: summary.dropped,
         interrupted,
         elapsed_s: elapsed,
-        rate: if elapsed > 0.0 { summary.acked as f64 / elapsed } else { 0.0 },
+        rate: if elapsed > 0.0 {
+            summary.acked as f64 / elapsed
+        } else {
+            0.0
+        },
     })
 }

@@ -236,7 +236,7 @@ impl FromStr for Endpoint {
             path.push_str(q);
         }
         if scheme.is_websocket() && (path.is_empty() || path == "/") {
-            path = "/mqtt".to_owned();
+            "/mqtt".clone_into(&mut path);
         }
         Ok(Endpoint {
             scheme,

@@ -226,7 +226,10 @@ pub(crate) fn classify(
     }
     let as_std: &(dyn StdError + 'static) = err;
     if let rumqttc::ConnectionError::Tls(rumqttc::TlsError::Io(io)) = err
-        && matches!(io.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof)
+        && matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+        )
     {
         return ConnectError::Tls {
             endpoint: ep,

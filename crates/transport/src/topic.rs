@@ -72,10 +72,9 @@ pub fn matches(filter: &str, topic: &str) -> bool {
     let mut t = topic.split('/');
     loop {
         match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
+            (Some("#"), _) | (None, None) => return true,
             (Some("+"), Some(_)) => {}
             (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
             _ => return false,
         }
     }

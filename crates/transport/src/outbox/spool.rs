@@ -146,18 +146,17 @@ impl DiskSpool {
                     .map_err(io_err(&s.path, "remove an acknowledged segment"))?;
             }
         }
-        let writer_path = match segments.back() {
-            Some(s) => s.path.clone(),
-            None => {
-                let path = segment_path(&dir, next_seq);
-                segments.push_back(Segment {
-                    first_seq: next_seq,
-                    end_seq: next_seq,
-                    bytes: 0,
-                    path: path.clone(),
-                });
-                path
-            }
+        let writer_path = if let Some(s) = segments.back() {
+            s.path.clone()
+        } else {
+            let path = segment_path(&dir, next_seq);
+            segments.push_back(Segment {
+                first_seq: next_seq,
+                end_seq: next_seq,
+                bytes: 0,
+                path: path.clone(),
+            });
+            path
         };
         let writer = open_segment(&writer_path)?;
         let first = segments.front().map_or(next_seq, |s| s.first_seq);

@@ -48,7 +48,7 @@ pub(super) async fn run(
                 }
             }
             Ok(Event::Outgoing(Outgoing::Subscribe(pkid))) => {
-                shared.lock().tracker.on_outgoing_subscribe(pkid)
+                shared.lock().tracker.on_outgoing_subscribe(pkid);
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => on_suback(&shared, &ack),
             Ok(Event::Incoming(Packet::Publish(p))) => {

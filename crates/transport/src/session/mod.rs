@@ -624,15 +624,14 @@ impl Session {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some(mut tasks) = tasks {
-            if tokio::time::timeout(Duration::from_secs(2), async {
+        if let Some(mut tasks) = tasks
+            && tokio::time::timeout(Duration::from_secs(2), async {
                 while tasks.join_next().await.is_some() {}
             })
             .await
             .is_err()
-            {
-                tasks.abort_all();
-            }
+        {
+            tasks.abort_all();
         }
         let mut inner = self.shared.lock();
         inner.connected = false;

@@ -72,7 +72,7 @@ impl SessionOptions {
             client_id: format!("edgewire-{:08x}", fastrand::u32(..)),
             tls: TlsOptions::default(),
             credentials: None,
-            keep_alive: Duration::from_secs(60),
+            keep_alive: Duration::from_mins(1),
             clean_session: true,
             inflight: 100,
             connect_timeout: Duration::from_secs(10),

@@ -31,18 +31,31 @@ async fn each_auth_kind_connects_and_gets_a_publish_confirmed() {
     let mut p = opts(&b.url_tls_password());
     p.tls.ca_files = vec![b.pki().ca_cert()];
     let (user, pass) = b.user();
-    p.credentials = Some(transport::auth::Credentials { username: user.into(), password: Some(pass.into()) });
+    p.credentials = Some(transport::auth::Credentials {
+        username: user.into(),
+        password: Some(pass.into()),
+    });
     kinds.push(("password", p));
     for (kind, o) in kinds {
-        let (session, _in) = Session::start(o, Outbox::memory(10)).await.unwrap_or_else(|e| panic!("{kind}: {e}"));
-        let d = session.publish(Message::new(format!("auth/{kind}"), kind)).await.unwrap();
-        d.confirmed().await.unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let (session, _in) = Session::start(o, Outbox::memory(10))
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let d = session
+            .publish(Message::new(format!("auth/{kind}"), kind))
+            .await
+            .unwrap();
+        d.confirmed()
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
         session.close(Duration::from_secs(1)).await;
     }
     let got = blocking(|| sub.wait_for_count(4, Duration::from_secs(10)));
     let mut topics: Vec<_> = got.iter().map(|(t, _)| t.as_str()).collect();
     topics.sort_unstable();
-    assert_eq!(topics, ["auth/mtls", "auth/password", "auth/plain", "auth/ws"]);
+    assert_eq!(
+        topics,
+        ["auth/mtls", "auth/password", "auth/plain", "auth/ws"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +67,9 @@ async fn pkcs1_and_sec1_keys_are_accepted() {
         o.tls.ca_files = vec![b.pki().ca_cert()];
         o.tls.client_cert = Some(c.cert);
         o.tls.client_key = Some(c.key);
-        let (s, _) = Session::start(o, Outbox::memory(1)).await.unwrap_or_else(|e| panic!("{fmt:?}: {e}"));
+        let (s, _) = Session::start(o, Outbox::memory(1))
+            .await
+            .unwrap_or_else(|e| panic!("{fmt:?}: {e}"));
         s.close(Duration::from_secs(1)).await;
     }
 }
@@ -67,9 +82,15 @@ async fn wrong_ca_says_the_server_certificate_is_untrusted() {
     let mut o = opts(&b.url_tls_password());
     o.tls.ca_files = vec![other.ca_cert()];
     let err = connect_err(o).await;
-    assert!(matches!(err, ConnectError::ServerCertificate { .. }), "{err:?}");
+    assert!(
+        matches!(err, ConnectError::ServerCertificate { .. }),
+        "{err:?}"
+    );
     let msg = err.to_string();
-    assert!(msg.contains("unknown issuer") && msg.contains("--cafile"), "{msg}");
+    assert!(
+        msg.contains("unknown issuer") && msg.contains("--cafile"),
+        "{msg}"
+    );
     assert!(err.is_permanent());
 }
 
@@ -83,7 +104,10 @@ async fn certificate_for_another_host_name_is_named() {
     o.tls.ca_files = vec![pki.ca_cert()];
     let err = connect_err(o).await;
     let msg = err.to_string();
-    assert!(matches!(err, ConnectError::ServerCertificate { .. }) && msg.contains("`127.0.0.2`"), "{msg}");
+    assert!(
+        matches!(err, ConnectError::ServerCertificate { .. }) && msg.contains("`127.0.0.2`"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,7 +117,11 @@ async fn client_certificate_problems_are_reported_as_rejected() {
     let other = blocking(|| Pki::generate(other.path()));
     let foreign = blocking(|| other.client("intruder"));
     let expired = blocking(|| b.pki().expired_client("old-device"));
-    for (case, cert) in [("foreign CA", Some(foreign)), ("expired", Some(expired)), ("none", None)] {
+    for (case, cert) in [
+        ("foreign CA", Some(foreign)),
+        ("expired", Some(expired)),
+        ("none", None),
+    ] {
         let mut o = opts(&b.url_mtls());
         o.tls.ca_files = vec![b.pki().ca_cert()];
         if let Some(c) = cert {
@@ -104,7 +132,10 @@ async fn client_certificate_problems_are_reported_as_rejected() {
         let msg = err.to_string();
         eprintln!("{case}: {msg}");
         assert!(
-            matches!(err, ConnectError::ClientCertificate { .. } | ConnectError::Tls { .. }),
+            matches!(
+                err,
+                ConnectError::ClientCertificate { .. } | ConnectError::Tls { .. }
+            ),
             "{case}: expected a client-certificate sentence, got {err:?}"
         );
         assert!(err.is_permanent(), "{case}");
@@ -121,29 +152,51 @@ async fn bad_password_gets_the_connack_meaning_and_the_flags_to_check() {
     let b = broker(BrokerOpts::new());
     let mut o = opts(&b.url_tls_password());
     o.tls.ca_files = vec![b.pki().ca_cert()];
-    o.credentials = Some(transport::auth::Credentials { username: b.user().0.into(), password: Some("wrong".into()) });
+    o.credentials = Some(transport::auth::Credentials {
+        username: b.user().0.into(),
+        password: Some("wrong".into()),
+    });
     let err = connect_err(o).await;
     let msg = err.to_string();
-    assert!(matches!(err, ConnectError::Refused { code: 4 | 5, .. }), "{err:?}");
-    assert!(msg.contains("--password-env") && msg.contains("CONNACK code"), "{msg}");
+    assert!(
+        matches!(err, ConnectError::Refused { code: 4 | 5, .. }),
+        "{err:?}"
+    );
+    assert!(
+        msg.contains("--password-env") && msg.contains("CONNACK code"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_failures_each_have_their_sentence() {
     let port = testkit::free_port();
     let err = connect_err(opts(&format!("mqtt://127.0.0.1:{port}"))).await;
-    assert!(matches!(err, ConnectError::NotListening { .. }) && err.to_string().contains("is the broker running"), "{err}");
+    assert!(
+        matches!(err, ConnectError::NotListening { .. })
+            && err.to_string().contains("is the broker running"),
+        "{err}"
+    );
     assert!(!err.is_permanent());
 
     let err = connect_err(opts("mqtt://no-such-host.invalid:1883")).await;
-    assert!(matches!(err, ConnectError::Dns { ref host, .. } if host == "no-such-host.invalid"), "{err:?}");
+    assert!(
+        matches!(err, ConnectError::Dns { ref host, .. } if host == "no-such-host.invalid"),
+        "{err:?}"
+    );
 
     // A listener that never accepts: TCP completes in the backlog, CONNACK never comes.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut o = opts(&format!("mqtt://127.0.0.1:{}", silent.local_addr().unwrap().port()));
+    let mut o = opts(&format!(
+        "mqtt://127.0.0.1:{}",
+        silent.local_addr().unwrap().port()
+    ));
     o.connect_timeout = Duration::from_secs(1);
     let err = connect_err(o).await;
-    assert!(matches!(err, ConnectError::Timeout { secs: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, ConnectError::Timeout { secs: 1, .. }),
+        "{err:?}"
+    );
 
     let b = broker(BrokerOpts::new());
     let url = format!("mqtts://127.0.0.1:{}", b.port_plain());
@@ -159,7 +212,10 @@ async fn websocket_path_that_is_not_mqtt_is_explained() {
     // mosquitto's WebSocket listener serves any path; a plain MQTT port is no WebSocket server.
     let url = format!("ws://127.0.0.1:{}/mqtt", b.port_plain());
     let err = connect_err(opts(&url)).await;
-    assert!(err.to_string().contains(&b.port_plain().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&b.port_plain().to_string()),
+        "{err}"
+    );
 }
 
 type Seen = Arc<Mutex<Option<(Option<Vec<u8>>, Option<String>)>>>;
@@ -169,7 +225,10 @@ type Seen = Arc<Mutex<Option<(Option<Vec<u8>>, Option<String>)>>>;
 /// is how ALPN is observed.
 async fn tls_server(pki: &Pki, addr: &str) -> (u16, Seen) {
     use tokio_rustls::rustls;
-    let chain: Vec<_> = rustls::pki_types::pem::PemObject::pem_file_iter(pki.server_cert()).unwrap().map(Result::unwrap).collect();
+    let chain: Vec<_> = rustls::pki_types::pem::PemObject::pem_file_iter(pki.server_cert())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     let key = rustls::pki_types::pem::PemObject::from_pem_file(pki.server_key()).unwrap();
     let mut server = rustls::ServerConfig::builder_with_provider(transport::tls::crypto_provider())
         .with_safe_default_protocol_versions()
@@ -187,7 +246,10 @@ async fn tls_server(pki: &Pki, addr: &str) -> (u16, Seen) {
         let (tcp, _) = listener.accept().await.unwrap();
         if let Ok(tls) = acceptor.accept(tcp).await {
             let (_, conn) = tls.get_ref();
-            *seen2.lock().unwrap() = Some((conn.alpn_protocol().map(<[u8]>::to_vec), conn.server_name().map(str::to_owned)));
+            *seen2.lock().unwrap() = Some((
+                conn.alpn_protocol().map(<[u8]>::to_vec),
+                conn.server_name().map(str::to_owned),
+            ));
             std::future::pending::<()>().await;
         }
     });
@@ -205,7 +267,11 @@ async fn alpn_and_sni_are_offered() {
     o.connect_timeout = Duration::from_secs(1);
     let err = connect_err(o).await; // the server never answers CONNECT
     assert!(matches!(err, ConnectError::Timeout { .. }), "{err:?}");
-    let seen = seen.lock().unwrap().clone().expect("the TLS server saw a handshake");
+    let seen = seen
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the TLS server saw a handshake");
     assert_eq!(seen.0.as_deref(), Some(&b"x-amzn-mqtt-ca"[..]));
     assert_eq!(seen.1.as_deref(), Some("localhost"));
 }

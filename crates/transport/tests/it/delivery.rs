@@ -11,7 +11,18 @@ use crate::{blocking, broker, opts, tally};
 
 fn mosquitto_pub(port: u16, topic: &str, msg: &str) {
     let st = std::process::Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", topic, "-m", msg])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-m",
+            msg,
+        ])
         .status()
         .expect("mosquitto_pub runs");
     assert!(st.success(), "mosquitto_pub to {topic} failed");
@@ -21,7 +32,10 @@ fn mosquitto_pub(port: u16, topic: &str, msg: &str) {
 /// so that faults injected on acknowledgement counts land mid-stream.
 async fn publish_numbered(session: Session, topic: &'static str, n: u64, pace: u64) {
     for i in 0..n {
-        session.publish(Message::new(topic, i.to_string())).await.expect("accepted");
+        session
+            .publish(Message::new(topic, i.to_string()))
+            .await
+            .expect("accepted");
         if pace > 0 && i % pace == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -32,15 +46,27 @@ async fn publish_numbered(session: Session, topic: &'static str, n: u64, pace: u
 async fn ten_thousand_numbered_qos1_messages_all_arrive() {
     let b = broker(BrokerOpts::new().max_queued(1_000_000).max_inflight(1000));
     let sub = blocking(|| Subscriber::start(&b, "load/#", 1, Some("load-sub")));
-    let (s, _) = Session::start(opts(&b.url_plain()), Outbox::memory(20_000)).await.unwrap();
+    let (s, _) = Session::start(opts(&b.url_plain()), Outbox::memory(20_000))
+        .await
+        .unwrap();
     publish_numbered(s.clone(), "load/n", 10_000, 0).await;
-    assert_eq!(s.flush(Duration::from_secs(60)).await, 0, "every message confirmed");
+    assert_eq!(
+        s.flush(Duration::from_secs(60)).await,
+        0,
+        "every message confirmed"
+    );
     let st = s.status();
     assert_eq!(st.acked, 10_000);
     s.close(Duration::from_secs(1)).await;
-    let got = blocking(|| sub.wait_until(Duration::from_secs(60), |m| tally(m, 10_000).0.is_empty()));
+    let got =
+        blocking(|| sub.wait_until(Duration::from_secs(60), |m| tally(m, 10_000).0.is_empty()));
     let (missing, dups) = tally(&got, 10_000);
-    assert!(missing.is_empty(), "{} missing, first {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} missing, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
     assert_eq!(dups, 0, "no reconnects, so no duplicates");
 }
 
@@ -49,9 +75,16 @@ async fn broker_restarted_three_times_mid_stream_loses_nothing() {
     const N: u64 = 20_000;
     // The broker keeps the subscriber's session across restarts; our publisher uses a clean
     // session, the case where rumqttc alone drops in-flight messages.
-    let mut b = broker(BrokerOpts::new().persistence(true).max_queued(1_000_000).max_inflight(1000));
+    let mut b = broker(
+        BrokerOpts::new()
+            .persistence(true)
+            .max_queued(1_000_000)
+            .max_inflight(1000),
+    );
     let sub = blocking(|| Subscriber::start(&b, "restart/#", 1, Some("restart-sub")));
-    let (s, _) = Session::start(opts(&b.url_plain()), Outbox::memory(N as usize)).await.unwrap();
+    let (s, _) = Session::start(opts(&b.url_plain()), Outbox::memory(N as usize))
+        .await
+        .unwrap();
     let publisher = tokio::spawn(publish_numbered(s.clone(), "restart/n", N, 20));
     let mut status = s.watch_status();
     for k in 1..=3u64 {
@@ -63,13 +96,29 @@ async fn broker_restarted_three_times_mid_stream_loses_nothing() {
         });
     }
     publisher.await.unwrap();
-    assert_eq!(s.flush(Duration::from_secs(90)).await, 0, "every message confirmed after the restarts");
-    assert!(s.status().connections >= 4, "reconnected after each restart: {:?}", s.status());
+    assert_eq!(
+        s.flush(Duration::from_secs(90)).await,
+        0,
+        "every message confirmed after the restarts"
+    );
+    assert!(
+        s.status().connections >= 4,
+        "reconnected after each restart: {:?}",
+        s.status()
+    );
     s.close(Duration::from_secs(1)).await;
     let got = blocking(|| sub.wait_until(Duration::from_secs(90), |m| tally(m, N).0.is_empty()));
     let (missing, dups) = tally(&got, N);
-    eprintln!("restart test: {} delivered, {dups} duplicates (QoS 1 resends)", got.len());
-    assert!(missing.is_empty(), "{} missing, first {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    eprintln!(
+        "restart test: {} delivered, {dups} duplicates (QoS 1 resends)",
+        got.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "{} missing, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +127,9 @@ async fn network_cut_three_times_mid_stream_loses_nothing() {
     let b = broker(BrokerOpts::new().max_queued(1_000_000).max_inflight(1000));
     let proxy = FaultProxy::start(b.port_plain());
     let sub = blocking(|| Subscriber::start(&b, "cut/#", 1, Some("cut-sub")));
-    let (s, _) = Session::start(opts(&proxy.url()), Outbox::memory(N as usize)).await.unwrap();
+    let (s, _) = Session::start(opts(&proxy.url()), Outbox::memory(N as usize))
+        .await
+        .unwrap();
     let publisher = tokio::spawn(publish_numbered(s.clone(), "cut/n", N, 20));
     let mut status = s.watch_status();
     for k in 1..=3u64 {
@@ -93,29 +144,49 @@ async fn network_cut_three_times_mid_stream_loses_nothing() {
     let got = blocking(|| sub.wait_until(Duration::from_secs(60), |m| tally(m, N).0.is_empty()));
     let (missing, dups) = tally(&got, N);
     eprintln!("cut test: {} delivered, {dups} duplicates", got.len());
-    assert!(missing.is_empty(), "{} missing, first {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} missing, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_is_confirmed_and_restored_after_a_broker_restart() {
     let mut b = broker(BrokerOpts::new()); // no persistence: the broker forgets every subscription
-    let (s, mut incoming) = Session::start(opts(&b.url_plain()), Outbox::memory(10)).await.unwrap();
-    s.subscribe(&[("cmd/#".into(), Qos::AtLeastOnce)]).await.unwrap();
+    let (s, mut incoming) = Session::start(opts(&b.url_plain()), Outbox::memory(10))
+        .await
+        .unwrap();
+    s.subscribe(&[("cmd/#".into(), Qos::AtLeastOnce)])
+        .await
+        .unwrap();
     let port = b.port_plain();
     blocking(|| mosquitto_pub(port, "cmd/a", "one"));
-    let m = tokio::time::timeout(Duration::from_secs(5), incoming.recv()).await.unwrap().unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), incoming.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((m.topic.as_str(), &m.payload[..]), ("cmd/a", &b"one"[..]));
     blocking(|| {
         b.stop();
         b.restart();
     });
     let mut status = s.watch_status();
-    tokio::time::timeout(Duration::from_secs(10), status.wait_for(|st| st.connections >= 2 && st.connected)).await.unwrap().unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        status.wait_for(|st| st.connections >= 2 && st.connected),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     // The re-subscribe is in flight with the CONNACK; publish until it is in place.
     let got = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             blocking(|| mosquitto_pub(port, "cmd/b", "two"));
-            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), incoming.recv()).await {
+            if let Ok(Some(m)) =
+                tokio::time::timeout(Duration::from_millis(200), incoming.recv()).await
+            {
                 return m;
             }
         }
@@ -159,7 +230,11 @@ async fn refusing_broker() -> u16 {
                     while at + 2 <= body.len() {
                         let n = usize::from(u16::from_be_bytes([body[at], body[at + 1]]));
                         let filter = &body[at + 2..at + 2 + n];
-                        codes.push(if filter.starts_with(b"secret/") { 0x80 } else { 0x01 });
+                        codes.push(if filter.starts_with(b"secret/") {
+                            0x80
+                        } else {
+                            0x01
+                        });
                         at += 2 + n + 1;
                     }
                     let mut reply = vec![0x90, 2 + codes.len() as u8, body[0], body[1]];
@@ -177,10 +252,27 @@ async fn refusing_broker() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_subscription_names_the_filter() {
     let port = refusing_broker().await;
-    let (s, _) = Session::start(opts(&format!("mqtt://127.0.0.1:{port}")), Outbox::memory(10)).await.unwrap();
-    s.subscribe(&[("allowed/x".into(), Qos::AtLeastOnce)]).await.unwrap();
-    let err = s.subscribe(&[("allowed/y".into(), Qos::AtLeastOnce), ("secret/#".into(), Qos::AtLeastOnce)]).await.unwrap_err();
-    assert_eq!(err, SubscribeError::Refused(vec!["secret/#".into()]), "{err}");
+    let (s, _) = Session::start(
+        opts(&format!("mqtt://127.0.0.1:{port}")),
+        Outbox::memory(10),
+    )
+    .await
+    .unwrap();
+    s.subscribe(&[("allowed/x".into(), Qos::AtLeastOnce)])
+        .await
+        .unwrap();
+    let err = s
+        .subscribe(&[
+            ("allowed/y".into(), Qos::AtLeastOnce),
+            ("secret/#".into(), Qos::AtLeastOnce),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SubscribeError::Refused(vec!["secret/#".into()]),
+        "{err}"
+    );
     assert!(err.to_string().contains("`secret/#`"));
     s.close(Duration::from_secs(1)).await;
 }

@@ -1,5 +1,8 @@
 //! Integration tests of the transport crate against a real mosquitto (started by `testkit`).
 
+// Test helpers fail by panicking with a message; that is how a test reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod connect;
 mod delivery;
 mod shutdown;
@@ -34,7 +37,10 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
 /// Shows the crate's logs in test output (`RUST_LOG` to change the level).
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rumqttc=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttc=warn".into()),
+        )
         .with_test_writer()
         .try_init();
 }
@@ -43,7 +49,9 @@ pub fn init_logs() {
 pub fn tally(msgs: &[(String, String)], n: u64) -> (Vec<u64>, u64) {
     let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
     for (_, p) in msgs {
-        let k: u64 = p.parse().unwrap_or_else(|_| panic!("payload `{p}` is not a number"));
+        let k: u64 = p
+            .parse()
+            .unwrap_or_else(|_| panic!("payload `{p}` is not a number"));
         *seen.entry(k).or_default() += 1;
     }
     let missing = (0..n).filter(|k| !seen.contains_key(k)).collect();
@@ -54,6 +62,10 @@ pub fn tally(msgs: &[(String, String)], n: u64) -> (Vec<u64>, u64) {
 /// Whether the first arrival of each number is in increasing order.
 pub fn first_arrivals_in_order(msgs: &[(String, String)]) -> bool {
     let mut seen = std::collections::HashSet::new();
-    let firsts: Vec<u64> = msgs.iter().filter_map(|(_, p)| p.parse::<u64>().ok()).filter(|k| seen.insert(*k)).collect();
+    let firsts: Vec<u64> = msgs
+        .iter()
+        .filter_map(|(_, p)| p.parse::<u64>().ok())
+        .filter(|k| seen.insert(*k))
+        .collect();
     firsts.windows(2).all(|w| w[0] < w[1])
 }

@@ -14,17 +14,35 @@ async fn close_mid_stream_keeps_every_unconfirmed_message_for_the_next_start() {
     let b = broker(BrokerOpts::new().max_queued(1_000_000).max_inflight(1000));
     let sub = blocking(|| Subscriber::start(&b, "close/#", 1, Some("close-sub")));
     let dir = tempfile::tempdir().unwrap();
-    let (s, _) = Session::start(opts(&b.url_plain()), Outbox::disk(SpoolConfig::new(dir.path())).unwrap()).await.unwrap();
+    let (s, _) = Session::start(
+        opts(&b.url_plain()),
+        Outbox::disk(SpoolConfig::new(dir.path())).unwrap(),
+    )
+    .await
+    .unwrap();
     for i in 0..N {
-        s.publish(Message::new("close/n", i.to_string())).await.unwrap();
+        s.publish(Message::new("close/n", i.to_string()))
+            .await
+            .unwrap();
     }
     let first = s.close(Duration::ZERO).await;
     assert!(first.spooled);
-    assert_eq!(first.acked + first.unacked, N, "each message confirmed or spooled: {first:?}");
-    assert!(first.unacked > 0, "closing at once leaves some unconfirmed: {first:?}");
+    assert_eq!(
+        first.acked + first.unacked,
+        N,
+        "each message confirmed or spooled: {first:?}"
+    );
+    assert!(
+        first.unacked > 0,
+        "closing at once leaves some unconfirmed: {first:?}"
+    );
 
     let outbox = Outbox::disk(SpoolConfig::new(dir.path())).unwrap();
-    assert_eq!(outbox.unacked(), first.unacked, "the spool holds exactly what was not confirmed");
+    assert_eq!(
+        outbox.unacked(),
+        first.unacked,
+        "the spool holds exactly what was not confirmed"
+    );
     let (s, _) = Session::start(opts(&b.url_plain()), outbox).await.unwrap();
     assert_eq!(s.flush(Duration::from_secs(60)).await, 0);
     let second = s.close(Duration::from_secs(1)).await;

@@ -15,19 +15,32 @@ async fn broker_down_at_start_then_up_delivers_spooled_messages_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let mut o = opts(&b.url_plain());
     o.start_mode = StartMode::Background;
-    let (s, _) = Session::start(o, Outbox::disk(SpoolConfig::new(dir.path())).unwrap()).await.unwrap();
+    let (s, _) = Session::start(o, Outbox::disk(SpoolConfig::new(dir.path())).unwrap())
+        .await
+        .unwrap();
     for i in 0..1000u64 {
-        s.publish(Message::new("spool/n", i.to_string())).await.unwrap();
+        s.publish(Message::new("spool/n", i.to_string()))
+            .await
+            .unwrap();
     }
     let st = s.status();
-    assert!(!st.connected && st.unacked == 1000, "all spooled while the broker is down: {st:?}");
-    assert!(st.last_error.is_some_and(|e| e.to_string().contains("nothing is listening")));
+    assert!(
+        !st.connected && st.unacked == 1000,
+        "all spooled while the broker is down: {st:?}"
+    );
+    assert!(
+        st.last_error
+            .is_some_and(|e| e.to_string().contains("nothing is listening"))
+    );
     blocking(|| b.restart());
     assert_eq!(s.flush(Duration::from_secs(30)).await, 0);
     s.close(Duration::from_secs(1)).await;
     let got = blocking(|| sub.wait_until(Duration::from_secs(30), |m| tally(m, 1000).0.is_empty()));
     assert!(tally(&got, 1000).0.is_empty(), "all 1000 delivered");
-    assert!(first_arrivals_in_order(&got), "delivered in the order published");
+    assert!(
+        first_arrivals_in_order(&got),
+        "delivered in the order published"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,13 +50,19 @@ async fn full_spool_drops_the_oldest_and_says_how_many() {
     let sub = blocking(|| Subscriber::start(&b, "cap/#", 1, Some("cap-sub")));
     blocking(|| b.stop());
     let dir = tempfile::tempdir().unwrap();
-    let cfg = SpoolConfig { dir: dir.path().to_owned(), max_bytes: 64 * 1024, max_files: 4 };
+    let cfg = SpoolConfig {
+        dir: dir.path().to_owned(),
+        max_bytes: 64 * 1024,
+        max_files: 4,
+    };
     let mut o = opts(&b.url_plain());
     o.start_mode = StartMode::Background;
     let (s, _) = Session::start(o, Outbox::disk(cfg).unwrap()).await.unwrap();
     let mut events = s.events();
     for i in 0..N {
-        s.publish(Message::new("cap/n", format!("{i:0>100}"))).await.unwrap();
+        s.publish(Message::new("cap/n", format!("{i:0>100}")))
+            .await
+            .unwrap();
     }
     let dropped = s.status().dropped;
     assert!(dropped > 0 && dropped < N, "some dropped: {dropped}");
@@ -61,5 +80,9 @@ async fn full_spool_drops_the_oldest_and_says_how_many() {
     let kept = N - dropped;
     let got = blocking(|| sub.wait_for_count(kept as usize, Duration::from_secs(30)));
     let nums: Vec<u64> = got.iter().map(|(_, p)| p.parse().unwrap()).collect();
-    assert_eq!(nums, (dropped..N).collect::<Vec<_>>(), "exactly the newest {kept}, in order");
+    assert_eq!(
+        nums,
+        (dropped..N).collect::<Vec<_>>(),
+        "exactly the newest {kept}, in order"
+    );
 }
