@@ -68,6 +68,7 @@ pub async fn run(args: PubArgs, out: Output) -> u8 {
 struct Usage(String);
 
 async fn run_inner(args: PubArgs, out: Output) -> anyhow::Result<u8> {
+    transport::topic::validate_name(&args.topic).map_err(|e| Usage(e.to_string()))?;
     let mut opts = args
         .broker
         .to_options(&args.tls, &args.auth, None)

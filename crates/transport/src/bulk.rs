@@ -122,6 +122,11 @@ pub async fn publish_all(
         }
     }
     if !interrupted {
+        tracing::info!(
+            "accepted {accepted} message(s); waiting up to {} s for the broker to confirm {} unconfirmed",
+            plan.confirm_timeout.as_secs(),
+            session.status().unacked
+        );
         tokio::select! {
             _ = session.flush(plan.confirm_timeout) => {}
             () = &mut shutdown => interrupted = true,
