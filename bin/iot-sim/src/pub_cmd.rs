@@ -112,7 +112,7 @@ async fn run_inner(args: PubArgs, out: Output) -> anyhow::Result<u8> {
         confirm_timeout: Duration::from_secs(args.confirm_timeout),
     };
     let summary = bulk::publish_all(&session, plan, transport::signal::shutdown_signal(), |n| {
-        bar.set_position(n)
+        bar.set_position(n);
     })
     .await
     .map_err(|e| Usage(e.to_string()))?;

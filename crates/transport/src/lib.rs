@@ -7,6 +7,7 @@
 //! - [`session`]: the connection: publish-and-confirm, subscribe-and-wait, reconnect.
 //! - [`outbox`]: where messages wait for their PUBACK, in memory or in a disk spool.
 //! - [`error`]: connection failures as sentences.
+//! - `broker` (feature `broker`): the embedded broker iot-sim runs.
 //! - [`topic`], [`message`], [`backoff`]: small pure pieces; [`bulk`]: publish a stream and confirm it.
 //! - [`args`]: clap argument groups every binary flattens in; [`output`]: text/NDJSON output,
 //!   logging, exit codes; [`signal`]: Ctrl-C/SIGTERM.
@@ -14,6 +15,8 @@
 pub mod args;
 pub mod auth;
 pub mod backoff;
+#[cfg(feature = "broker")]
+pub mod broker;
 pub mod bulk;
 pub mod endpoint;
 pub mod error;

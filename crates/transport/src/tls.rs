@@ -217,6 +217,62 @@ fn permission_warning_for_mode(path: &Path, mode: u32) -> Option<String> {
     })
 }
 
+/// The common name (CN) of a DER certificate's subject, if it has one. Used to check device
+/// identities (MindConnect expects client id = `<tenant>_<CN>`) and by the embedded broker.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_owned();
+    Some(cn)
+}
+
+/// The common name of the first certificate in a PEM file.
+pub fn common_name_of_file(path: &Path) -> Result<Option<String>, TlsError> {
+    let certs = read_certs(path, "certificate")?;
+    Ok(certs.first().and_then(|c| common_name(c)))
+}
+
+/// A TLS server config (for the embedded broker's listeners and the emulated HTTPS endpoints):
+/// `cert`/`key` as the server identity; with `client_ca`, clients must present a certificate
+/// signed by that CA.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let chain = load_chain(cert)?;
+    let private = load_key(key)?;
+    let builder = rustls::ServerConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Setup(e.to_string()))?;
+    let builder = match client_ca {
+        Some(ca) => {
+            let roots = Arc::new(root_store(&[ca.to_owned()])?);
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                roots,
+                crypto_provider(),
+            )
+            .build()
+            .map_err(|e| TlsError::Setup(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
+        .with_single_cert(chain, private)
+        .map_err(|e| TlsError::ClientAuth {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            reason: e.to_string(),
+        })?;
+    Ok(Arc::new(config))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,12 @@
 //! Tests of the `iot-sim` binary as a user runs it, against a real mosquitto.
 
 // Test helpers fail by panicking with a message; that is how a test reports.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 mod publish;
 
@@ -45,11 +50,14 @@ fn wait_output(mut child: Child, deadline: Instant) -> Output {
 
 /// A running child whose stderr lines are collected as they come.
 pub struct Running {
+    /// The process.
     pub child: Child,
+    /// Its stderr lines so far.
     pub stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl Running {
+    /// Starts `cmd` with stderr collected.
     pub fn spawn(cmd: &mut Command) -> Running {
         let mut child = cmd
             .stdout(Stdio::null())

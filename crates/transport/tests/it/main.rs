@@ -1,7 +1,12 @@
 //! Integration tests of the transport crate against a real mosquitto (started by `testkit`).
 
 // Test helpers fail by panicking with a message; that is how a test reports.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 mod connect;
 mod delivery;
