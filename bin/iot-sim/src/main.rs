@@ -1,7 +1,8 @@
-//! `iot-sim`: the local stand-in for the clouds edgewire talks to. This first part is its
-//! traffic generator, `iot-sim pub`, which the tests and benchmarks drive.
+//! `iot-sim`: the local stand-in for the clouds edgewire talks to (`certs`, `up`, `demo`,
+//! `status`) and a traffic generator (`pub`) for tests and benchmarks.
 
 mod pub_cmd;
+mod sim_cmd;
 
 use std::process::ExitCode;
 
@@ -21,6 +22,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write a development PKI: root CA, broker certificate, one client certificate per agent.
+    Certs(sim_cmd::CertsArgs),
+    /// Start the local cloud (embedded broker and every vendor's platform side) until Ctrl-C.
+    Up(sim_cmd::SimArgs),
+    /// Start the local cloud, run every agent against it, print what each achieved.
+    Demo(sim_cmd::DemoArgs),
+    /// What a running `iot-sim up` has received, per vendor.
+    Status(sim_cmd::StatusArgs),
     /// Publish test traffic (numbered, sized or from stdin) and wait until the broker confirms it.
     Pub(pub_cmd::PubArgs),
 }
@@ -42,6 +51,10 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match cli.command {
+            Command::Certs(args) => sim_cmd::certs(&args, out),
+            Command::Up(args) => sim_cmd::up(&args, out).await,
+            Command::Demo(args) => sim_cmd::demo(&args, out).await,
+            Command::Status(args) => sim_cmd::status(&args, out),
             Command::Pub(args) => pub_cmd::run(args, out).await,
         }
     });

@@ -26,7 +26,7 @@ pub struct BrokerArgs {
     /// Allow plaintext mqtt:// or ws:// to a host that is not this machine (warns).
     #[arg(long)]
     pub allow_plaintext: bool,
-    /// MQTT client id (default: edgewire-<random>).
+    /// MQTT client id (default: edgewire- plus 8 random hex digits).
     #[arg(long, short = 'i', value_name = "ID")]
     pub client_id: Option<String>,
     /// Keep-alive interval in seconds (0 = off).

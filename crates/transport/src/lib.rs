@@ -7,11 +7,12 @@
 //! - [`session`]: the connection: publish-and-confirm, subscribe-and-wait, reconnect.
 //! - [`outbox`]: where messages wait for their PUBACK, in memory or in a disk spool.
 //! - [`error`]: connection failures as sentences.
-//! - `broker` (feature `broker`): the embedded broker iot-sim runs.
+//! - [`access`]: identities and access policies; `broker` (feature `broker`): the embedded broker iot-sim runs.
 //! - [`topic`], [`message`], [`backoff`]: small pure pieces; [`bulk`]: publish a stream and confirm it.
 //! - [`args`]: clap argument groups every binary flattens in; [`output`]: text/NDJSON output,
 //!   logging, exit codes; [`signal`]: Ctrl-C/SIGTERM.
 
+pub mod access;
 pub mod args;
 pub mod auth;
 pub mod backoff;

@@ -9,6 +9,7 @@
 )]
 
 mod publish;
+mod sim;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};

@@ -10,7 +10,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use super::gate::{ListenerKind, Origin, Registry};
+use super::gate::{Origin, Registry};
+use crate::access::ListenerKind;
 
 pub(crate) struct Front {
     pub(crate) listener: TcpListener,

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-pub use gate::{AccessPolicy, Identity, ListenerKind, Verdict};
+pub use crate::access::{AccessPolicy, Identity, ListenerKind, Verdict};
 
 use crate::tls::{self, TlsError};
 

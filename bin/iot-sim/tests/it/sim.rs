@@ -1,0 +1,135 @@
+//! `iot-sim certs`, `up`, `status` and `demo` as a user runs them.
+
+use std::time::{Duration, Instant};
+
+use transport::output::exit;
+
+use crate::{Running, events, iot_sim, run};
+
+#[test]
+fn certs_writes_a_dev_pki_once_and_refuses_foreign_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("agent_cert");
+    let out = run(iot_sim().args([
+        "--output",
+        "json",
+        "certs",
+        "--dir",
+        certs.to_str().unwrap(),
+        "--client",
+        "press-7",
+    ]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::OK)));
+    let ev = events(&out.stdout);
+    assert_eq!(ev[0].0, "certs");
+    let ca = std::fs::read(certs.join("ca.pem")).unwrap();
+    assert!(certs.join("press-7.key").exists());
+    let out = run(iot_sim().args(["certs", "--dir", certs.to_str().unwrap()]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::OK)));
+    assert_eq!(
+        std::fs::read(certs.join("ca.pem")).unwrap(),
+        ca,
+        "a second run keeps the CA"
+    );
+
+    let foreign = dir.path().join("theirs");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("ca.pem"), "not ours").unwrap();
+    let out = run(iot_sim().args(["certs", "--dir", foreign.to_str().unwrap()]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::USAGE)));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to overwrite"));
+}
+
+#[test]
+fn demo_exits_zero_with_every_check_passed_and_one_when_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = run(iot_sim()
+        .current_dir(d)
+        .args(["--output", "json", "demo", "--messages", "30"]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::OK)));
+    let ev = events(&out.stdout);
+    assert_eq!(ev[0].1["ok"], true);
+    assert!(ev[0].1["rows"].as_array().unwrap().len() >= 10);
+
+    let out =
+        run(iot_sim()
+            .current_dir(d)
+            .args(["demo", "--messages", "30", "--sabotage", "mtls"]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::FAILURE)));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("SOME CHECKS FAILED") && text.contains("mtls: confirmed by the broker"),
+        "{text}"
+    );
+}
+
+#[test]
+fn up_serves_until_sigterm_and_status_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = run(iot_sim().current_dir(d).args(["status"]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::FAILURE)));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no running `iot-sim up`"));
+
+    let mut up = Running::spawn(iot_sim().current_dir(d).arg("up"));
+    let status_file = dir.path().join(".edgewire/sim/status.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !status_file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = run(iot_sim()
+        .current_dir(d)
+        .args(["--output", "json", "status"]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::OK)));
+    let st = &events(&out.stdout)[0].1;
+    assert!(
+        st["listeners"]["mtls"]
+            .as_str()
+            .unwrap()
+            .starts_with("mqtts://localhost:")
+    );
+    assert!(st["clouds"]["transport"].is_object());
+
+    let url = st["listeners"]["plain"].as_str().unwrap().to_owned();
+    let out = run(iot_sim().args([
+        "pub",
+        "-b",
+        &url,
+        "-t",
+        "demo/plain/reading",
+        "-C",
+        "3",
+        "--numbered",
+    ]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::OK)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = run(iot_sim()
+            .current_dir(d)
+            .args(["--output", "json", "status"]));
+        if events(&out.stdout)[0].1["clouds"]["transport"]["counters"]["received_plain"] == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status never showed the 3 messages"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let pid = up.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let code = up.child.wait().unwrap().code();
+    assert_eq!(code, Some(i32::from(exit::OK)), "SIGTERM is a clean stop");
+    assert!(
+        !status_file.exists(),
+        "a stopped sim leaves no status behind"
+    );
+}

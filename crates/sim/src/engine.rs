@@ -1,0 +1,313 @@
+//! Starting and stopping the local cloud: the development PKI, the embedded broker (or an
+//! external one given by `--broker`), the cloud sides, and the state folder that tells users and
+//! `iot-sim status` where everything is.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cloudkit::{CloudSide, Report};
+use transport::SessionOptions;
+use transport::auth::Credentials;
+use transport::broker::{BrokerSetup, EmbeddedBroker};
+use transport::tls::TlsOptions;
+
+use crate::certs::{self, DevPki};
+use crate::runner::{CloudRunner, RunnerError};
+
+/// The username of the password listeners.
+pub const DEV_USER: &str = "edgewire";
+/// The client certificate the demo's generic device uses.
+pub const DEMO_DEVICE: &str = "demo-device";
+
+/// How to start the local cloud.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Folder of the development PKI (`agent_cert`).
+    pub cert_dir: PathBuf,
+    /// Folder for endpoints, the dev password and status (`.edgewire/sim`).
+    pub state_dir: PathBuf,
+    /// Use this broker instead of the embedded one.
+    pub external: Option<SessionOptions>,
+    /// Client certificate names to issue besides the demo device.
+    pub client_names: Vec<String>,
+}
+
+/// How a client reaches one listener.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listener {
+    /// `plain`, `ws`, `mtls`, `tls_password`, `wss` or `external`.
+    pub name: &'static str,
+    /// Broker URL.
+    pub url: String,
+    /// Trust and identity to use.
+    #[serde(skip)]
+    pub tls: TlsOptions,
+    /// Username/password to use.
+    #[serde(skip)]
+    pub credentials: Option<Credentials>,
+}
+
+impl Listener {
+    /// Session options for a client of this listener.
+    pub fn session_options(&self) -> Result<SessionOptions, SimError> {
+        let endpoint = self
+            .url
+            .parse()
+            .map_err(|e: transport::endpoint::EndpointError| SimError::Setup(e.to_string()))?;
+        let mut o = SessionOptions::new(endpoint);
+        o.tls.clone_from(&self.tls);
+        o.credentials.clone_from(&self.credentials);
+        Ok(o)
+    }
+}
+
+/// Why the local cloud could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// Certificates.
+    #[error(transparent)]
+    Certs(#[from] certs::CertsError),
+    /// Broker.
+    #[error(transparent)]
+    Broker(#[from] transport::broker::BrokerError),
+    /// A cloud side.
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
+    /// Files in the state folder.
+    #[error("cannot {op} `{path}`: {source}")]
+    Io {
+        /// What.
+        op: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// Anything else about the set-up.
+    #[error("{0}")]
+    Setup(String),
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SimError + use<> {
+    let path = path.to_owned();
+    move |source| SimError::Io { op, path, source }
+}
+
+/// The running local cloud.
+pub struct Sim {
+    broker: Option<EmbeddedBroker>,
+    listeners: Vec<Listener>,
+    runners: Vec<CloudRunner>,
+    pki: DevPki,
+    state_dir: PathBuf,
+}
+
+/// What `status.json` holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StatusFile {
+    /// Process id of `iot-sim up`.
+    pub pid: u32,
+    /// When written (RFC 3339).
+    pub updated: String,
+    /// Listener name → URL.
+    pub listeners: BTreeMap<String, String>,
+    /// Cloud side → what it saw.
+    pub clouds: BTreeMap<String, ReportJson>,
+}
+
+/// A report as stored in `status.json`.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct ReportJson {
+    /// Counters.
+    pub counters: BTreeMap<String, u64>,
+    /// Recent events.
+    pub recent: Vec<String>,
+}
+
+fn dev_password(state_dir: &Path) -> Result<String, SimError> {
+    let path = state_dir.join("password");
+    if let Ok(p) = fs::read_to_string(&path)
+        && !p.trim().is_empty()
+    {
+        return Ok(p.trim().to_owned());
+    }
+    let pw: String = (0..24)
+        .map(|_| char::from(b"abcdefghijkmnpqrstuvwxyz23456789"[fastrand::usize(..32)]))
+        .collect();
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io("create", &path))?;
+    f.write_all(pw.as_bytes()).map_err(io("write", &path))?;
+    Ok(pw)
+}
+
+impl Sim {
+    /// Issues certificates if needed, starts the broker (unless external) and the cloud sides.
+    pub async fn start(opts: SimOptions, clouds: Vec<Arc<dyn CloudSide>>) -> Result<Sim, SimError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&opts.state_dir)
+            .map_err(io("create", &opts.state_dir))?;
+        let mut names = vec![DEMO_DEVICE.to_owned()];
+        names.extend(opts.client_names.iter().cloned());
+        let pki = certs::ensure(&opts.cert_dir, &names)?;
+        let (broker, listeners, cloud_opts) = if let Some(ext) = &opts.external {
+            let listener = Listener {
+                name: "external",
+                url: ext.endpoint.to_string(),
+                tls: ext.tls.clone(),
+                credentials: ext.credentials.clone(),
+            };
+            (None, vec![listener], ext.clone())
+        } else {
+            let password = dev_password(&opts.state_dir)?;
+            let mut setup = BrokerSetup::new(
+                pki.ca.clone(),
+                pki.server.cert.clone(),
+                pki.server.key.clone(),
+            );
+            setup.users = HashMap::from([(DEV_USER.to_owned(), password.clone())]);
+            setup.policies = clouds.iter().filter_map(|c| c.policy()).collect();
+            let broker = EmbeddedBroker::start(setup).await?;
+            let ep = broker.endpoints().clone();
+            let trust = TlsOptions {
+                ca_files: vec![pki.ca.clone()],
+                ..TlsOptions::default()
+            };
+            let device = pki.client(DEMO_DEVICE).cloned();
+            let creds = Some(Credentials {
+                username: DEV_USER.to_owned(),
+                password: Some(password),
+            });
+            let listeners = vec![
+                Listener {
+                    name: "plain",
+                    url: ep.plain.clone(),
+                    tls: TlsOptions::default(),
+                    credentials: None,
+                },
+                Listener {
+                    name: "ws",
+                    url: ep.ws.clone(),
+                    tls: TlsOptions::default(),
+                    credentials: None,
+                },
+                Listener {
+                    name: "mtls",
+                    url: ep.mtls.clone(),
+                    tls: TlsOptions {
+                        client_cert: device.as_ref().map(|d| d.cert.clone()),
+                        client_key: device.as_ref().map(|d| d.key.clone()),
+                        ..trust.clone()
+                    },
+                    credentials: None,
+                },
+                Listener {
+                    name: "tls_password",
+                    url: ep.tls_password.clone(),
+                    tls: trust.clone(),
+                    credentials: creds.clone(),
+                },
+                Listener {
+                    name: "wss",
+                    url: ep.wss.clone(),
+                    tls: trust,
+                    credentials: creds,
+                },
+            ];
+            let cloud_opts = listeners[0].session_options()?;
+            (Some(broker), listeners, cloud_opts)
+        };
+        let mut runners = Vec::new();
+        for cloud in clouds {
+            runners.push(CloudRunner::start(cloud, cloud_opts.clone()).await?);
+        }
+        let sim = Sim {
+            broker,
+            listeners,
+            runners,
+            pki,
+            state_dir: opts.state_dir,
+        };
+        sim.write_status()?;
+        Ok(sim)
+    }
+
+    /// How to reach each listener.
+    pub fn listeners(&self) -> &[Listener] {
+        &self.listeners
+    }
+
+    /// The development PKI.
+    pub fn pki(&self) -> &DevPki {
+        &self.pki
+    }
+
+    /// The state folder.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// What each cloud side has seen.
+    pub fn reports(&self) -> BTreeMap<String, Report> {
+        self.runners
+            .iter()
+            .map(|r| (r.cloud.name().to_owned(), r.cloud.report()))
+            .collect()
+    }
+
+    /// Writes `status.json` (atomically) for `iot-sim status`.
+    pub fn write_status(&self) -> Result<(), SimError> {
+        let status = StatusFile {
+            pid: std::process::id(),
+            updated: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            listeners: self
+                .listeners
+                .iter()
+                .map(|l| (l.name.to_owned(), l.url.clone()))
+                .collect(),
+            clouds: self
+                .reports()
+                .into_iter()
+                .map(|(k, r)| {
+                    (
+                        k,
+                        ReportJson {
+                            counters: r.counters,
+                            recent: r.recent,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let path = self.state_dir.join("status.json");
+        let tmp = self.state_dir.join("status.json.tmp");
+        let json =
+            serde_json::to_vec_pretty(&status).map_err(|e| SimError::Setup(e.to_string()))?;
+        fs::write(&tmp, json).map_err(io("write", &tmp))?;
+        fs::rename(&tmp, &path).map_err(io("replace", &path))
+    }
+
+    /// Stops the cloud sides and the broker; removes `status.json`.
+    pub async fn stop(self) {
+        for r in self.runners {
+            r.stop().await;
+        }
+        if let Some(b) = self.broker {
+            b.stop().await;
+        }
+        let _ = fs::remove_file(self.state_dir.join("status.json"));
+    }
+}

@@ -1,0 +1,19 @@
+//! iot-sim's engine: a local stand-in for the IoT clouds edgewire talks to.
+//!
+//! # Layout
+//! - [`certs`]: the development PKI (`iot-sim certs`).
+//! - [`engine`]: starts the embedded broker (or uses `--broker`) and the cloud sides; writes the
+//!   state folder (`iot-sim up`).
+//! - [`runner`]: runs one cloud side as an MQTT client of the broker.
+//! - [`registry`]: every cloud side iot-sim runs.
+//! - [`echo`]: the built-in cloud side behind the demo's transport checks.
+//! - [`demo`]: `iot-sim demo` and its summary table.
+//! - [`status`]: `iot-sim status`.
+
+pub mod certs;
+pub mod demo;
+pub mod echo;
+pub mod engine;
+pub mod registry;
+pub mod runner;
+pub mod status;
