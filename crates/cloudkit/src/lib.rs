@@ -7,10 +7,14 @@
 //! answers, adds its access policy to the embedded broker, and shows its [`Report`].
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use transport::SessionOptions;
 pub use transport::access::{AccessPolicy, Identity, ListenerKind, Verdict};
+use transport::auth::Credentials;
 pub use transport::message::{Message, Qos};
+use transport::tls::TlsOptions;
 
 /// What a cloud side has seen, for `iot-sim status` and the demo summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -61,6 +65,101 @@ pub trait CloudSide: Send + Sync + 'static {
 
     /// What it has seen so far.
     fn report(&self) -> Report;
+
+    /// Common names of the device certificates its agents need (issued by `iot-sim certs`).
+    fn device_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// How a client reaches one of the local cloud's listeners.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listener {
+    /// `plain`, `ws`, `mtls`, `tls_password`, `wss` or `external`.
+    pub name: &'static str,
+    /// Broker URL.
+    pub url: String,
+    /// Trust (and the generic demo device's identity on `mtls`).
+    #[serde(skip)]
+    pub tls: TlsOptions,
+    /// The development username/password on the password listeners.
+    #[serde(skip)]
+    pub credentials: Option<Credentials>,
+}
+
+impl Listener {
+    /// Session options for a client of this listener.
+    pub fn session_options(&self) -> Result<SessionOptions, transport::endpoint::EndpointError> {
+        let mut o = SessionOptions::new(self.url.parse()?);
+        o.tls.clone_from(&self.tls);
+        o.credentials.clone_from(&self.credentials);
+        Ok(o)
+    }
+}
+
+/// What a vendor's demo check gets to work with.
+#[derive(Clone)]
+pub struct DemoEnv {
+    /// The listeners of the running local cloud.
+    pub listeners: Vec<Listener>,
+    /// The development CA (trust it for the broker and the HTTPS endpoints).
+    pub ca: PathBuf,
+    /// Folder of the development PKI: `<cn>.pem` and `<cn>.key` for each device name.
+    pub cert_dir: PathBuf,
+    /// Base URL of the local cloud's HTTPS endpoints, when it runs them.
+    pub https_base: Option<String>,
+    /// A scratch folder for config files, spools and downloads.
+    pub work_dir: PathBuf,
+    /// Messages (or events) per check.
+    pub messages: u64,
+    /// Reads the vendor cloud side's report now.
+    pub report: Arc<dyn Fn() -> Report + Send + Sync>,
+}
+
+impl DemoEnv {
+    /// The listener with this name.
+    pub fn listener(&self, name: &str) -> Option<&Listener> {
+        self.listeners.iter().find(|l| l.name == name)
+    }
+}
+
+/// One line of the demo summary.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DemoRow {
+    /// Vendor.
+    pub vendor: String,
+    /// What was checked.
+    pub check: String,
+    /// What the run should produce.
+    pub expected: u64,
+    /// What it produced.
+    pub got: u64,
+    /// `expected == got`.
+    pub ok: bool,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl DemoRow {
+    /// A row; the note is kept only when the check failed.
+    pub fn new(
+        vendor: &str,
+        check: impl Into<String>,
+        expected: u64,
+        got: u64,
+        note: Option<String>,
+    ) -> Self {
+        let ok = expected == got;
+        DemoRow {
+            vendor: vendor.to_owned(),
+            check: check.into(),
+            expected,
+            got,
+            ok,
+            note: if ok { None } else { note },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use cloudkit::{DemoEnv, DemoRow};
 use transport::{Message, Outbox, Session};
 
 use crate::echo;
@@ -19,31 +22,13 @@ pub struct DemoOptions {
     pub sabotage: Option<String>,
 }
 
-/// One line of the summary.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Row {
-    /// Vendor (or `transport` for the broker's listeners).
-    pub vendor: String,
-    /// What was checked.
-    pub check: String,
-    /// What the run should produce.
-    pub expected: u64,
-    /// What it produced.
-    pub got: u64,
-    /// `expected == got`.
-    pub ok: bool,
-    /// Why it failed, when it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
 /// The demo's outcome.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DemoSummary {
     /// `embedded` or the external broker's URL.
     pub broker: String,
     /// Every check.
-    pub rows: Vec<Row>,
+    pub rows: Vec<DemoRow>,
     /// All rows ok.
     pub ok: bool,
 }
@@ -106,7 +91,12 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, SimError> {
         .external
         .as_ref()
         .map_or_else(|| "embedded".to_owned(), |e| e.endpoint.to_string());
-    let sim = Sim::start(opts.sim.clone(), crate::registry::clouds()).await?;
+    let vendors = crate::registry::vendors();
+    let sim = Sim::start(
+        opts.sim.clone(),
+        vendors.iter().map(|v| v.cloud.clone()).collect(),
+    )
+    .await?;
     let received = |key: &str| sim.reports().get("transport").map_or(0, |r| r.get(key));
     let mut rows = Vec::new();
     for listener in sim.listeners().to_vec() {
@@ -118,14 +108,14 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, SimError> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let received = received(&received_key);
-        rows.push(row(
+        rows.push(DemoRow::new(
             "transport",
             format!("{}: confirmed by the broker", listener.name),
             opts.messages,
             confirmed,
             note.clone(),
         ));
-        rows.push(row(
+        rows.push(DemoRow::new(
             "transport",
             format!("{}: received by the cloud side", listener.name),
             opts.messages,
@@ -133,22 +123,35 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, SimError> {
             note,
         ));
     }
+    for vendor in &vendors {
+        let Some(check) = vendor.demo else { continue };
+        let cloud = vendor.cloud.clone();
+        let work_dir = sim.state_dir().join("demo").join(cloud.name());
+        if let Err(e) = std::fs::create_dir_all(&work_dir) {
+            rows.push(DemoRow::new(
+                cloud.name(),
+                "set-up",
+                1,
+                0,
+                Some(format!("cannot create {}: {e}", work_dir.display())),
+            ));
+            continue;
+        }
+        let env = DemoEnv {
+            listeners: sim.listeners().to_vec(),
+            ca: sim.pki().ca.clone(),
+            cert_dir: sim.pki().dir.clone(),
+            https_base: None,
+            work_dir,
+            messages: opts.messages,
+            report: Arc::new(move || cloud.report()),
+        };
+        rows.extend(check(env).await);
+    }
     sim.write_status()?;
     sim.stop().await;
     let ok = rows.iter().all(|r| r.ok);
     Ok(DemoSummary { broker, rows, ok })
-}
-
-fn row(vendor: &str, check: String, expected: u64, got: u64, note: Option<String>) -> Row {
-    let ok = expected == got;
-    Row {
-        vendor: vendor.to_owned(),
-        check,
-        expected,
-        got,
-        ok,
-        note: if ok { None } else { note },
-    }
 }
 
 /// Publishes `n` numbered messages through `listener`; returns how many the broker confirmed.

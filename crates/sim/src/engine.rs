@@ -9,6 +9,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use cloudkit::Listener;
 use cloudkit::{CloudSide, Report};
 use transport::SessionOptions;
 use transport::auth::Credentials;
@@ -34,35 +35,6 @@ pub struct SimOptions {
     pub external: Option<SessionOptions>,
     /// Client certificate names to issue besides the demo device.
     pub client_names: Vec<String>,
-}
-
-/// How a client reaches one listener.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Listener {
-    /// `plain`, `ws`, `mtls`, `tls_password`, `wss` or `external`.
-    pub name: &'static str,
-    /// Broker URL.
-    pub url: String,
-    /// Trust and identity to use.
-    #[serde(skip)]
-    pub tls: TlsOptions,
-    /// Username/password to use.
-    #[serde(skip)]
-    pub credentials: Option<Credentials>,
-}
-
-impl Listener {
-    /// Session options for a client of this listener.
-    pub fn session_options(&self) -> Result<SessionOptions, SimError> {
-        let endpoint = self
-            .url
-            .parse()
-            .map_err(|e: transport::endpoint::EndpointError| SimError::Setup(e.to_string()))?;
-        let mut o = SessionOptions::new(endpoint);
-        o.tls.clone_from(&self.tls);
-        o.credentials.clone_from(&self.credentials);
-        Ok(o)
-    }
 }
 
 /// Why the local cloud could not start.
@@ -160,6 +132,8 @@ impl Sim {
             .map_err(io("create", &opts.state_dir))?;
         let mut names = vec![DEMO_DEVICE.to_owned()];
         names.extend(opts.client_names.iter().cloned());
+        names.extend(clouds.iter().flat_map(|c| c.device_names()));
+        names.dedup();
         let pki = certs::ensure(&opts.cert_dir, &names)?;
         let (broker, listeners, cloud_opts) = if let Some(ext) = &opts.external {
             let listener = Listener {
@@ -225,7 +199,9 @@ impl Sim {
                     credentials: creds,
                 },
             ];
-            let cloud_opts = listeners[0].session_options()?;
+            let cloud_opts = listeners[0]
+                .session_options()
+                .map_err(|e| SimError::Setup(e.to_string()))?;
             (Some(broker), listeners, cloud_opts)
         };
         let mut runners = Vec::new();

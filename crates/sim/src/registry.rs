@@ -1,12 +1,34 @@
-//! Every cloud side iot-sim runs. Each vendor crate adds its own here when it lands.
+//! Every vendor iot-sim knows: its cloud side and its demo check. Each vendor crate adds one
+//! entry here when it lands.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use cloudkit::CloudSide;
+use cloudkit::{CloudSide, DemoEnv, DemoRow};
 
 use crate::echo::EchoCloud;
 
+/// A vendor's demo check: runs its agent against the local cloud and says what happened.
+pub type DemoFn = fn(DemoEnv) -> Pin<Box<dyn Future<Output = Vec<DemoRow>> + Send>>;
+
+/// One vendor.
+pub struct Vendor {
+    /// Its platform side.
+    pub cloud: Arc<dyn CloudSide>,
+    /// Its demo check (the transport checks are built into the demo).
+    pub demo: Option<DemoFn>,
+}
+
+/// A fresh instance of every vendor.
+pub fn vendors() -> Vec<Vendor> {
+    vec![Vendor {
+        cloud: Arc::new(EchoCloud::default()),
+        demo: None,
+    }]
+}
+
 /// A fresh instance of every cloud side.
 pub fn clouds() -> Vec<Arc<dyn CloudSide>> {
-    vec![Arc::new(EchoCloud::default())]
+    vendors().into_iter().map(|v| v.cloud).collect()
 }
