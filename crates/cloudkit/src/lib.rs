@@ -66,6 +66,12 @@ pub trait CloudSide: Send + Sync + 'static {
     /// What it has seen so far.
     fn report(&self) -> Report;
 
+    /// HTTPS endpoints of the platform (configuration, provisioning, tokens, uploads), served by
+    /// iot-sim under `https://localhost:PORT/<name>/…`: routes are relative to that prefix.
+    fn router(&self) -> Option<axum::Router> {
+        None
+    }
+
     /// Common names of the device certificates its agents need (issued by `iot-sim certs`).
     fn device_names(&self) -> Vec<String> {
         Vec::new()

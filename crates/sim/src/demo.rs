@@ -141,7 +141,7 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, SimError> {
             listeners: sim.listeners().to_vec(),
             ca: sim.pki().ca.clone(),
             cert_dir: sim.pki().dir.clone(),
-            https_base: None,
+            https_base: sim.https_base().map(str::to_owned),
             work_dir,
             messages: opts.messages,
             report: Arc::new(move || cloud.report()),

@@ -73,6 +73,7 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SimError 
 /// The running local cloud.
 pub struct Sim {
     broker: Option<EmbeddedBroker>,
+    https: Option<crate::https::HttpsServer>,
     listeners: Vec<Listener>,
     runners: Vec<CloudRunner>,
     pki: DevPki,
@@ -204,12 +205,15 @@ impl Sim {
                 .map_err(|e| SimError::Setup(e.to_string()))?;
             (Some(broker), listeners, cloud_opts)
         };
+        let https =
+            crate::https::HttpsServer::start(&clouds, &pki.server.cert, &pki.server.key).await?;
         let mut runners = Vec::new();
         for cloud in clouds {
             runners.push(CloudRunner::start(cloud, cloud_opts.clone()).await?);
         }
         let sim = Sim {
             broker,
+            https,
             listeners,
             runners,
             pki,
@@ -222,6 +226,11 @@ impl Sim {
     /// How to reach each listener.
     pub fn listeners(&self) -> &[Listener] {
         &self.listeners
+    }
+
+    /// Base URL of the HTTPS endpoints (`https://localhost:PORT`), when a cloud side has any.
+    pub fn https_base(&self) -> Option<&str> {
+        self.https.as_ref().map(|h| h.base.as_str())
     }
 
     /// The development PKI.
@@ -280,6 +289,9 @@ impl Sim {
     pub async fn stop(self) {
         for r in self.runners {
             r.stop().await;
+        }
+        if let Some(h) = self.https {
+            h.stop().await;
         }
         if let Some(b) = self.broker {
             b.stop().await;

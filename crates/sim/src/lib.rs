@@ -4,6 +4,7 @@
 //! - [`certs`]: the development PKI (`iot-sim certs`).
 //! - [`engine`]: starts the embedded broker (or uses `--broker`) and the cloud sides; writes the
 //!   state folder (`iot-sim up`).
+//! - [`https`]: the cloud sides' HTTPS endpoints.
 //! - [`runner`]: runs one cloud side as an MQTT client of the broker.
 //! - [`registry`]: every cloud side iot-sim runs.
 //! - [`echo`]: the built-in cloud side behind the demo's transport checks.
@@ -14,6 +15,7 @@ pub mod certs;
 pub mod demo;
 pub mod echo;
 pub mod engine;
+pub mod https;
 pub mod registry;
 pub mod runner;
 pub mod status;

@@ -21,6 +21,8 @@ pub mod broker;
 pub mod bulk;
 pub mod endpoint;
 pub mod error;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod message;
 pub mod outbox;
 pub mod output;

@@ -183,3 +183,68 @@ async fn demo_passes_against_mosquitto() {
     assert!(summary.ok);
     assert_eq!(summary.broker, b.url_plain());
 }
+
+/// A cloud side with one HTTPS route, to prove the local cloud serves vendor endpoints.
+struct HttpProbe;
+
+impl cloudkit::CloudSide for HttpProbe {
+    fn name(&self) -> &'static str {
+        "probe"
+    }
+    fn filters(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn on_message(&self, _: &str, _: &[u8], _: time::OffsetDateTime) -> Vec<Message> {
+        Vec::new()
+    }
+    fn report(&self) -> cloudkit::Report {
+        cloudkit::Report::default()
+    }
+    fn router(&self) -> Option<axum::Router> {
+        Some(axum::Router::new().route(
+            "/hello",
+            axum::routing::get(|| async { "hi from the probe" }),
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_endpoints_are_served_with_the_dev_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(options(dir.path()), vec![std::sync::Arc::new(HttpProbe)])
+        .await
+        .unwrap();
+    let base = sim
+        .https_base()
+        .expect("a cloud side with a router gets an HTTPS server")
+        .to_owned();
+    let trust = transport::tls::TlsOptions {
+        ca_files: vec![sim.pki().ca.clone()],
+        ..Default::default()
+    };
+    let client = transport::http::client(&trust, Duration::from_secs(5)).unwrap();
+    let body = client
+        .get(format!("{base}/probe/hello"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "hi from the probe");
+    let untrusting = transport::http::client(
+        &transport::tls::TlsOptions::default(),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let err = untrusting
+        .get(format!("{base}/probe/hello"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_connect() || err.to_string().contains("certificate"),
+        "{err:?}"
+    );
+    sim.stop().await;
+}
