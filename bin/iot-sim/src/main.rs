@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use transport::args::OutputArgs;
-use transport::output::{self, exit};
+use transport::output;
 
 /// A local IoT cloud for edgewire's agents, and tools to exercise it.
 #[derive(Debug, Parser)]
@@ -38,18 +38,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_logging(cli.output.verbose, cli.output.quiet);
     let out = output::Output::new(cli.output.output);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
-            return ExitCode::from(exit::FAILURE);
-        }
-    };
-    let code = runtime.block_on(async {
+    output::block_on(async {
         match cli.command {
             Command::Certs(args) => sim_cmd::certs(&args, out),
             Command::Up(args) => sim_cmd::up(&args, out).await,
@@ -57,8 +46,7 @@ fn main() -> ExitCode {
             Command::Status(args) => sim_cmd::status(&args, out),
             Command::Pub(args) => pub_cmd::run(args, out).await,
         }
-    });
-    ExitCode::from(code)
+    })
 }
 
 #[cfg(test)]

@@ -73,7 +73,11 @@ fn sim_options(a: &SimArgs) -> Result<sim::engine::SimOptions, String> {
 
 pub fn certs(a: &CertsArgs, out: Output) -> u8 {
     let mut names = vec![sim::engine::DEMO_DEVICE.to_owned()];
-    names.extend(sim::registry::clouds().iter().flat_map(|c| c.device_names()));
+    names.extend(
+        sim::registry::clouds()
+            .iter()
+            .flat_map(|c| c.device_names()),
+    );
     names.extend(a.clients.iter().cloned());
     names.dedup();
     match sim::certs::ensure(&a.dir, &names) {

@@ -1,16 +1,22 @@
 //! Test support for edgewire's integration tests: a real mosquitto broker on
 //! free loopback ports with a PKI generated per run ([`Broker`], [`Pki`]), an
 //! independent `mosquitto_sub` collector ([`Subscriber`]), a TCP fault proxy
-//! ([`FaultProxy`]) and free-port discovery ([`free_port`]). Everything is
+//! ([`FaultProxy`]), free-port discovery ([`free_port`]) and running built binaries ([`cli`]). Everything is
 //! synchronous (std threads and processes only) so any test runtime can use it.
 //!
 //! Requirements on the machine: `/usr/sbin/mosquitto` (2.0.x), `mosquitto_sub`,
 //! `mosquitto_pub`, `mosquitto_passwd` and the `openssl` CLI on `PATH`.
 
 // Test support: failing loudly with a clear message is the whole point here.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 mod broker;
+pub mod cli;
 mod pki;
 mod port;
 mod process;

@@ -24,7 +24,10 @@ fn certs_writes_a_dev_pki_once_and_refuses_foreign_files() {
     assert_eq!(ev[0].0, "certs");
     let ca = std::fs::read(certs.join("ca.pem")).unwrap();
     assert!(certs.join("press-7.key").exists());
-    assert!(certs.join("demo-device.pem").exists(), "the generic demo device is always issued");
+    assert!(
+        certs.join("demo-device.pem").exists(),
+        "the generic demo device is always issued"
+    );
     let out = run(iot_sim().args(["certs", "--dir", certs.to_str().unwrap()]));
     assert_eq!(out.status.code(), Some(i32::from(exit::OK)));
     assert_eq!(

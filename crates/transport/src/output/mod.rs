@@ -81,7 +81,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},rumqttc=error")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},rumqttc=error,mqtt5=error")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -89,4 +89,20 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+/// Runs a binary's async `main` on the runtime every edgewire binary uses (two worker threads:
+/// the machines we target are small) and turns its exit code into an [`std::process::ExitCode`].
+pub fn block_on(main: impl std::future::Future<Output = u8>) -> std::process::ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => std::process::ExitCode::from(rt.block_on(main)),
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            std::process::ExitCode::from(exit::FAILURE)
+        }
+    }
 }

@@ -216,12 +216,21 @@ fn on_disconnected(
         reason: err.to_string(),
     });
     if permanent {
-        tracing::error!("giving up: {err}");
+        // Before the first connection a caller waiting for it gets this error back and reports it.
+        if reported_by_caller(shared) {
+            tracing::info!("giving up: {err}");
+        } else {
+            tracing::error!("giving up: {err}");
+        }
         shared.emit(SessionEvent::Failed {
             reason: err.to_string(),
         });
     }
     shared.room.notify_waiters();
+}
+
+fn reported_by_caller(shared: &Shared) -> bool {
+    shared.opts.start_mode == super::StartMode::RequireConnection && shared.lock().connection == 0
 }
 
 pub(super) async fn persist_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {

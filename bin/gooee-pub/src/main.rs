@@ -1,0 +1,68 @@
+//! `gooee-pub`: publish and subscribe on Gooee's MQTT broker (TLS on 8883 or WebSockets on 443,
+//! username `authorization`, the API token from `GOOEE_TOKEN` or `--password-file`), with the
+//! topic table and payload rules checked before anything is sent and the platform's rejected
+//! topics watched on request. Exit codes: 0 ok, 1 failure, 2 usage, 3 rejected by the platform.
+
+mod args;
+mod build;
+mod commands;
+mod run;
+#[cfg(test)]
+mod tests;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use transport::args::OutputArgs;
+use transport::output::{self, exit};
+
+/// Publish and subscribe on Gooee's PubSub broker.
+#[derive(Debug, Parser)]
+#[command(name = "gooee-pub", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Publish device meta values to devices/ID/meta.
+    Meta(commands::MetaArgs),
+    /// Publish an action to devices/ID/actions or spaces/ID/actions.
+    Action(commands::ActionArgs),
+    /// Publish a fault alarm to devices/ID/fault_alarms or buildings/ID/fault_alarms.
+    Alarm(commands::AlarmArgs),
+    /// Publish a head count of an area, space or building.
+    Headcount(commands::HeadcountArgs),
+    /// Subscribe and print messages until --count or Ctrl-C.
+    Sub(args::SubArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_logging(cli.output.verbose, cli.output.quiet);
+    let out = output::Output::new(cli.output.output);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Meta(a) => run::meta(a, out).await,
+            Command::Action(a) => run::action(a, out).await,
+            Command::Alarm(a) => run::alarm(a, out).await,
+            Command::Headcount(a) => run::headcount(a, out).await,
+            Command::Sub(a) => run::sub(a, out).await,
+        }
+    });
+    ExitCode::from(code)
+}
