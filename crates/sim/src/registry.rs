@@ -23,8 +23,14 @@ pub struct Vendor {
 /// A fresh instance of every vendor.
 pub fn vendors() -> Vec<Vendor> {
     vec![
-        Vendor { cloud: Arc::new(EchoCloud::default()), demo: None },
-        Vendor { cloud: Arc::new(gooee::cloud::GooeeCloud::default()), demo: Some(|env| Box::pin(gooee::demo::run(env))) },
+        Vendor {
+            cloud: Arc::new(EchoCloud::default()),
+            demo: None,
+        },
+        Vendor {
+            cloud: Arc::new(gooee::cloud::GooeeCloud::default()),
+            demo: Some(|env| Box::pin(gooee::demo::run(env))),
+        },
     ]
 }
 
