@@ -76,6 +76,11 @@ pub trait CloudSide: Send + Sync + 'static {
     fn device_names(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// Called once the local cloud's listeners and development PKI exist, before its HTTPS
+    /// endpoints and cloud-side runners start (for platforms whose answers name the broker, or
+    /// that sign device certificates with the development CA).
+    fn on_start(&self, _listeners: &[Listener], _pki_dir: &std::path::Path) {}
 }
 
 /// How a client reaches one of the local cloud's listeners.

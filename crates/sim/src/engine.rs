@@ -205,6 +205,9 @@ impl Sim {
                 .map_err(|e| SimError::Setup(e.to_string()))?;
             (Some(broker), listeners, cloud_opts)
         };
+        for cloud in &clouds {
+            cloud.on_start(&listeners, &pki.dir);
+        }
         let https =
             crate::https::HttpsServer::start(&clouds, &pki.server.cert, &pki.server.key).await?;
         let mut runners = Vec::new();

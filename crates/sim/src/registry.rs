@@ -31,6 +31,10 @@ pub fn vendors() -> Vec<Vendor> {
             cloud: Arc::new(gooee::cloud::GooeeCloud::default()),
             demo: Some(|env| Box::pin(gooee::demo::run(env))),
         },
+        Vendor {
+            cloud: Arc::new(hdm::cloud::HdmCloud::default()),
+            demo: Some(|env| Box::pin(hdm::demo::run(env))),
+        },
     ]
 }
 

@@ -1,0 +1,310 @@
+//! Stage two of the command line: resolve the env file, the store and the connection from the
+//! flags, call the `hdm` library, print its events and summary, return the exit code.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hdm::agent::config::{env_path, load_env};
+use hdm::agent::provision::{ProvisionOptions, provision as provision_device};
+use hdm::agent::run::{Plan, ShadowPlan, Summary, run as run_device};
+use hdm::agent::telemetry::{
+    check_input, default_input, parse_inline, read_input_file, stdin_source,
+};
+use hdm::agent::{AgentError, Event, EventSource, Provisioned, Store, TelemetryPlan, connect};
+use hdm::protocol::env::{EnvFile, LogLevel};
+use hdm::protocol::envelope::{
+    DEMO_EVENT_SUBTYPE, DEMO_EVENT_TYPE, Envelope, Header, PayloadVersion,
+};
+use hdm::protocol::shadow::device::DeviceConfig;
+use hdm::protocol::shadow::gate::initial_state;
+use hdm::protocol::topics::telemetry_topic;
+use transport::args::{AuthArgs, SpoolArgs};
+use transport::output::{Format, Output, exit};
+use transport::{Outbox, SessionOptions, StartMode};
+
+use crate::cli::{
+    Cli, Command, ConnArgs, EnvArgs, EventArgs, ProvisionArgs, RunArgs, SendArgs, ShadowArgs,
+    ShadowOpts,
+};
+
+/// `-v`/`-q`, or the env file's `loglevel` when neither is given.
+pub fn verbosity(cli: &Cli) -> (u8, bool) {
+    let (v, q) = (cli.output.verbose, cli.output.quiet);
+    if v > 0 || q {
+        return (v, q);
+    }
+    let env = match &cli.command {
+        Command::Provision(a) => Some(&a.env),
+        Command::Send(a) => Some(&a.env),
+        Command::Run(a) => Some(&a.env),
+        Command::Shadow(_) => None,
+    };
+    let level = env.and_then(|e| read_env(e).ok()).and_then(|e| e.loglevel);
+    match level {
+        Some(LogLevel::Debug) => (2, false),
+        Some(LogLevel::Info) => (1, false),
+        Some(LogLevel::Error) => (0, true),
+        Some(LogLevel::Warning) | None => (0, false),
+    }
+}
+
+fn read_env(e: &EnvArgs) -> Result<EnvFile, AgentError> {
+    let path = env_path(e.env_file.as_deref(), e.stage.as_deref(), Path::new("."))?;
+    load_env(&path, e.stage.as_deref())
+}
+
+fn finish(result: Result<u8, AgentError>) -> u8 {
+    result.unwrap_or_else(|e| {
+        tracing::error!("{e}");
+        e.exit_code()
+    })
+}
+
+fn print(out: Output, e: &Event) {
+    out.event(e.kind(), e, || e.text());
+}
+
+/// `hdm-telemetry provision`.
+pub async fn provision(args: ProvisionArgs, out: Output) -> u8 {
+    finish(
+        async {
+            let opts = ProvisionOptions {
+                env: read_env(&args.env)?,
+                store: args.store.store,
+                csr: args.csr,
+                force: args.force,
+                https_ca: args.cafile,
+                timeout: Duration::from_secs(args.timeout.max(1)),
+            };
+            provision_device(&opts, &move |e: Event| print(out, &e)).await?;
+            Ok(exit::OK)
+        }
+        .await,
+    )
+}
+
+fn session_options(conn: &ConnArgs, device: &Provisioned) -> Result<SessionOptions, AgentError> {
+    let default = match conn.broker.broker {
+        Some(_) => None,
+        None => Some(connect::broker_url(device, conn.port)?),
+    };
+    let mut opts = conn
+        .broker
+        .to_options(&conn.tls, &AuthArgs::default(), default.as_deref())
+        .map_err(|e| AgentError::Config(e.to_string()))?;
+    if let (Some(p), Some(_)) = (conn.port, &conn.broker.broker) {
+        let ep = &opts.endpoint;
+        opts.endpoint = transport::Endpoint::new(ep.scheme(), ep.host(), p, ep.path());
+    }
+    connect::complete(&mut opts, device, conn.broker.client_id.is_some());
+    Ok(opts)
+}
+
+fn outbox(spool: Option<&SpoolArgs>, opts: &mut SessionOptions) -> Result<Outbox, AgentError> {
+    let Some(spool) = spool else {
+        return Ok(Outbox::memory(10_000));
+    };
+    let outbox = spool
+        .open(10_000)
+        .map_err(|e| AgentError::Config(e.to_string()))?;
+    if outbox.is_durable() {
+        opts.start_mode = StartMode::Background;
+    }
+    Ok(outbox)
+}
+
+fn telemetry_plan(ev: &EventArgs, stage: &str, thing: &str) -> Result<TelemetryPlan, AgentError> {
+    let header = Header {
+        payload_version: PayloadVersion::Text(ev.payload_version.clone()),
+        asset_type: ev.asset_type.clone(),
+        sender_type: ev.sender_type.clone(),
+        event_type: ev
+            .event_type
+            .clone()
+            .or_else(|| ev.demo.then(|| DEMO_EVENT_TYPE.to_owned())),
+        event_subtype: ev
+            .event_subtype
+            .clone()
+            .or_else(|| ev.demo.then(|| DEMO_EVENT_SUBTYPE.to_owned())),
+        asset_id: ev.asset_id.clone().unwrap_or_else(|| thing.to_owned()),
+        sender_id: ev.sender_id.clone().unwrap_or_else(|| thing.to_owned()),
+        connection_device_id: ev.connection_device_id.clone(),
+    };
+    let source = if let Some(p) = &ev.payload {
+        EventSource::Repeat(parse_inline(p)?)
+    } else if let Some(f) = &ev.payload_file {
+        EventSource::Repeat(read_input_file(f)?)
+    } else if ev.stdin {
+        stdin_source()
+    } else {
+        EventSource::Repeat(default_input(ev.demo))
+    };
+    if let EventSource::Repeat(v) = &source {
+        // The same input every time: refuse a bad one before connecting.
+        let carries = |k: &str| Envelope::is_envelope_input(v) && v.get(k).is_some();
+        for (field, flag, set) in [
+            (
+                "eventType",
+                "--event-type TYPE",
+                header.event_type.is_some(),
+            ),
+            (
+                "eventSubtype",
+                "--event-subtype SUBTYPE",
+                header.event_subtype.is_some(),
+            ),
+        ] {
+            if !set && !carries(field) {
+                return Err(AgentError::Config(format!(
+                    "no {field} for the events: pass {flag}, or --demo for the reference demo ({DEMO_EVENT_TYPE}/{DEMO_EVENT_SUBTYPE})"
+                )));
+            }
+        }
+        check_input(&header, v)?;
+    }
+    let count = match ev.count {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None if ev.stdin => None,
+        None => Some(if ev.demo { 3 } else { 1 }),
+    };
+    Ok(TelemetryPlan {
+        topic: telemetry_topic(stage)?,
+        header,
+        source,
+        count,
+        interval: ev
+            .interval
+            .or(ev.demo.then_some(0.5))
+            .map(Duration::from_secs_f64),
+        confirm_timeout: Duration::from_secs(ev.confirm_timeout),
+    })
+}
+
+fn shadow_plan(s: &ShadowOpts) -> ShadowPlan {
+    ShadowPlan {
+        follow: s.follow,
+        sync_timeout: Duration::from_secs(s.sync_timeout.max(1)),
+        config: DeviceConfig::default(),
+        initial_state: initial_state(),
+    }
+}
+
+fn summary_text(s: &Summary) -> String {
+    let mut t = format!(
+        "{} event(s) sent, {} confirmed by the broker",
+        s.events_sent, s.events_confirmed
+    );
+    if s.events_blocked > 0 {
+        t.push_str(&format!(", {} held back by the shadow", s.events_blocked));
+    }
+    if s.events_refused > 0 {
+        t.push_str(&format!(", {} refused before sending", s.events_refused));
+    }
+    if s.unacked > 0 {
+        let place = if s.spooled {
+            "wait in the spool for the next start"
+        } else {
+            "were not confirmed"
+        };
+        t.push_str(&format!("; {} message(s) {place}", s.unacked));
+    }
+    if let Some(synced) = s.shadow_synced {
+        t.push_str(&format!(
+            "; shadow {}{}",
+            if synced { "in sync" } else { "not in sync" },
+            s.shadow_version
+                .map(|v| format!(" at version {v}"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(e) = &s.shadow_error {
+        t.push_str(&format!(" ({e})"));
+    }
+    t
+}
+
+async fn drive(
+    out: Output,
+    store: &Path,
+    conn: &ConnArgs,
+    spool: Option<&SpoolArgs>,
+    plan: impl FnOnce(&Provisioned) -> Result<Plan, AgentError>,
+) -> Result<u8, AgentError> {
+    let device = Store::new(store).load()?;
+    let mut opts = session_options(conn, &device)?;
+    let plan = plan(&device)?;
+    let total = plan.telemetry.as_ref().and_then(|t| t.count).unwrap_or(0);
+    let outbox = outbox(spool, &mut opts)?;
+    let bar = out.progress(total, "sending");
+    let b = bar.clone();
+    let reporter = move |e: Event| {
+        if let Event::Sent { n, .. } = &e {
+            b.set_position(*n);
+            if out.format() == Format::Text {
+                return;
+            }
+        }
+        b.suspend(|| print(out, &e));
+    };
+    let summary = run_device(
+        opts,
+        outbox,
+        plan,
+        transport::signal::shutdown_signal(),
+        &reporter,
+    )
+    .await?;
+    bar.finish_and_clear();
+    out.event("summary", &summary, || summary_text(&summary));
+    Ok(summary.exit_code())
+}
+
+/// `hdm-telemetry send`.
+pub async fn send(args: SendArgs, out: Output) -> u8 {
+    finish(
+        async {
+            let env = read_env(&args.env)?;
+            let stage = env.stage()?.to_owned();
+            drive(out, &args.store.store, &args.conn, Some(&args.spool), |d| {
+                Ok(Plan {
+                    shadow: None,
+                    telemetry: Some(telemetry_plan(&args.events, &stage, &d.thing)?),
+                })
+            })
+            .await
+        }
+        .await,
+    )
+}
+
+/// `hdm-telemetry shadow`.
+pub async fn shadow(args: ShadowArgs, out: Output) -> u8 {
+    finish(
+        drive(out, &args.store.store, &args.conn, None, |_| {
+            Ok(Plan {
+                shadow: Some(shadow_plan(&args.shadow)),
+                telemetry: None,
+            })
+        })
+        .await,
+    )
+}
+
+/// `hdm-telemetry run`.
+pub async fn run(args: RunArgs, out: Output) -> u8 {
+    finish(
+        async {
+            let env = read_env(&args.env)?;
+            let stage = env.stage()?.to_owned();
+            drive(out, &args.store.store, &args.conn, Some(&args.spool), |d| {
+                Ok(Plan {
+                    shadow: Some(shadow_plan(&args.shadow)),
+                    telemetry: Some(telemetry_plan(&args.events, &stage, &d.thing)?),
+                })
+            })
+            .await
+        }
+        .await,
+    )
+}

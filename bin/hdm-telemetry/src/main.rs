@@ -1,0 +1,40 @@
+//! `hdm-telemetry`: the HDM IoT device agent for AWS IoT — `provision` into
+//! `certificate_store/`, `send` telemetry to basic ingest, `shadow` sync, and `run` (both, the
+//! shadow gating telemetry). Parses the command line and hands over to the `hdm` library.
+
+mod cli;
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use transport::output::{self, exit};
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (verbose, quiet) = cmd::verbosity(&cli);
+    output::init_logging(verbose, quiet);
+    let out = output::Output::new(cli.output.output);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Provision(args) => cmd::provision(args, out).await,
+            Command::Send(args) => cmd::send(args, out).await,
+            Command::Shadow(args) => cmd::shadow(args, out).await,
+            Command::Run(args) => cmd::run(args, out).await,
+        }
+    });
+    ExitCode::from(code)
+}

@@ -1,0 +1,358 @@
+//! The HDM device agent over `transport`: read the env file ([`config`]), provision into the
+//! certificate store ([`provision`], [`store`]), connect as the thing ([`connect`]), and drive
+//! telemetry and the shadow ([`run`], with [`telemetry`] building the events). Everything the
+//! agent does is reported as an [`Event`] to a [`Reporter`] the caller passes in; nothing here
+//! prints.
+
+pub mod config;
+pub mod connect;
+pub mod provision;
+pub mod run;
+pub mod store;
+pub mod telemetry;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use transport::output::exit;
+
+use crate::protocol::config::API_KEY_HEADER;
+use crate::protocol::env::EnvError;
+use crate::protocol::envelope::EnvelopeError;
+use crate::protocol::json::FieldError;
+use crate::protocol::shadow::device::ShadowEvent;
+use crate::protocol::topics::TopicError;
+
+pub use run::{Plan, ShadowPlan, Summary};
+pub use store::{Provisioned, Store, StoreError};
+pub use telemetry::{EventSource, TelemetryPlan};
+
+/// Something the agent did or saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Event {
+    /// The configuration service answered; the root CA was written.
+    Configured {
+        /// Broker host.
+        mqtt_endpoint: String,
+        /// Broker port.
+        mqtt_port: u16,
+        /// Where the root CA went.
+        root_ca: PathBuf,
+    },
+    /// A new identity was stored.
+    Provisioned {
+        /// Thing name.
+        thing: String,
+        /// With a locally made key and CSR.
+        csr: bool,
+        /// The store.
+        store: PathBuf,
+    },
+    /// The store already held an identity; none was requested.
+    AlreadyProvisioned {
+        /// Thing name.
+        thing: String,
+        /// The store.
+        store: PathBuf,
+    },
+    /// Connected to the broker.
+    Connected {
+        /// Broker URL.
+        endpoint: String,
+        /// Connections so far.
+        connection: u64,
+    },
+    /// Lost the connection (it is retried).
+    Disconnected {
+        /// Why.
+        reason: String,
+    },
+    /// A telemetry event was accepted for sending.
+    Sent {
+        /// Events accepted so far.
+        n: u64,
+        /// Its `eventType`.
+        event_type: String,
+        /// Its `senderEventUuid`.
+        uuid: String,
+    },
+    /// The shadow's state held an event back.
+    Blocked {
+        /// Its `eventType`.
+        event_type: String,
+        /// Why.
+        reason: String,
+    },
+    /// An event could not be built or was too large; it was not sent.
+    Refused {
+        /// Why (names the field or the limit).
+        reason: String,
+    },
+    /// Shadow progress.
+    Shadow(ShadowEvent),
+}
+
+impl Event {
+    /// The NDJSON `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Configured { .. } => "configured",
+            Event::Provisioned { .. } => "provisioned",
+            Event::AlreadyProvisioned { .. } => "already_provisioned",
+            Event::Connected { .. } => "connected",
+            Event::Disconnected { .. } => "disconnected",
+            Event::Sent { .. } => "sent",
+            Event::Blocked { .. } => "blocked",
+            Event::Refused { .. } => "refused",
+            Event::Shadow(_) => "shadow",
+        }
+    }
+
+    /// A sentence for people.
+    pub fn text(&self) -> String {
+        match self {
+            Event::Configured {
+                mqtt_endpoint,
+                mqtt_port,
+                root_ca,
+            } => format!(
+                "configuration: broker {mqtt_endpoint}:{mqtt_port}; root CA written to {}",
+                root_ca.display()
+            ),
+            Event::Provisioned { thing, csr, store } => format!(
+                "provisioned as thing `{thing}` ({}); identity stored in {}",
+                if *csr {
+                    "key made here, CSR signed by the service"
+                } else {
+                    "key made by the service"
+                },
+                store.display()
+            ),
+            Event::AlreadyProvisioned { thing, store } => format!(
+                "{} already holds the identity of `{thing}`; not provisioning again (each provisioning creates assets in the backend; --force to do it anyway)",
+                store.display()
+            ),
+            Event::Connected {
+                endpoint,
+                connection,
+            } => {
+                format!("connected to {endpoint} (connection {connection})")
+            }
+            Event::Disconnected { reason } => format!("disconnected: {reason}; reconnecting"),
+            Event::Sent {
+                n,
+                event_type,
+                uuid,
+            } => format!("event {n} ({event_type}) queued, senderEventUuid {uuid}"),
+            Event::Blocked { event_type, reason } => {
+                format!("event ({event_type}) not sent: {reason}")
+            }
+            Event::Refused { reason } => format!("event not sent: {reason}"),
+            Event::Shadow(e) => shadow_text(e),
+        }
+    }
+}
+
+fn shadow_text(e: &ShadowEvent) -> String {
+    match e {
+        ShadowEvent::Missing => {
+            "shadow: none exists yet (get/rejected 404); creating it by reporting the device state"
+                .into()
+        }
+        ShadowEvent::Synced {
+            version,
+            created: true,
+        } => format!("shadow: created at version {version}"),
+        ShadowEvent::Synced {
+            version,
+            created: false,
+        } => format!("shadow: reported state accepted at version {version}"),
+        ShadowEvent::DesiredApplied {
+            version,
+            changed,
+            source,
+        } => format!(
+            "shadow: applied desired {} from {source} (version {version})",
+            changed.join(", ")
+        ),
+        ShadowEvent::InvalidDesired(i) => format!(
+            "shadow: desired `{}` must be {}, found {}; kept the current value",
+            i.key, i.expected, i.found
+        ),
+        ShadowEvent::Stale {
+            topic,
+            version,
+            newest,
+        } => format!(
+            "shadow: dropped a stale message on {topic} (version {version}, already at {newest})"
+        ),
+        ShadowEvent::Conflict { attempt } => format!(
+            "shadow: version conflict (409) on update, attempt {attempt}; getting the shadow again"
+        ),
+        ShadowEvent::Rejected { op, code, message } => {
+            format!("shadow: {} rejected with {code}: {message}", op.as_str())
+        }
+        ShadowEvent::Deleted { version } => format!("shadow: deleted (was version {version})"),
+        ShadowEvent::TimedOut { op } => {
+            format!("shadow: no answer to {}; asking again", op.as_str())
+        }
+    }
+}
+
+/// Where the agent's events go.
+pub trait Reporter: Send + Sync {
+    /// Takes one event.
+    fn report(&self, event: Event);
+}
+
+impl<F: Fn(Event) + Send + Sync> Reporter for F {
+    fn report(&self, event: Event) {
+        self(event);
+    }
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The env file is wrong.
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// No env file or a bad one.
+    #[error("{0}")]
+    Config(String),
+    /// The certificate store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The configuration or provisioning service could not be reached.
+    #[error("cannot reach {url}: {reason}")]
+    Http {
+        /// URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The service answered with an error status.
+    #[error("{what} at {url} answered HTTP {status}: {message}")]
+    HttpStatus {
+        /// Which call.
+        what: &'static str,
+        /// URL.
+        url: String,
+        /// Status code.
+        status: u16,
+        /// Its message, with advice.
+        message: String,
+    },
+    /// The service's answer was not what the protocol says.
+    #[error(transparent)]
+    Body(#[from] FieldError),
+    /// A local key or CSR could not be made, or TLS files are wrong.
+    #[error("{0}")]
+    Setup(String),
+    /// Bad connection settings.
+    #[error(transparent)]
+    Options(#[from] transport::session::OptionsError),
+    /// Connecting failed.
+    #[error(transparent)]
+    Connect(#[from] transport::session::StartError),
+    /// The broker refused the subscriptions.
+    #[error("subscribing to the shadow topics failed: {0}")]
+    Subscribe(#[from] transport::session::SubscribeError),
+    /// A publish was not accepted.
+    #[error(transparent)]
+    Publish(#[from] transport::session::PublishError),
+    /// Telemetry input.
+    #[error("{what}: {reason}")]
+    Input {
+        /// Which input.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An event cannot be sent.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// A name cannot be used in a topic.
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    /// The session ended for good.
+    #[error("the connection ended: {0}")]
+    Ended(String),
+}
+
+impl AgentError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AgentError::Env(_)
+            | AgentError::Config(_)
+            | AgentError::Store(_)
+            | AgentError::Options(_)
+            | AgentError::Input { .. }
+            | AgentError::Envelope(_)
+            | AgentError::Topic(_)
+            | AgentError::Connect(transport::session::StartError::Options(_))
+            | AgentError::HttpStatus {
+                status: 401 | 403, ..
+            } => exit::USAGE,
+            _ => exit::FAILURE,
+        }
+    }
+
+    pub(crate) fn forbidden_hint(file: &str) -> String {
+        format!(
+            "the service refused the API key; check `api_key` in {file} (or HDM_API_KEY) — it is sent as the {API_KEY_HEADER} header"
+        )
+    }
+}
+
+/// A random (version 4) UUID for `senderEventUuid`.
+pub fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    for x in &mut b {
+        *x = fastrand::u8(..);
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = b.iter().fold(String::with_capacity(32), |mut s, x| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{x:02x}");
+        s
+    });
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_v4_and_valid_envelope_ids() {
+        let u = uuid_v4();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
+        assert_ne!(uuid_v4(), u);
+    }
+
+    #[test]
+    fn events_have_kinds_and_sentences() {
+        let e = Event::Blocked {
+            event_type: "ODA".into(),
+            reason: "off".into(),
+        };
+        assert_eq!(e.kind(), "blocked");
+        assert!(e.text().contains("ODA"));
+        let json = serde_json::to_value(Event::Shadow(ShadowEvent::Missing)).unwrap();
+        assert_eq!(json["event"], "missing");
+    }
+}
