@@ -122,10 +122,14 @@ pub async fn up(a: &SimArgs, out: Output) -> u8 {
             return exit::FAILURE;
         }
     };
-    out.event("up", &sim.listeners(), || {
+    let data = serde_json::json!({ "listeners": sim.listeners(), "https": sim.https_base() });
+    out.event("up", &data, || {
         let mut s = String::from("iot-sim is up. Listeners:\n");
         for l in sim.listeners() {
             s.push_str(&format!("  {:<13} {}\n", l.name, l.url));
+        }
+        if let Some(base) = sim.https_base() {
+            s.push_str(&format!("  {:<13} {base}/<vendor>/...\n", "https"));
         }
         s.push_str(&format!(
             "Trust {} (--cafile). Client certificates are in {}. Password listeners: --username {} --password-file {}\nStatus: iot-sim status. Stop with Ctrl-C.",

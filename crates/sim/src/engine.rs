@@ -265,6 +265,10 @@ impl Sim {
                 .listeners
                 .iter()
                 .map(|l| (l.name.to_owned(), l.url.clone()))
+                .chain(
+                    self.https_base()
+                        .map(|b| ("https".to_owned(), b.to_owned())),
+                )
                 .collect(),
             clouds: self
                 .reports()

@@ -35,6 +35,10 @@ pub fn vendors() -> Vec<Vendor> {
             cloud: Arc::new(hdm::cloud::HdmCloud::default()),
             demo: Some(|env| Box::pin(hdm::demo::run(env))),
         },
+        Vendor {
+            cloud: Arc::new(mindconnect::cloud::MindConnectCloud::default()),
+            demo: Some(|env| Box::pin(mindconnect::demo::run(env))),
+        },
     ]
 }
 

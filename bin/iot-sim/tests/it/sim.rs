@@ -94,6 +94,13 @@ fn up_serves_until_sigterm_and_status_shows_it() {
             .starts_with("mqtts://localhost:")
     );
     assert!(st["clouds"]["transport"].is_object());
+    assert!(
+        st["listeners"]["https"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://localhost:"),
+        "vendor HTTPS endpoints are listed"
+    );
 
     let url = st["listeners"]["plain"].as_str().unwrap().to_owned();
     let out = run(iot_sim().args([

@@ -1,0 +1,78 @@
+//! `mc-agent`: the Insights Hub MindConnect MQTT agent (replaces the seed's
+//! `MindConnectClient.py`): `run` (instance once, timeseries, events, files, token, datalake,
+//! commands), and one-shot `timeseries`, `event`, `upload FILE`, `token` for scripts. Parses
+//! flags, calls `mindconnect::agent`, maps the result to an exit code.
+
+mod cmd;
+mod run_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mindconnect::cli::{ConfigArgs, fail};
+use transport::args::OutputArgs;
+use transport::output::{self, Output};
+
+/// The Insights Hub MindConnect MQTT agent.
+#[derive(Debug, Parser)]
+#[command(name = "mc-agent", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent: instantiate once, then timeseries, events, files, token, datalake, commands.
+    Run {
+        #[command(flatten)]
+        config: Box<ConfigArgs>,
+        #[command(flatten)]
+        run: Box<run_cmd::RunArgs>,
+    },
+    /// Send timeseries once (simulated, --value, or --values FILE|-) and wait for the broker's confirmation.
+    Timeseries {
+        #[command(flatten)]
+        config: Box<ConfigArgs>,
+        #[command(flatten)]
+        values: run_cmd::ValueArgs,
+    },
+    /// Send one event from event.json and wait for the broker's confirmation.
+    Event {
+        #[command(flatten)]
+        config: Box<ConfigArgs>,
+    },
+    /// Send FILE (base64, over MQTT), or with --datalake upload it over HTTPS with the agent token.
+    Upload {
+        #[command(flatten)]
+        config: Box<ConfigArgs>,
+        /// The file.
+        file: PathBuf,
+        /// Upload to the datalake (asset lookup, generateUploadObjectUrls, PUT) instead of MQTT.
+        #[arg(long, help_heading = "Upload")]
+        datalake: bool,
+    },
+    /// Request an agent token and print it (text: the JWT alone on stdout).
+    Token {
+        #[command(flatten)]
+        config: Box<ConfigArgs>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_logging(cli.output.verbose, cli.output.quiet);
+    let out = Output::new(cli.output.output);
+    output::block_on(async move {
+        match cmd::run(cli, out).await {
+            Ok(code) => code,
+            Err(e) => fail(out, &e),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,156 @@
+//! `mc-agent run` and `timeseries` flags, turned into the library's run options.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use mindconnect::agent::AgentError;
+use mindconnect::agent::run::RunOptions;
+use mindconnect::agent::source::ValueSource;
+use mindconnect::cli::{ConfigArgs, parse_interval};
+use mindconnect::config::Settings;
+use mindconnect::protocol::machine::{Plan, Task};
+use transport::args::SpoolArgs;
+
+/// An interval flag: a duration, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval(pub Option<Duration>);
+
+fn interval(s: &str) -> Result<Interval, String> {
+    parse_interval(s).map(Interval)
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_interval(s)?.ok_or_else(|| "a duration cannot be `off`".into())
+}
+
+fn hook(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((t, p)) if !t.is_empty() && !p.trim().is_empty() => Ok((t.to_owned(), p.to_owned())),
+        _ => Err(format!(
+            "`{s}` is not TYPE=PROGRAM (e.g. firmware_update=./update.sh, or *=./any.sh)"
+        )),
+    }
+}
+
+fn point(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{s}` is not DATAPOINT=VALUE"))
+}
+
+/// Where timeseries values come from.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Values")]
+pub struct ValueArgs {
+    /// JSON lines file of {"dataPointId": value, ...} (or whole timeseries messages); `-` for stdin.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "value")]
+    pub values: Option<PathBuf>,
+    /// One data point value, repeatable (e.g. --value temperature=31.5).
+    #[arg(long, value_name = "DATAPOINT=VALUE", value_parser = point)]
+    pub value: Vec<(String, String)>,
+    /// At most this many messages (default: 1 when simulated, all lines of a file or stdin).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+impl ValueArgs {
+    /// The value source.
+    pub fn source(&self) -> ValueSource {
+        match (&self.values, self.value.is_empty()) {
+            (Some(p), _) if p.as_os_str() == "-" => ValueSource::Stdin,
+            (Some(p), _) => ValueSource::File(p.clone()),
+            (None, false) => ValueSource::Points(self.value.clone()),
+            (None, true) => ValueSource::Simulated,
+        }
+    }
+}
+
+/// `mc-agent run`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Run")]
+pub struct RunArgs {
+    /// Stop after every enabled task ran N times (and the commands of --wait-commands were answered).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop after this long (e.g. 90s, 10m, 2h).
+    #[arg(long, value_name = "TIME", value_parser = duration)]
+    pub duration: Option<Duration>,
+    /// With --count: do not stop before N commands were answered.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub wait_commands: u64,
+    /// Timeseries interval (`off` to disable).
+    #[arg(long, value_name = "TIME", default_value = "60s", value_parser = interval)]
+    pub ts_interval: Interval,
+    /// Event interval (`off` to disable).
+    #[arg(long, value_name = "TIME", default_value = "120s", value_parser = interval)]
+    pub event_interval: Interval,
+    /// File upload interval over MQTT (`off` to disable).
+    #[arg(long, value_name = "TIME", default_value = "120s", value_parser = interval)]
+    pub file_interval: Interval,
+    /// Datalake upload interval over HTTPS (`off` to disable).
+    #[arg(long, value_name = "TIME", default_value = "120s", value_parser = interval)]
+    pub datalake_interval: Interval,
+    /// JSON lines of values (`-` for stdin, sent as lines arrive); default: the built-in simulation.
+    #[arg(long, value_name = "FILE|-")]
+    pub values: Option<PathBuf>,
+    /// File sent by the file task (default: the sample's execution log).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// File uploaded by the datalake task (default: a generated sensor-map-TIME.obj).
+    #[arg(long, value_name = "PATH")]
+    pub datalake_file: Option<PathBuf>,
+    /// Run PROGRAM (sh -c, payload on stdin) for commands of TYPE; `*` for any type. Repeatable.
+    #[arg(long = "on-command", value_name = "TYPE=PROGRAM", value_parser = hook)]
+    pub hooks: Vec<(String, String)>,
+    /// Longest a command hook may run.
+    #[arg(long, value_name = "TIME", default_value = "60s", value_parser = duration)]
+    pub hook_timeout: Duration,
+    /// Store-and-forward spool.
+    #[command(flatten)]
+    pub spool: SpoolArgs,
+}
+
+impl RunArgs {
+    /// The library's run options.
+    pub fn options(&self, cfg: &ConfigArgs, settings: Settings) -> Result<RunOptions, AgentError> {
+        let intervals: BTreeMap<Task, Duration> = [
+            (Task::Timeseries, self.ts_interval.0),
+            (Task::Event, self.event_interval.0),
+            (Task::File, self.file_interval.0),
+            (Task::Datalake, self.datalake_interval.0),
+        ]
+        .into_iter()
+        .filter_map(|(t, i)| Some((t, i?)))
+        .collect();
+        let values = match &self.values {
+            Some(p) if p.as_os_str() == "-" => ValueSource::Stdin,
+            Some(p) => ValueSource::File(p.clone()),
+            None => ValueSource::Simulated,
+        };
+        Ok(RunOptions {
+            settings,
+            templates: cfg.template_dir()?,
+            instance_conf: cfg.instance_conf.clone(),
+            plan: Plan {
+                intervals,
+                count: self.count,
+                duration: self.duration,
+                wait_commands: self.wait_commands,
+                answer_timeout: cfg.answer_timeout(),
+            },
+            values,
+            file: self.file.clone(),
+            datalake_file: self.datalake_file.clone(),
+            hooks: self.hooks.iter().cloned().collect(),
+            hook_timeout: self.hook_timeout,
+            qos: cfg.qos,
+            outbox: self
+                .spool
+                .open(1024)
+                .map_err(|e| AgentError::Input(e.to_string()))?,
+        })
+    }
+}

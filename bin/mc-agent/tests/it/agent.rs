@@ -1,0 +1,248 @@
+//! run (first and second), the one-shots, and exit codes 0/1/2 from the built binary.
+
+use std::time::Duration;
+
+use cloudkit::CloudSide;
+use mindconnect::agent::model::{SendOptions, prepare_model, send};
+use mindconnect::agent::silent;
+use mindconnect::cloud::MindConnectCloud;
+use mindconnect::config::{ConfigFile, Overrides, Settings};
+use mindconnect::protocol::template::Kind;
+use mindconnect::templates::TemplateDir;
+use serde_json::json;
+use transport::{Outbox, Qos, Session};
+
+use super::{Background, Env, mc_agent};
+
+async fn publish_model(env: &Env) {
+    let cfg = env.agent().join("configs/mqtt-config.json");
+    let settings =
+        Settings::resolve(ConfigFile::load(&cfg, None).unwrap(), &Overrides::default()).unwrap();
+    let p = prepare_model(
+        &settings,
+        &TemplateDir::find(None, &cfg)
+            .unwrap()
+            .load(Kind::Model)
+            .unwrap(),
+    )
+    .unwrap();
+    send(
+        &settings,
+        &p,
+        &SendOptions {
+            timeout: Duration::from_secs(15),
+            qos: Qos::AtLeastOnce,
+            instance_conf: None,
+        },
+        &silent(),
+    )
+    .await
+    .unwrap();
+}
+
+async fn deliver(env: &Env, payload: serde_json::Value) {
+    let plain = env
+        .sim
+        .listeners()
+        .iter()
+        .find(|l| l.name == "plain")
+        .unwrap();
+    let mut o = plain.session_options().unwrap();
+    o.client_id = "operator".into();
+    let (s, _i) = Session::start(o, Outbox::memory(4)).await.unwrap();
+    let (msg, _) = MindConnectCloud::command(
+        "edgewire",
+        "edgewire_mqttagent",
+        "job-cli",
+        payload.as_object().cloned().unwrap(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    s.publish(msg).await.unwrap().confirmed().await.unwrap();
+    s.close(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_twice_with_a_command_hook() {
+    let env = Env::start().await;
+    publish_model(&env).await;
+    let cwd = env.agent();
+    let mut bg = Background::spawn(
+        &cwd,
+        &[
+            "run",
+            "--count",
+            "1",
+            "--wait-commands",
+            "1",
+            "--ts-interval",
+            "20ms",
+            "--event-interval",
+            "20ms",
+            "--file-interval",
+            "20ms",
+            "--datalake-interval",
+            "20ms",
+            "--on-command",
+            "firmware_update=echo '{\"progress\":\"flashed\"}'",
+            "--output",
+            "json",
+        ],
+    );
+    bg.wait_for(&["\"type\":\"subscribed\"", "cmd_v3/c"]);
+    deliver(&env, json!({"commandType": "firmware_update"})).await;
+    assert_eq!(
+        tokio::task::block_in_place(|| bg.wait()),
+        Some(0),
+        "{:?}",
+        bg.stdout.lock().unwrap()
+    );
+    let lines = bg.stdout.lock().unwrap().clone();
+    assert!(lines.iter().any(|l| l.contains("\"instance_created\"")));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"command_status\"") && l.contains("flashed")),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l.contains("\"uploaded\"")));
+    let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(last["type"], "summary");
+    assert_eq!(
+        last["data"],
+        json!({"timeseries":1,"events":1,"files":1,"datalake":1,"commands":1,"unconfirmed":0})
+    );
+
+    let out = mc_agent(
+        &cwd,
+        &[
+            "run",
+            "--count",
+            "2",
+            "--ts-interval",
+            "10ms",
+            "--event-interval",
+            "off",
+            "--file-interval",
+            "off",
+            "--datalake-interval",
+            "off",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("instance.conf says CREATED; not instantiating again"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sent 2 timeseries, 0 events, 0 files"),
+        "{text}"
+    );
+    let r = env.cloud.report();
+    assert_eq!(
+        (
+            r.get("instantiations_received"),
+            r.get("timeseries_values"),
+            r.get("commands_executed")
+        ),
+        (1, 6, 1)
+    );
+    env.sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_shots_answer_or_fail() {
+    let env = Env::start().await;
+    let cwd = env.agent();
+    let out = mc_agent(
+        &cwd,
+        &[
+            "timeseries",
+            "--value",
+            "temperature=30.1",
+            "--value",
+            "humidity=51",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let ev = testkit::cli::events(&out.stdout);
+    assert!(ev.iter().any(|(k, d)| {
+        k == "warning"
+            && d["message"]
+                .as_str()
+                .unwrap()
+                .contains("does not say CREATED")
+    }));
+    assert!(ev.iter().any(
+        |(k, d)| k == "published" && d["topic"] == "tc/edgewire/edgewire_mqttagent/o/mc_v3/ts"
+    ));
+    assert_eq!(mc_agent(&cwd, &["event"]).status.code(), Some(0));
+    std::fs::write(cwd.join("notes.txt"), "hello platform").unwrap();
+    assert_eq!(
+        mc_agent(&cwd, &["upload", "notes.txt"]).status.code(),
+        Some(0)
+    );
+    let out = mc_agent(&cwd, &["upload", "notes.txt", "--datalake"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("uploaded 14 bytes to the datalake as /")
+    );
+    let out = mc_agent(&cwd, &["token"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "the token alone: {stdout}");
+    assert_eq!(stdout.trim().split('.').count(), 3, "a JWT: {stdout}");
+    let r = env.cloud.report();
+    assert_eq!(
+        (
+            r.get("events"),
+            r.get("files"),
+            r.get("datalake_objects"),
+            r.get("tokens_issued")
+        ),
+        (1, 1, 1, 2)
+    );
+    assert_eq!(
+        env.cloud.agent("edgewire_mqttagent").unwrap().files[0].content,
+        b"hello platform"
+    );
+    env.sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_map_to_exit_codes() {
+    let env = Env::start().await;
+    let cwd = env.agent();
+    let out = mc_agent(&cwd, &["event", "-i", "edgewire_other"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("after `edgewire_` it has `other` where the certificate says `mqttagent`")
+    );
+    let out = mc_agent(&cwd, &["token", "--key", "agent_cert/nope.key"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("certificates missing: DEVICE_KET_PATH `agent_cert/nope.key` does not exist")
+    );
+    std::fs::write(cwd.join("configs/broken.json"), "{\"AWS\": [").unwrap();
+    let out = mc_agent(
+        &cwd,
+        &["token", "-c", "configs/broken.json", "--output", "json"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"type\":\"error\""));
+    // Instantiation refused by the platform (no model published): the run ends with exit 3.
+    let out = mc_agent(&cwd, &["run", "--count", "1", "--timeout", "10"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("model `JetPumpModel` does not exist"));
+    assert_eq!(
+        env.cloud.report().get("timeseries_messages"),
+        0,
+        "no timeseries before the instance exists"
+    );
+    env.sim.stop().await;
+}

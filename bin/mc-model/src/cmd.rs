@@ -1,0 +1,110 @@
+//! `mc-model`'s subcommands: read the config, fill the template, ask when on a terminal, send and
+//! follow the answer; each returns the exit code or the error that decides it.
+
+use std::path::PathBuf;
+
+use mindconnect::agent::model::{SendOptions, prepare, send};
+use mindconnect::agent::{AgentError, Event, instance_created};
+use mindconnect::cli::output_reporter;
+use mindconnect::protocol::template::Kind;
+use mindconnect::templates::load_file;
+use transport::output::{Output, exit};
+
+use crate::{Cli, Command, prompt};
+
+/// Runs the subcommand of `cli`.
+pub async fn run(cli: &Cli, out: Output) -> Result<u8, AgentError> {
+    let (Command::Publish { config, .. }
+    | Command::Instantiate { config, .. }
+    | Command::Show { config, .. }) = &cli.command;
+    let settings = config.settings()?;
+    let report = output_reporter(out);
+    let ask = prompt::interactive(cli.yes, out);
+    let template = |kind: Kind, file: &Option<PathBuf>| -> Result<_, AgentError> {
+        if let Some(f) = file {
+            return Ok(load_file(f, kind)?);
+        }
+        let dir = config.template_dir()?;
+        let path = if ask && kind == Kind::Model {
+            prompt::pick(&dir, &dir.path(kind))?
+        } else {
+            dir.path(kind)
+        };
+        Ok(load_file(&path, kind)?)
+    };
+    let send_opts = |conf: Option<PathBuf>| SendOptions {
+        timeout: config.answer_timeout(),
+        qos: config.qos,
+        instance_conf: conf,
+    };
+    match &cli.command {
+        Command::Show {
+            model, instance, ..
+        } => {
+            let mut problems = 0;
+            for (kind, file) in [(Kind::Model, model), (Kind::Instance, instance)] {
+                let p = prepare(&settings, kind, &template(kind, file)?)?;
+                problems += p.issues.len();
+                p.warnings
+                    .iter()
+                    .for_each(|w| report(&Event::Warning { message: w.clone() }));
+                report(&p.event(&settings));
+            }
+            Ok(if problems == 0 { exit::OK } else { exit::USAGE })
+        }
+        Command::Publish { file, no_check, .. } => {
+            let p = prepare(&settings, Kind::Model, &template(Kind::Model, file)?)?;
+            p.warnings
+                .iter()
+                .for_each(|w| report(&Event::Warning { message: w.clone() }));
+            if !p.issues.is_empty() && !no_check {
+                return Err(AgentError::Invalid {
+                    what: "model",
+                    file: p.file,
+                    issues: p.issues,
+                });
+            }
+            if ask
+                && !prompt::confirm(&format!(
+                    "Publish model from {} to {}?",
+                    p.file,
+                    settings.topics.topic(p.channel)
+                ))?
+            {
+                return Ok(exit::OK);
+            }
+            send(&settings, &p, &send_opts(None), &report)
+                .await
+                .map(|()| exit::OK)
+        }
+        Command::Instantiate { file, force, .. } => {
+            let conf = &config.instance_conf;
+            if instance_created(conf) && !force {
+                let again = ask
+                    && prompt::confirm(&format!(
+                        "{} says CREATED; instantiate again?",
+                        conf.display()
+                    ))?;
+                if !again {
+                    return Err(AgentError::Input(format!(
+                        "`{}` says CREATED: the model is already instantiated; use --force (or delete the file) to instantiate again",
+                        conf.display()
+                    )));
+                }
+            }
+            let p = prepare(&settings, Kind::Instance, &template(Kind::Instance, file)?)?;
+            if ask
+                && !prompt::confirm(&format!(
+                    "Instantiate `{}` via {}?",
+                    p.payload["data"]["modelExternalId"].as_str().unwrap_or("?"),
+                    settings.topics.topic(p.channel)
+                ))?
+            {
+                return Ok(exit::OK);
+            }
+            send(&settings, &p, &send_opts(Some(conf.clone())), &report)
+                .await
+                .map(|()| exit::OK)
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `mc-model`: publish and instantiate an Insights Hub asset model over MindConnect MQTT, and
+//! show the filled payloads without sending (replaces the seed's `AssetModelCreator.py`, a Tk
+//! GUI). Parses flags, asks on a terminal, calls `mindconnect::agent::model`, maps the result
+//! to an exit code.
+
+mod cmd;
+mod prompt;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mindconnect::cli::{ConfigArgs, fail};
+use transport::args::OutputArgs;
+use transport::output::{self, Output};
+
+/// Publish and instantiate an Insights Hub asset model (MindConnect MQTT, Asset Modeler v3).
+#[derive(Debug, Parser)]
+#[command(name = "mc-model", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// Do not ask; send right away (for scripts).
+    #[arg(long, short = 'y', global = true)]
+    yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fill the model template and publish it to o/amo_v3/m; wait for Success or Failed on i/amo_v3/ms.
+    Publish {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Model file (default: asset_model.json of the templates folder; asked on a terminal).
+        file: Option<PathBuf>,
+        /// Send even when the local checks find problems (the platform then answers Failed).
+        #[arg(long, help_heading = "Model")]
+        no_check: bool,
+    },
+    /// Fill the instance template and publish it to o/amo_v3/i; on Success write instance.conf.
+    Instantiate {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Instance file (default: instance.json of the templates folder).
+        file: Option<PathBuf>,
+        /// Instantiate even when instance.conf says CREATED.
+        #[arg(long, help_heading = "Model")]
+        force: bool,
+    },
+    /// Print the filled model and instance payloads and their problems; send nothing.
+    Show {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Model file (default: asset_model.json of the templates folder).
+        #[arg(long, help_heading = "Model")]
+        model: Option<PathBuf>,
+        /// Instance file (default: instance.json of the templates folder).
+        #[arg(long, help_heading = "Model")]
+        instance: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_logging(cli.output.verbose, cli.output.quiet);
+    let out = Output::new(cli.output.output);
+    output::block_on(async move {
+        match cmd::run(&cli, out).await {
+            Ok(code) => code,
+            Err(e) => fail(out, &e),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

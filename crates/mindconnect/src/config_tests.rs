@@ -1,0 +1,257 @@
+//! Tests of config loading: the seed's file as is, sections, flat files, typed errors naming
+//! file and key, path resolution, flag overrides and the identity rule.
+
+use super::*;
+
+const SEED: &str = r#"{
+	"AWS": {
+		"IOT_HOST": "mindconnectmqtt.eu1.mindsphere.io",
+		"CLIENT_ID": "tenantid_mqttagent",
+		"DEVICE_NAME": "mqttagent",
+		"TENANT_ID": "tenantid",
+		"CA_PATH": "agent_cert/MindSphereRootCA1.pem",
+		"DEVICE_CERT_PATH": "agent_cert/tenantid_mqttagent.pem",
+		"DEVICE_KET_PATH": "agent_cert/tenantid_mqttagent.key",
+		"MODEL_NAME": "JetPumpModel",
+		"GW_URL": "https://gateway.eu1.mindsphere.io",
+		"SGW_URL": "https://southgate.eu1.mindsphere.io",
+		"PLATFORM": "AWS"
+	}
+}"#;
+
+fn p() -> PathBuf {
+    PathBuf::from("configs/mqtt-config.json")
+}
+
+#[test]
+fn the_seed_file_parses_as_is() {
+    let c = ConfigFile::parse(SEED, &p(), None).unwrap();
+    assert_eq!(c.section.as_deref(), Some("AWS"));
+    assert_eq!(c.client_id.as_deref(), Some("tenantid_mqttagent"));
+    assert_eq!(
+        c.device_key_path.as_deref(),
+        Some("agent_cert/tenantid_mqttagent.key")
+    );
+    assert_eq!(c.model_name.as_deref(), Some("JetPumpModel"));
+}
+
+#[test]
+fn sections_flat_files_and_the_older_section_name() {
+    let old = SEED.replace("\"AWS\": {", "\"AWS_PROD\": {");
+    assert_eq!(
+        ConfigFile::parse(&old, &p(), None)
+            .unwrap()
+            .section
+            .as_deref(),
+        Some("AWS_PROD")
+    );
+    assert_eq!(
+        ConfigFile::parse(&old, &p(), Some("aws_prod"))
+            .unwrap()
+            .section
+            .as_deref(),
+        Some("AWS_PROD")
+    );
+    let e = ConfigFile::parse(&old, &p(), Some("aws"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("has no section `AWS`; its sections are: AWS_PROD"),
+        "{e}"
+    );
+    let flat = r#"{"CLIENT_ID":"t_a","TENANT_ID":"t","DEVICE_KEY_PATH":"k"}"#;
+    let c = ConfigFile::parse(flat, &p(), None).unwrap();
+    assert_eq!((c.section, c.device_key_path.as_deref()), (None, Some("k")));
+    let two = r#"{"DEV":{"CLIENT_ID":"x"},"PRD":{"CLIENT_ID":"y"}}"#;
+    assert!(matches!(
+        ConfigFile::parse(two, &p(), None),
+        Err(ConfigError::Section { .. })
+    ));
+}
+
+#[test]
+fn malformed_files_name_file_and_key() {
+    let e = ConfigFile::parse("{\"AWS\": {", &p(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("config file `configs/mqtt-config.json` is not valid JSON: EOF"),
+        "{e}"
+    );
+    let e = ConfigFile::parse(r#"{"AWS":{"CLIENT_ID": 5}}"#, &p(), None)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "config file `configs/mqtt-config.json`: `CLIENT_ID` (section `AWS`) must be a string, found a number"
+    );
+    assert!(matches!(
+        ConfigFile::parse("[1]", &p(), None),
+        Err(ConfigError::Shape { .. })
+    ));
+    assert!(matches!(
+        ConfigFile::parse("{}", &p(), None),
+        Err(ConfigError::Shape { .. })
+    ));
+}
+
+#[test]
+fn iot_host_becomes_a_broker_url() {
+    assert_eq!(
+        broker_url("mindconnectmqtt.eu1.mindsphere.io"),
+        "mqtts://mindconnectmqtt.eu1.mindsphere.io:8883"
+    );
+    assert_eq!(broker_url("localhost:4711"), "mqtts://localhost:4711");
+    assert_eq!(broker_url("mqtts://h:1/"), "mqtts://h:1");
+}
+
+#[test]
+fn identity_errors_say_what_differs() {
+    let c = Path::new("agent_cert/x.pem");
+    assert!(check_identity("t_dev", "t", "dev", c).is_ok());
+    let e = check_identity("t_other", "t", "dev", c)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("expects TENANT_ID + \"_\" + the certificate's CN = `t_dev`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("after `t_` it has `other` where the certificate says `dev`"),
+        "{e}"
+    );
+    let e = check_identity("x_dev", "t", "dev", c)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not start with `t_`"), "{e}");
+    let e = check_identity("dev", "t", "dev", c)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bare CN"), "{e}");
+}
+
+fn seed_layout(cn: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = testkit::Pki::generate(&dir.path().join("pki"));
+    let cert = pki.client(cn);
+    std::fs::create_dir_all(dir.path().join("agent_cert")).unwrap();
+    std::fs::create_dir_all(dir.path().join("configs")).unwrap();
+    std::fs::copy(
+        &cert.cert,
+        dir.path().join("agent_cert/tenantid_mqttagent.pem"),
+    )
+    .unwrap();
+    std::fs::copy(
+        &cert.key,
+        dir.path().join("agent_cert/tenantid_mqttagent.key"),
+    )
+    .unwrap();
+    std::fs::copy(
+        pki.ca_cert(),
+        dir.path().join("agent_cert/MindSphereRootCA1.pem"),
+    )
+    .unwrap();
+    let cfg = dir.path().join("configs/mqtt-config.json");
+    std::fs::write(&cfg, SEED).unwrap();
+    (dir, cfg)
+}
+
+#[test]
+fn the_seed_layout_resolves_and_checks_the_certificate() {
+    let (dir, cfg) = seed_layout("mqttagent");
+    let s =
+        Settings::resolve(ConfigFile::load(&cfg, None).unwrap(), &Overrides::default()).unwrap();
+    assert_eq!(s.agent_name, "mqttagent");
+    assert_eq!(s.session.client_id, "tenantid_mqttagent");
+    assert_eq!(
+        s.session.endpoint.to_string(),
+        "mqtts://mindconnectmqtt.eu1.mindsphere.io:8883"
+    );
+    assert_eq!(
+        s.session.tls.client_cert.as_deref(),
+        Some(
+            dir.path()
+                .join("agent_cert/tenantid_mqttagent.pem")
+                .as_path()
+        )
+    );
+    assert_eq!(
+        s.topics.topic(crate::protocol::Channel::Timeseries),
+        "tc/tenantid/tenantid_mqttagent/o/mc_v3/ts"
+    );
+    assert_eq!(
+        s.gw_url.as_deref(),
+        Some("https://gateway.eu1.mindsphere.io")
+    );
+}
+
+#[test]
+fn a_wrong_client_id_or_a_missing_certificate_is_refused() {
+    let (dir, cfg) = seed_layout("otheragent");
+    let e = Settings::resolve(ConfigFile::load(&cfg, None).unwrap(), &Overrides::default())
+        .unwrap_err();
+    assert!(
+        matches!(&e, ConfigError::Identity(m) if m.cn == "otheragent"),
+        "{e}"
+    );
+    let o = Overrides {
+        broker: Some(BrokerArgs {
+            client_id: Some("tenantid_otheragent".into()),
+            ..default_broker_args()
+        }),
+        ..Overrides::default()
+    };
+    assert!(
+        Settings::resolve(ConfigFile::load(&cfg, None).unwrap(), &o).is_ok(),
+        "--client-id overrides CLIENT_ID"
+    );
+    std::fs::remove_file(dir.path().join("agent_cert/tenantid_mqttagent.key")).unwrap();
+    let e = Settings::resolve(ConfigFile::load(&cfg, None).unwrap(), &o)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("certificates missing: DEVICE_KET_PATH `agent_cert/tenantid_mqttagent.key` does not exist"), "{e}");
+    let e = ConfigFile::load(&dir.path().join("nope.json"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot read the config file"), "{e}");
+}
+
+#[test]
+fn unsupported_platforms_and_missing_keys_are_named() {
+    let c = ConfigFile::parse(
+        &SEED.replace("\"PLATFORM\": \"AWS\"", "\"PLATFORM\": \"AZURE\""),
+        &p(),
+        None,
+    )
+    .unwrap();
+    assert!(matches!(
+        Settings::resolve(c, &Overrides::default()),
+        Err(ConfigError::Platform { .. })
+    ));
+    let c = ConfigFile::parse(r#"{"AWS":{"CLIENT_ID":"t_a"}}"#, &p(), None).unwrap();
+    let e = Settings::resolve(c, &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "config file `configs/mqtt-config.json` has no `TENANT_ID` (section `AWS`) and --tenant was not given"
+    );
+}
+
+#[test]
+fn the_shipped_example_has_the_seed_section_and_the_local_cloud_section() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/mindconnect/mqtt-config.json");
+    let seed = ConfigFile::load(&path, None).unwrap();
+    assert_eq!(
+        (seed.section.as_deref(), seed.client_id.as_deref()),
+        (Some("AWS"), Some("tenantid_mqttagent"))
+    );
+    let sim = ConfigFile::load(&path, Some("iotsim")).unwrap();
+    assert_eq!(sim.client_id.as_deref(), Some("edgewire_mqttagent"));
+    assert_eq!(sim.http_ca_path.as_deref(), Some("agent_cert/ca.pem"));
+    assert_eq!(
+        broker_url(sim.iot_host.as_deref().unwrap()),
+        "mqtts://localhost:8883"
+    );
+}

@@ -1,0 +1,63 @@
+//! The `iot-sim demo` rows of MindConnect, on the embedded broker and against mosquitto.
+
+use std::sync::Arc;
+
+use cloudkit::CloudSide;
+use mindconnect::cloud::MindConnectCloud;
+
+use super::demo_env;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_rows_pass_on_the_embedded_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = Arc::new(MindConnectCloud::new());
+    let sim = sim::engine::Sim::start(
+        sim::engine::SimOptions {
+            cert_dir: dir.path().join("pki"),
+            state_dir: dir.path().join("state"),
+            external: None,
+            client_names: vec![],
+        },
+        vec![cloud.clone() as Arc<dyn CloudSide>],
+    )
+    .await
+    .unwrap();
+    let mut env = demo_env(&sim, &cloud, dir.path().join("demo"));
+    env.messages = 25;
+    let rows = mindconnect::demo::run(env).await;
+    for r in &rows {
+        eprintln!(
+            "{:<48} {:>4} {:>4} {}",
+            r.check,
+            r.expected,
+            r.got,
+            r.note.as_deref().unwrap_or("")
+        );
+    }
+    assert!(rows.len() >= 10);
+    assert!(rows.iter().all(|r| r.ok), "{rows:#?}");
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_rows_pass_against_mosquitto() {
+    let broker = tokio::task::block_in_place(|| testkit::Broker::start(testkit::BrokerOpts::new()));
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = Arc::new(MindConnectCloud::new());
+    let sim = sim::engine::Sim::start(
+        sim::engine::SimOptions {
+            cert_dir: dir.path().join("pki"),
+            state_dir: dir.path().join("state"),
+            external: Some(transport::SessionOptions::new(
+                broker.url_plain().parse().unwrap(),
+            )),
+            client_names: vec![],
+        },
+        vec![cloud.clone() as Arc<dyn CloudSide>],
+    )
+    .await
+    .unwrap();
+    let rows = mindconnect::demo::run(demo_env(&sim, &cloud, dir.path().join("demo"))).await;
+    assert!(rows.iter().all(|r| r.ok), "{rows:#?}");
+    sim.stop().await;
+}
