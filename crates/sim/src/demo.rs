@@ -139,10 +139,12 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, SimError> {
         }
         let env = DemoEnv {
             listeners: sim.listeners().to_vec(),
-            ca: sim.pki().ca.clone(),
-            cert_dir: sim.pki().dir.clone(),
+            // Absolute: vendors write config files into work_dir, and relative paths inside a
+            // config file resolve against that file's folder.
+            ca: absolute(&sim.pki().ca),
+            cert_dir: absolute(&sim.pki().dir),
             https_base: sim.https_base().map(str::to_owned),
-            work_dir,
+            work_dir: absolute(&work_dir),
             messages: opts.messages,
             report: Arc::new(move || cloud.report()),
         };
@@ -152,6 +154,10 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, SimError> {
     sim.stop().await;
     let ok = rows.iter().all(|r| r.ok);
     Ok(DemoSummary { broker, rows, ok })
+}
+
+fn absolute(p: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
 }
 
 /// Publishes `n` numbered messages through `listener`; returns how many the broker confirmed.

@@ -39,6 +39,10 @@ pub fn vendors() -> Vec<Vendor> {
             cloud: Arc::new(mindconnect::cloud::MindConnectCloud::default()),
             demo: Some(|env| Box::pin(mindconnect::demo::run(env))),
         },
+        Vendor {
+            cloud: Arc::new(iotconnect::cloud::IotConnectCloud::default()),
+            demo: Some(|env| Box::pin(iotconnect::demo::run(env))),
+        },
     ]
 }
 

@@ -28,6 +28,12 @@ pub(super) async fn run(
             _ = stop.wait_for(|s| *s) => break,
             r = eventloop.poll() => r,
         };
+        if polled.is_ok() {
+            let mut inner = shared.lock();
+            if !inner.pending_acks.is_empty() {
+                inner.drain_acks();
+            }
+        }
         match polled {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff.reset();
@@ -187,6 +193,8 @@ fn on_disconnected(
     eventloop.clean();
     eventloop.pending.clear();
     eventloop.state.collision = None;
+    // PUBACKs owed on the lost connection are void: the broker resends those messages.
+    inner.pending_acks.clear();
     let open = inner.tracker.reset();
     for id in open {
         if let Some(req) = inner.sub_requests.remove(&id) {

@@ -197,6 +197,8 @@ struct Inner {
     status: Status,
     /// A message taken from the outbox that rumqttc's channel could not take.
     retry: Option<(u64, Message)>,
+    /// PUBACKs for incoming messages waiting for room in rumqttc's channel, in receive order.
+    pending_acks: std::collections::VecDeque<u16>,
 }
 
 struct Shared {
@@ -257,6 +259,20 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// Hands queued PUBACKs to rumqttc, in order, as far as its channel has room.
+    fn drain_acks(&mut self) {
+        while let Some(&pkid) = self.pending_acks.front() {
+            let mut p = rumqttc::Publish::new("", rumqttc::QoS::AtLeastOnce, Vec::new());
+            p.pkid = pkid;
+            match self.client.try_ack(&p) {
+                Ok(()) => {
+                    self.pending_acks.pop_front();
+                }
+                Err(_) => break,
+            }
+        }
     }
 
     fn complete(&mut self, seq: u64) {
@@ -382,6 +398,7 @@ impl Session {
             waiters: HashMap::new(),
             status: status.clone(),
             retry: None,
+            pending_acks: std::collections::VecDeque::new(),
         };
         let start_mode = opts.start_mode;
         let shared = Arc::new(Shared {
@@ -510,13 +527,12 @@ impl Session {
         if msg.qos != Qos::AtLeastOnce {
             return;
         }
-        let inner = self.shared.lock();
+        let mut inner = self.shared.lock();
         if inner.connected && inner.connection == msg.connection {
-            let mut p = rumqttc::Publish::new(&msg.topic, rumqttc::QoS::AtLeastOnce, Vec::new());
-            p.pkid = msg.pkid;
-            if let Err(e) = inner.client.try_ack(&p) {
-                tracing::warn!("could not queue PUBACK for packet {}: {e}", msg.pkid);
-            }
+            // Queued, never dropped: when rumqttc's channel is full the driver sends the rest
+            // as it drains (MQTT wants PUBACKs in receive order, so nothing may overtake).
+            inner.pending_acks.push_back(msg.pkid);
+            inner.drain_acks();
         }
     }
 

@@ -1,0 +1,164 @@
+//! The subcommands after discovery and sync: each turns its flags into library calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use iotconnect::agent::hook::Hook;
+use iotconnect::agent::setup::{Flags, Setup, reconnect_with};
+use iotconnect::agent::source::{self, Input, Simulation};
+use iotconnect::agent::{AgentError, Reporter, RunOptions, RunOutcome};
+use iotconnect::protocol::input::{parse_line, parse_value as value};
+use iotconnect::protocol::v1::ack::{AckData, AckKind, status};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use transport::output::{Output, exit};
+
+use crate::args::{AckArgs, DataArgs, RunArgs, TwinArgs};
+
+fn hook(program: Option<std::path::PathBuf>, timeout: u64) -> Option<Hook> {
+    program.map(|program| Hook {
+        program,
+        args: Vec::new(),
+        timeout: Duration::from_secs(timeout),
+    })
+}
+
+pub async fn run(
+    setup: Setup,
+    flags: &Flags,
+    a: RunArgs,
+    reporter: Arc<dyn Reporter>,
+) -> Result<u8, AgentError> {
+    let offline = setup.offline(a.offline_dir.clone());
+    let (tx, rx) = mpsc::channel::<Input>(64);
+    let interval = a.interval.map(Duration::from_secs_f64);
+    let mut sources = JoinSet::new();
+    if a.simulate {
+        let sim = Simulation {
+            devices: setup.device.devices(),
+            attributes: setup.sync.att.clone().unwrap_or_default(),
+            count: a.count,
+            interval: interval.unwrap_or(setup.device.df().max(Duration::from_secs(1))),
+            faulty_every: a.faulty_every,
+        };
+        sources.spawn(sim.run(tx));
+    } else if let Some(path) = &a.input {
+        let reader = source::open(path).await.map_err(AgentError::Input)?;
+        sources.spawn(source::lines(reader, interval, tx));
+    } else {
+        drop(tx);
+    }
+    let reconnect = reconnect_with(flags.clone(), setup.config.clone());
+    let (agent, platform, config) = setup.connect(flags, offline, reporter).await?;
+    let opts = RunOptions {
+        command_hook: hook(a.on_command, a.hook_timeout),
+        auto_ack: !a.no_auto_ack,
+        ota_dir: Some(a.ota_dir),
+        ota_max_bytes: a.ota_max_mb.saturating_mul(1024 * 1024),
+        ota_hook: hook(a.on_ota, a.hook_timeout),
+        platform: Some((platform, config)),
+        twin: a.twin.iter().map(|(k, v)| (k.clone(), value(v))).collect(),
+        exit_after_input: a.exit_after_input,
+        reconnect: Some(reconnect),
+    };
+    let outcome = agent
+        .run(rx, opts, transport::signal::shutdown_signal())
+        .await;
+    sources.abort_all();
+    Ok(match outcome? {
+        RunOutcome::Shutdown | RunOutcome::InputDone => exit::OK,
+        RunOutcome::Barred => exit::REJECTED,
+    })
+}
+
+pub async fn data(
+    setup: Setup,
+    flags: &Flags,
+    a: DataArgs,
+    reporter: Arc<dyn Reporter>,
+) -> Result<u8, AgentError> {
+    let records = match (&a.data, &a.file) {
+        (Some(json), _) => parse_line(1, json)
+            .map_err(|e| AgentError::Input(e.to_string()))?
+            .unwrap_or_default(),
+        (None, Some(path)) => source::first_records(path)
+            .await
+            .map_err(AgentError::Input)?,
+        (None, None) => Vec::new(),
+    };
+    let (mut agent, _, _) = setup.connect(flags, None, reporter.clone()).await?;
+    let wait = Duration::from_secs(a.wait);
+    let rest = agent.send_data(&records, wait).await;
+    let unconfirmed = agent.close(Duration::from_secs(2)).await;
+    for action in rest? {
+        if let iotconnect::protocol::device::Action::Ignored(message) = action {
+            reporter.event(iotconnect::agent::Event::Warning { message });
+        }
+    }
+    Ok(if unconfirmed == 0 {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
+}
+
+pub async fn twin(
+    setup: Setup,
+    flags: &Flags,
+    a: TwinArgs,
+    reporter: Arc<dyn Reporter>,
+    out: Output,
+) -> Result<u8, AgentError> {
+    let (mut agent, _, _) = setup.connect(flags, None, reporter).await?;
+    let wait = Duration::from_secs(a.wait);
+    let result = async {
+        for (k, v) in &a.set {
+            agent.twin_report(k, value(v), wait).await?;
+        }
+        if a.get {
+            agent.subscribe().await?;
+            let twin = agent
+                .twin_get(wait)
+                .await?
+                .ok_or(AgentError::NotConfirmed {
+                    kind: "full twin".into(),
+                    secs: a.wait,
+                })?;
+            out.event("twin", &twin, || format!("{twin:#}"));
+        }
+        Ok(exit::OK)
+    }
+    .await;
+    agent.close(Duration::from_secs(2)).await;
+    result
+}
+
+pub async fn ack(
+    setup: Setup,
+    flags: &Flags,
+    a: AckArgs,
+    reporter: Arc<dyn Reporter>,
+) -> Result<u8, AgentError> {
+    let kind = if a.kind == "ota" {
+        AckKind::Ota
+    } else {
+        AckKind::Command
+    };
+    let st = match a.status.as_str() {
+        "ok" => kind.success(),
+        "failed" => status::FAILED,
+        n => n.parse().map_err(|_| {
+            AgentError::Input(format!("--status `{n}` is not ok, failed or a number"))
+        })?,
+    };
+    let (mut agent, _, _) = setup.connect(flags, None, reporter).await?;
+    let data = AckData {
+        ack_id: a.ack_id,
+        st,
+        msg: a.msg,
+        child_id: a.child_id,
+    };
+    let result = agent.ack(kind, data, Duration::from_secs(a.wait)).await;
+    agent.close(Duration::from_secs(2)).await;
+    result.map(|()| exit::OK)
+}

@@ -1,0 +1,137 @@
+//! The binary's contract: exit codes with sentences for bad flags, tables and databases;
+//! `simulate` feeding the sink end to end with NDJSON output; `bridge-config` text.
+
+use std::time::Duration;
+
+use testkit::{Broker, BrokerOpts};
+use transport::output::exit;
+
+use crate::{Running, events, mqtt_sink, run, sqlite_counts};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_sentence_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("u.db").display());
+    let cases: [(&[&str], &str); 5] = [
+        (&["--map", "temperature"], "COLUMN=/json/pointer"),
+        (
+            &["--map", "t=/a", "--table", "x;drop"],
+            "table name `x;drop`",
+        ),
+        (&["--map", "t:decimal=/a"], "unknown column type `decimal`"),
+        (
+            &["--map", "t=/a", "--dedup", "sometimes"],
+            "not a dedup mode",
+        ),
+        (&["--map", "t=/a", "-t", "a/#"], "table `readings`"),
+    ];
+    for (args, want) in cases {
+        let out = run(mqtt_sink()
+            .args(["-b", "127.0.0.1:1", "--db", &db])
+            .args(args));
+        assert_eq!(out.status.code(), Some(i32::from(exit::USAGE)), "{args:?}");
+        assert!(
+            stderr(&out).contains(want),
+            "{args:?}: stderr lacks `{want}`"
+        );
+    }
+    let out = run(mqtt_sink().args(["--map", "t=/a", "-t", "a", "--db", "oracle://x"]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::USAGE)));
+    assert!(stderr(&out).contains("unknown scheme"));
+}
+
+#[test]
+fn an_unreachable_database_is_a_runtime_failure_without_the_password() {
+    let out = run(mqtt_sink().env("SINK_TEST_PW", "s3cret-pw").args([
+        "--preset",
+        "esp32",
+        "--db",
+        "postgres://someone@127.0.0.1:1/nowhere",
+        "--db-password-env",
+        "SINK_TEST_PW",
+    ]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::FAILURE)));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot connect to the database postgres://someone@127.0.0.1:1/nowhere"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret-pw"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_feeds_the_sink_end_to_end() {
+    let b = tokio::task::block_in_place(|| Broker::start(BrokerOpts::new()));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e2e.db");
+    let db = format!("sqlite://{}", path.display());
+    let sink = Running::spawn(mqtt_sink().args([
+        "--output",
+        "json",
+        "-b",
+        &b.url_plain(),
+        "--preset",
+        "esp32",
+        "--create-table",
+        "--db",
+        &db,
+        "--count",
+        "50",
+        "--store-topic",
+        "--store-received-at",
+    ]));
+    sink.wait_event("ready", Duration::from_secs(30));
+    let out = run(mqtt_sink().args([
+        "--output",
+        "json",
+        "simulate",
+        "-b",
+        &b.url_plain(),
+        "--count",
+        "50",
+        "--rate",
+        "500",
+    ]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::OK)));
+    let ev = events(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(ev[0].0, "summary");
+    assert_eq!(ev[0].1["confirmed"], 50);
+    let summary = sink.wait_event("summary", Duration::from_secs(30));
+    assert_eq!(summary["stored"], 50);
+    assert_eq!(summary["dead_lettered"], 0);
+    assert_eq!(sqlite_counts(&path, "readings").await, (50, 50));
+}
+
+#[test]
+fn bridge_config_prints_the_aws_iot_bridge() {
+    let out = run(mqtt_sink().args([
+        "bridge-config",
+        "--endpoint",
+        "abc123-ats.iot.us-east-1.amazonaws.com",
+        "--cafile",
+        "/etc/mosquitto/certs/AmazonRootCA1.pem",
+        "--certfile",
+        "/etc/mosquitto/certs/device.crt",
+        "--keyfile",
+        "/etc/mosquitto/certs/device.key",
+    ]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::OK)));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "address abc123-ats.iot.us-east-1.amazonaws.com:8883",
+        "topic esp32/pub out 1",
+        "bridge_protocol_version mqttv311",
+        "bridge_insecure false",
+        "bridge_cafile /etc/mosquitto/certs/AmazonRootCA1.pem",
+        "bridge_certfile /etc/mosquitto/certs/device.crt",
+        "bridge_keyfile /etc/mosquitto/certs/device.key",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}`:\n{text}");
+    }
+    let out = run(mqtt_sink().args(["bridge-config", "--endpoint", "a\nbridge_insecure true"]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::USAGE)));
+}

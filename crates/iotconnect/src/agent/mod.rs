@@ -1,0 +1,376 @@
+//! The IoTConnect device agent: discovery and sync over HTTPS ([`bootstrap`]), then an MQTT
+//! session that carries what the [`Device`] state machine decides. [`Agent`] holds the session
+//! and the device; its one-shot methods serve `iotc-send data|twin|ack`, and [`Agent::run`]
+//! (in `run.rs`) is the long-running loop of `iotc-send run`: input, commands, OTA, twin, edge
+//! windows, offline storage, the 0x99 hard stop.
+//!
+//! Offline storage: with `offlineStorage` enabled every message goes through the transport's
+//! disk spool (its size and file-count caps are the SDK's semantics). A message created while the
+//! broker is unreachable is written with `"od": 1`, so its later replay is marked offline. A
+//! message created while connected but lost with the connection is resent by the transport
+//! unchanged (without `od`); see `docs/iotconnect.md`. With offline storage disabled, messages
+//! made while disconnected are dropped (and reported), as the SDK does.
+
+pub mod bootstrap;
+pub mod events;
+pub mod hook;
+pub mod ota;
+mod run;
+pub mod setup;
+pub mod source;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use transport::output::exit;
+use transport::session::{Incoming, PublishError, StartError, SubscribeError};
+use transport::{Message, Outbox, Qos, Session, SessionOptions, SpoolConfig, StartMode};
+
+pub use events::{Collect, Event, Reporter};
+pub use run::{Reconnect, RunOptions, RunOutcome};
+
+use crate::config::ConfigError;
+use crate::protocol::device::{Action, Device, DeviceError, OutKind, Outgoing};
+use crate::protocol::sas::SasError;
+use crate::protocol::v1::ack::{AckData, AckKind};
+use crate::protocol::v1::envelope::mark_offline;
+use crate::protocol::v1::sync::SyncError;
+use crate::protocol::{Mono, input::InputRecord};
+
+/// Why the agent stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The config file.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Discovery or sync answered badly or refused.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// The sync answer cannot drive the device.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// An HTTPS request failed.
+    #[error("{what} request to {url} failed: {reason}")]
+    Http {
+        /// `discovery`, `sync`.
+        what: &'static str,
+        /// URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// Flags.
+    #[error(transparent)]
+    Args(#[from] transport::args::ArgsError),
+    /// The MQTT session could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// A subscription was refused.
+    #[error(transparent)]
+    Subscribe(#[from] SubscribeError),
+    /// A publish was refused.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// The broker did not confirm a message.
+    #[error("the broker did not confirm the {kind} message within {secs} s")]
+    NotConfirmed {
+        /// Message kind.
+        kind: String,
+        /// Wait.
+        secs: u64,
+    },
+    /// The offline store.
+    #[error(transparent)]
+    Outbox(#[from] transport::outbox::OutboxError),
+    /// A SAS token could not be made.
+    #[error(transparent)]
+    Sas(#[from] SasError),
+    /// Something this agent does not do.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Input data or a value given on the command line.
+    #[error("{0}")]
+    Input(String),
+    /// The session ended for good.
+    #[error("the MQTT session ended: {0}")]
+    Ended(String),
+}
+
+impl AgentError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AgentError::Config(_)
+            | AgentError::Args(_)
+            | AgentError::Unsupported(_)
+            | AgentError::Sas(_)
+            | AgentError::Input(_) => exit::USAGE,
+            AgentError::Sync(SyncError::Refused { .. } | SyncError::Status { .. }) => {
+                exit::REJECTED
+            }
+            _ => exit::FAILURE,
+        }
+    }
+}
+
+/// Counters of one agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Messages accepted.
+    pub published: u64,
+    /// Of them, made while offline.
+    pub offline: u64,
+    /// `SendData` calls discarded by `df`.
+    pub throttled: u64,
+    /// Acknowledgements sent.
+    pub acks: u64,
+}
+
+/// A connected (or, with offline storage, connecting) device.
+pub struct Agent {
+    session: Session,
+    incoming: Incoming,
+    device: Device,
+    origin: tokio::time::Instant,
+    reporter: Arc<dyn Reporter>,
+    spool: Option<SpoolConfig>,
+    counters: Counters,
+    /// Counts sessions (a 0x12 re-sync with new broker parameters opens a new one).
+    generation: u64,
+}
+
+impl Agent {
+    /// Starts the MQTT session. With `offline` (the spool) it returns at once and keeps trying
+    /// in the background; without, it returns once connected.
+    pub async fn start(
+        mut opts: SessionOptions,
+        offline: Option<SpoolConfig>,
+        device: Device,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<Agent, AgentError> {
+        let (session, incoming) = open_session(&mut opts, offline.as_ref()).await?;
+        Ok(Agent {
+            session,
+            incoming,
+            device,
+            origin: tokio::time::Instant::now(),
+            reporter,
+            spool: offline,
+            counters: Counters::default(),
+            generation: 1,
+        })
+    }
+
+    /// Closes the session and opens a new one with `opts` (after 0x12 changed the broker
+    /// parameters); the offline store is reopened, so nothing unconfirmed is lost.
+    pub async fn reconnect(&mut self, mut opts: SessionOptions) -> Result<(), AgentError> {
+        self.session.close(Duration::from_secs(2)).await;
+        let (session, incoming) = open_session(&mut opts, self.spool.as_ref()).await?;
+        self.session = session;
+        self.incoming = incoming;
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// The monotonic clock the device runs on.
+    fn now(&self) -> Mono {
+        self.origin.elapsed()
+    }
+
+    /// The device state machine.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The session.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Subscribes to commands, desired properties and twin answers (waits for the SUBACK).
+    pub async fn subscribe(&self) -> Result<(), AgentError> {
+        let filters: Vec<(String, Qos)> = self
+            .device
+            .subscriptions()
+            .into_iter()
+            .map(|f| (f, Qos::AtLeastOnce))
+            .collect();
+        self.session.subscribe(&filters).await?;
+        Ok(())
+    }
+
+    /// Accepts one outgoing message: marked `"od": 1` when made offline with storage on,
+    /// dropped when made offline with storage off.
+    async fn publish(
+        &mut self,
+        out: Outgoing,
+    ) -> Result<Option<transport::session::Delivery>, AgentError> {
+        let connected = self.session.status().connected;
+        let kind = out.kind.name().to_owned();
+        if !connected && self.spool.is_none() {
+            self.reporter.event(Event::DroppedOffline { kind });
+            return Ok(None);
+        }
+        // Only D2C messages carry `od`; twin patches are properties, not messages.
+        let offline = !connected && matches!(out.kind, OutKind::Message(_));
+        let payload = if offline {
+            mark_offline(&out.payload).unwrap_or(out.payload)
+        } else {
+            out.payload
+        };
+        let delivery = self
+            .session
+            .publish(Message::new(out.topic.clone(), payload))
+            .await?;
+        self.counters.published += 1;
+        self.counters.offline += u64::from(offline);
+        self.reporter.event(Event::Published {
+            kind,
+            topic: out.topic,
+            devices: out.devices,
+            values: out.values,
+            offline,
+        });
+        Ok(Some(delivery))
+    }
+
+    /// `SendData` once and waits up to `wait` for the broker's confirmations; returns the
+    /// actions that were not publishes (throttling, ignored records).
+    pub async fn send_data(
+        &mut self,
+        records: &[InputRecord],
+        wait: Duration,
+    ) -> Result<Vec<Action>, AgentError> {
+        let now = self.now();
+        let actions = self
+            .device
+            .send_data(records, now, time::OffsetDateTime::now_utc());
+        let mut rest = Vec::new();
+        let mut pending = Vec::new();
+        for a in actions {
+            match a {
+                Action::Publish(out) => {
+                    let kind = out.kind.name().to_owned();
+                    if let Some(d) = self.publish(out).await? {
+                        pending.push((kind, d));
+                    }
+                }
+                other => rest.push(other),
+            }
+        }
+        for (kind, d) in pending {
+            confirm(d, &kind, wait).await?;
+        }
+        Ok(rest)
+    }
+
+    /// Sends an acknowledgement and waits for its confirmation.
+    pub async fn ack(
+        &mut self,
+        kind: AckKind,
+        data: AckData,
+        wait: Duration,
+    ) -> Result<(), AgentError> {
+        let out = self
+            .device
+            .ack(kind, data.clone(), time::OffsetDateTime::now_utc());
+        if let Some(d) = self.publish(out).await? {
+            confirm(d, kind.mt().name(), wait).await?;
+        }
+        self.counters.acks += 1;
+        self.reporter.event(acked(kind, &data));
+        Ok(())
+    }
+
+    /// Reports one twin property and waits for its confirmation.
+    pub async fn twin_report(
+        &mut self,
+        key: &str,
+        value: Value,
+        wait: Duration,
+    ) -> Result<(), AgentError> {
+        let out = self.device.twin_report(key, value);
+        if let Some(d) = self.publish(out).await? {
+            confirm(d, "twin-report", wait).await?;
+        }
+        Ok(())
+    }
+
+    /// Asks for the full twin and waits up to `wait` for it (needs [`Agent::subscribe`] first).
+    pub async fn twin_get(&mut self, wait: Duration) -> Result<Option<Value>, AgentError> {
+        let out = self.device.twin_get();
+        self.publish(out).await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.incoming.recv()).await;
+            let Ok(Some(msg)) = msg else { return Ok(None) };
+            for a in self.device.on_message(&msg.topic, &msg.payload) {
+                if let Action::TwinFull(v) = a {
+                    return Ok(Some(v));
+                }
+            }
+        }
+    }
+
+    /// Waits up to `grace` for confirmations and disconnects; returns what stayed unconfirmed.
+    pub async fn close(self, grace: Duration) -> u64 {
+        self.session.close(grace).await.unacked
+    }
+}
+
+async fn open_session(
+    opts: &mut SessionOptions,
+    offline: Option<&SpoolConfig>,
+) -> Result<(Session, Incoming), AgentError> {
+    let outbox = match offline {
+        Some(cfg) => {
+            opts.start_mode = StartMode::Background;
+            Outbox::disk(cfg.clone())?
+        }
+        None => Outbox::memory(1000),
+    };
+    let (session, incoming) = Session::start(opts.clone(), outbox).await?;
+    if offline.is_some() {
+        // Background start: let the first attempt finish, so messages made in the first
+        // moments are not taken for offline ones while the connection is merely coming up.
+        let mut status = session.watch_status();
+        let first = status.wait_for(|s| s.connected || s.last_error.is_some() || s.ended.is_some());
+        let _ = tokio::time::timeout(opts.connect_timeout + Duration::from_secs(1), first).await;
+    }
+    Ok((session, incoming))
+}
+
+async fn confirm(
+    d: transport::session::Delivery,
+    kind: &str,
+    wait: Duration,
+) -> Result<(), AgentError> {
+    let not = || AgentError::NotConfirmed {
+        kind: kind.to_owned(),
+        secs: wait.as_secs(),
+    };
+    match tokio::time::timeout(wait, d.confirmed()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err(not()),
+    }
+}
+
+fn acked(kind: AckKind, data: &AckData) -> Event {
+    Event::Acked {
+        kind: match kind {
+            AckKind::Command => "command".into(),
+            AckKind::Ota => "ota".into(),
+        },
+        ack_id: data.ack_id.clone(),
+        st: data.st,
+        msg: data.msg.clone(),
+        child_id: data.child_id.clone(),
+    }
+}

@@ -1,0 +1,192 @@
+//! OTA (0x02): which device each URL is for (a child named by `uniqueId`, the devices of a
+//! `tag`, or the gateway itself), the download over HTTPS into
+//! `<ota dir>/<ackId>/<uniqueId>/<file>` (written to `.part`, size checked against
+//! `Content-Length`, SHA-256 computed, renamed when complete), and the per-device outcome the
+//! agent acknowledges (`st` 7, or 4 with the reason; `childId` for children).
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::protocol::v1::c2d::OtaUrl;
+pub use crate::protocol::v1::c2d::{OtaTarget, ota_targets as targets};
+
+/// A downloaded file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    /// Where.
+    pub path: PathBuf,
+    /// Size.
+    pub bytes: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+}
+
+/// A safe file or folder name from untrusted text.
+pub fn safe_name(s: &str, fallback: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(120)
+        .collect();
+    if cleaned.trim_matches('.').is_empty() {
+        fallback.to_owned()
+    } else {
+        cleaned
+    }
+}
+
+fn file_name(u: &OtaUrl, i: usize) -> String {
+    let fallback = format!("firmware-{i}.bin");
+    if let Some(f) = &u.file_name {
+        return safe_name(f, &fallback);
+    }
+    let last = url::Url::parse(&u.url)
+        .ok()
+        .and_then(|url| {
+            url.path_segments()
+                .and_then(|mut s| s.next_back().map(str::to_owned))
+        })
+        .unwrap_or_default();
+    safe_name(&last, &fallback)
+}
+
+/// Downloads every URL of `target` into `dir`; the first failure is returned as a sentence.
+pub async fn download(
+    http: &reqwest::Client,
+    dir: &Path,
+    target: &OtaTarget,
+    max_bytes: u64,
+) -> Result<Vec<Downloaded>, String> {
+    let dir = dir.join(safe_name(&target.unique_id, "device"));
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    let mut out = Vec::new();
+    for (i, u) in target.urls.iter().enumerate() {
+        if !u.url.starts_with("https://") {
+            return Err(format!(
+                "refusing to download `{}`: only https:// URLs are accepted",
+                u.url
+            ));
+        }
+        let path = dir.join(file_name(u, i));
+        out.push(fetch(http, &u.url, &path, max_bytes).await?);
+    }
+    Ok(out)
+}
+
+async fn fetch(
+    http: &reqwest::Client,
+    url: &str,
+    path: &Path,
+    max_bytes: u64,
+) -> Result<Downloaded, String> {
+    let shown = url.split('?').next().unwrap_or(url);
+    let mut resp = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("download of {shown} failed: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!(
+            "download of {shown} failed: HTTP {}",
+            resp.status()
+        ));
+    }
+    let expected = resp.content_length();
+    if expected.is_some_and(|n| n > max_bytes) {
+        return Err(format!(
+            "{shown} is larger than the OTA limit of {max_bytes} bytes"
+        ));
+    }
+    let part = path.with_extension("part");
+    let mut file = tokio::fs::File::create(&part)
+        .await
+        .map_err(|e| format!("cannot create `{}`: {e}", part.display()))?;
+    let mut hash = Sha256::new();
+    let mut bytes = 0u64;
+    loop {
+        let chunk = match resp.chunk().await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) => {
+                return Err(format!(
+                    "download of {shown} broke off after {bytes} bytes: {e}"
+                ));
+            }
+        };
+        bytes += chunk.len() as u64;
+        if bytes > max_bytes {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(format!(
+                "{shown} is larger than the OTA limit of {max_bytes} bytes"
+            ));
+        }
+        hash.update(&chunk);
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| format!("cannot write `{}`: {e}", part.display()))?;
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| format!("cannot sync `{}`: {e}", part.display()))?;
+    if let Some(n) = expected
+        && n != bytes
+    {
+        return Err(format!(
+            "{shown}: got {bytes} bytes, Content-Length said {n}"
+        ));
+    }
+    if bytes == 0 {
+        return Err(format!("{shown} is empty"));
+    }
+    tokio::fs::rename(&part, path)
+        .await
+        .map_err(|e| format!("cannot move the download to `{}`: {e}", path.display()))?;
+    let sha256 = hash.finalize().iter().fold(String::new(), |mut s, b| {
+        use std::fmt::Write;
+        let _ = write!(s, "{b:02x}");
+        s
+    });
+    Ok(Downloaded {
+        path: path.to_owned(),
+        bytes,
+        sha256,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(u: &str, tag: Option<&str>, id: Option<&str>) -> OtaUrl {
+        OtaUrl {
+            url: u.into(),
+            tag: tag.map(Into::into),
+            unique_id: id.map(Into::into),
+            file_name: None,
+        }
+    }
+
+    #[test]
+    fn names_are_sanitised() {
+        assert_eq!(safe_name("../../etc/passwd", "f"), ".._.._etc_passwd");
+        assert_eq!(safe_name("..", "f"), "f");
+        assert_eq!(
+            file_name(&url("https://h/fw/v2.bin?sig=1", None, None), 0),
+            "v2.bin"
+        );
+        assert_eq!(
+            file_name(&url("https://h/", None, None), 3),
+            "firmware-3.bin"
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! From flags and the config file to a ready device: the HTTPS client, discovery, the full sync,
+//! the [`Device`] state machine and the session options. What every `iotc-send` subcommand does
+//! first.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use transport::SpoolConfig;
+use transport::args::{AuthArgs, BrokerArgs, TlsArgs};
+use transport::tls::TlsOptions;
+
+use super::bootstrap::{self, Platform};
+use super::{Agent, AgentError, Event, Reporter};
+use crate::config::Config;
+use crate::protocol::device::{Device, Identity};
+use crate::protocol::v1::sync::{SyncData, SyncScope};
+
+/// Everything the device needs before connecting.
+pub struct Setup {
+    /// The config file.
+    pub config: Config,
+    /// Discovery result and HTTPS client.
+    pub platform: Platform,
+    /// The full sync answer.
+    pub sync: SyncData,
+    /// The device.
+    pub device: Device,
+}
+
+/// Connection flags, kept for reconnects after 0x12.
+#[derive(Debug, Clone)]
+pub struct Flags {
+    /// `--broker` etc.
+    pub broker: BrokerArgs,
+    /// `--cafile` etc.
+    pub tls: TlsArgs,
+    /// `--username` etc.
+    pub auth: AuthArgs,
+}
+
+/// Discovery and sync; sets the device up (`df` replaces `sc.df` when given).
+pub async fn setup(
+    config: Config,
+    tls: &TlsArgs,
+    df: Option<Duration>,
+    http_timeout: Duration,
+    reporter: &dyn Reporter,
+) -> Result<Setup, AgentError> {
+    let mut ca_files = tls.cafile.clone();
+    if ca_files.is_empty() {
+        ca_files.extend(config.ca.clone());
+    }
+    let http = bootstrap::http_client(
+        &TlsOptions {
+            ca_files,
+            ..TlsOptions::default()
+        },
+        http_timeout,
+    )?;
+    let platform = bootstrap::discover(&config, http).await?;
+    let sync = platform.sync(&config, SyncScope::All).await?;
+    let id = Identity {
+        cp_id: config.cp_id.clone(),
+        unique_id: config.unique_id.clone(),
+        env: config.env.clone(),
+    };
+    let mut device = Device::new(id, sync.clone(), df, Duration::ZERO)?;
+    for w in device.take_warnings() {
+        reporter.event(Event::Warning { message: w });
+    }
+    Ok(Setup {
+        config,
+        platform,
+        sync,
+        device,
+    })
+}
+
+/// New session options after a protocol re-sync (0x12), from the same flags and config.
+pub fn reconnect_with(flags: Flags, config: Config) -> super::Reconnect {
+    Arc::new(move |sync: &SyncData| {
+        bootstrap::session_options(&flags.broker, &flags.tls, &flags.auth, &config, sync)
+    })
+}
+
+impl Setup {
+    /// The offline store: the config's `offlineStorage` in `dir` (default
+    /// `logs/offline/{cpId}_{uniqueId}` beside the config file).
+    pub fn offline(&self, dir: Option<PathBuf>) -> Option<SpoolConfig> {
+        let dir = dir.unwrap_or_else(|| self.config.default_offline_dir());
+        self.config.offline.spool(dir)
+    }
+
+    /// Connects: session options from the flags, the config and sync; reports `synced`.
+    pub async fn connect(
+        self,
+        flags: &Flags,
+        offline: Option<SpoolConfig>,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<(Agent, Platform, Config), AgentError> {
+        let opts = bootstrap::session_options(
+            &flags.broker,
+            &flags.tls,
+            &flags.auth,
+            &self.config,
+            &self.sync,
+        )?;
+        reporter.event(Event::Synced {
+            cp_id: self.config.cp_id.clone(),
+            unique_id: self.config.unique_id.clone(),
+            devices: self.device.devices().len(),
+            attributes: self.sync.att.iter().flatten().map(|g| g.d.len()).sum(),
+            edge: self.device.is_edge(),
+            df: self.device.df().as_secs(),
+            auth_type: self.sync.at.unwrap_or(2),
+            broker: opts.endpoint.to_string(),
+        });
+        let agent = Agent::start(opts, offline, self.device, reporter).await?;
+        Ok((agent, self.platform, self.config))
+    }
+}

@@ -1,0 +1,491 @@
+//! The platform's state and its pure handlers: the D2C recorder (envelope checks against the
+//! template: company, template guid, device and children, values re-validated, acks matched to
+//! the commands sent), twin (reported patches answered with 204, full-twin requests with 200),
+//! operator requests turned into C2D messages, and the `sync` answer built from the template.
+//! Handlers take what arrived and return what to publish; no I/O.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cloudkit::{Message, Report};
+use serde_json::{Map, Value, json};
+
+use super::admin::{self, AckSeen, Request, Sent};
+use super::template::{DeviceEntry, TemplateFile};
+use crate::protocol::sas;
+use crate::protocol::v1::ack::AckKind;
+use crate::protocol::v1::c2d::{C2d, DeviceCommand, OtaCommand, OtaUrl, OtaVersion, ota_targets};
+use crate::protocol::v1::envelope::{D2c, MessageType, Telemetry};
+use crate::protocol::v1::sync::{ProtocolInfo, SdkConfig, SyncData, SyncRequest};
+use crate::protocol::v1::topics;
+use crate::protocol::validate::judge;
+
+const KEEP: usize = 50;
+
+/// Where devices connect, set by whoever started the broker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    /// URL of the client-certificate listener (auth 2, 3).
+    pub mtls: Option<String>,
+    /// URL of the password listener (auth 1, 5).
+    pub password: Option<String>,
+}
+
+impl Endpoints {
+    fn host_port(&self, auth: i64) -> (String, u16) {
+        let first = if matches!(auth, 1 | 5) {
+            [&self.password, &self.mtls]
+        } else {
+            [&self.mtls, &self.password]
+        };
+        first
+            .into_iter()
+            .flatten()
+            .find_map(|u| {
+                let u = url::Url::parse(u).ok()?;
+                Some((u.host_str()?.to_owned(), u.port().unwrap_or(8883)))
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Twin {
+    desired: Map<String, Value>,
+    desired_version: u64,
+    reported: Map<String, Value>,
+    reported_version: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    kind: AckKind,
+}
+
+/// What the platform knows.
+#[derive(Debug)]
+pub struct CloudState {
+    template: Arc<TemplateFile>,
+    report: Report,
+    pending: BTreeMap<String, Pending>,
+    twins: BTreeMap<String, Twin>,
+}
+
+fn guid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl CloudState {
+    /// A fresh platform for `template`.
+    pub fn new(template: Arc<TemplateFile>) -> Self {
+        CloudState {
+            template,
+            report: Report::default(),
+            pending: BTreeMap::new(),
+            twins: BTreeMap::new(),
+        }
+    }
+
+    /// What it has seen.
+    pub fn report(&self) -> Report {
+        self.report.clone()
+    }
+
+    fn reject(&mut self, why: &str) -> Vec<Message> {
+        self.report.add("rejected", 1);
+        self.report.note(format!("rejected: {why}"), KEEP);
+        Vec::new()
+    }
+
+    /// Handles one message from the broker.
+    pub fn on_message(&mut self, topic: &str, payload: &[u8]) -> Vec<Message> {
+        if let Some(id) = topics::device_of_d2c(topic) {
+            return self.on_d2c(id, payload);
+        }
+        if topic.starts_with(topics::TWIN_REPORTED_PREFIX)
+            || topic.starts_with(topics::TWIN_GET_PREFIX)
+        {
+            return self.on_twin(topic, payload);
+        }
+        if let Some(kind) = topic.strip_prefix(admin::REQUEST_PREFIX) {
+            return match serde_json::from_slice::<Request>(payload) {
+                Ok(req) if req.kind() == kind => self.on_request(&req),
+                Ok(req) => error(&format!("request kind `{}` sent on `{topic}`", req.kind())),
+                Err(e) => error(&format!("request on `{topic}` is not valid: {e}")),
+            };
+        }
+        Vec::new()
+    }
+
+    fn on_d2c(&mut self, id: &str, payload: &[u8]) -> Vec<Message> {
+        let Some(dev) = self.template.device(id).cloned() else {
+            return self.reject(&format!("D2C from unknown device `{id}`"));
+        };
+        let msg = match D2c::decode(payload) {
+            Ok(m) => m,
+            Err(e) => return self.reject(&format!("{id}: {e}")),
+        };
+        if msg.offline() {
+            self.report.add("offline_messages", 1);
+        }
+        match msg {
+            D2c::Telemetry(t) => self.on_telemetry(&dev, &t),
+            D2c::Ack(a) => {
+                if a.cp_id != self.template.cp_id || a.unique_id != dev.unique_id {
+                    return self.reject(&format!(
+                        "{id}: ack with cpId `{}` / uniqueId `{}`",
+                        a.cp_id, a.unique_id
+                    ));
+                }
+                let kind = match a.mt {
+                    MessageType::CommandAck => AckKind::Command,
+                    _ => AckKind::Ota,
+                };
+                let name = match (self.pending.get(&a.d.ack_id), a.d.st) {
+                    (None, _) => "acks_unknown",
+                    (Some(p), _) if p.kind != kind => "acks_wrong_type",
+                    (Some(_), 4) => "acks_failed",
+                    (Some(_), 6) if kind == AckKind::Command => "acks_command_ok",
+                    (Some(_), 7) if kind == AckKind::Ota => "acks_ota_ok",
+                    (Some(_), _) => "acks_unexpected_status",
+                };
+                self.report.add(name, 1);
+                self.report.note(
+                    format!("{name}: {} st {} {}", a.d.ack_id, a.d.st, a.d.child_id),
+                    KEEP,
+                );
+                let seen = AckSeen {
+                    ack_id: a.d.ack_id,
+                    unique_id: a.unique_id,
+                    mt: a.mt.code(),
+                    st: a.d.st,
+                    msg: a.d.msg,
+                    child_id: a.d.child_id,
+                };
+                vec![Message::new(
+                    admin::EVENT_ACK,
+                    serde_json::to_vec(&seen).unwrap_or_default(),
+                )]
+            }
+        }
+    }
+
+    fn on_telemetry(&mut self, dev: &DeviceEntry, t: &Telemetry) -> Vec<Message> {
+        let Some(tpl) = self.template.template_of(dev).cloned() else {
+            return self.reject(&format!("{}: no template", dev.unique_id));
+        };
+        if t.cp_id != self.template.cp_id {
+            return self.reject(&format!(
+                "{}: cpId `{}` is not `{}`",
+                dev.unique_id, t.cp_id, self.template.cp_id
+            ));
+        }
+        if t.dtg != tpl.dtg {
+            return self.reject(&format!(
+                "{}: dtg `{}` is not the template's `{}`",
+                dev.unique_id, t.dtg, tpl.dtg
+            ));
+        }
+        let refs = TemplateFile::device_refs(dev);
+        for e in &t.d {
+            let Some(r) = refs.iter().find(|r| r.id == e.id) else {
+                self.reject(&format!(
+                    "{}: entry for `{}`, which is not this device or its child",
+                    dev.unique_id, e.id
+                ));
+                continue;
+            };
+            let values = e.d.first().cloned().unwrap_or_default();
+            match t.mt {
+                MessageType::Reporting => {
+                    let j = judge(&tpl.attributes, &r.tg, &values);
+                    self.report.add("telemetry_values", j.good_count as u64);
+                    self.report
+                        .add(&format!("values:{}", r.id), j.good_count as u64);
+                    if j.faulty_count > 0 {
+                        self.report.add("rpt_invalid", j.faulty_count as u64);
+                        self.report.note(
+                            format!("{}: reporting carried invalid values {:?}", r.id, j.faulty),
+                            KEEP,
+                        );
+                    }
+                }
+                MessageType::Faulty => {
+                    let n = leaves(&values);
+                    self.report.add("faulty_values", n);
+                    self.report.add(&format!("faulty:{}", r.id), n);
+                }
+                MessageType::EdgeAggregate => {
+                    if !tpl.edge {
+                        self.reject(&format!("{}: edge aggregate from a non-edge device", r.id));
+                        continue;
+                    }
+                    self.report.add("edge_values", leaves(&values));
+                    self.report
+                        .note(format!("edge {} {}", r.id, Value::Object(values)), KEEP);
+                }
+                MessageType::RuleMatched => {
+                    if !tpl.rules.iter().any(|x| Some(&x.g) == e.rg.as_ref()) {
+                        self.reject(&format!(
+                            "{}: rule `{}` is not in the template",
+                            r.id,
+                            e.rg.clone().unwrap_or_default()
+                        ));
+                        continue;
+                    }
+                    self.report.add("rule_matches", 1);
+                }
+                _ => {}
+            }
+        }
+        let name = match t.mt {
+            MessageType::Reporting => "telemetry_messages",
+            MessageType::Faulty => "faulty_messages",
+            MessageType::EdgeAggregate => "edge_messages",
+            _ => "rule_messages",
+        };
+        self.report.add(name, 1);
+        Vec::new()
+    }
+
+    fn twin_device(&self, rid: &str) -> Option<String> {
+        topics::device_of_rid(rid)
+            .filter(|d| self.template.device(d).is_some())
+            .or_else(|| self.template.devices.first().map(|d| d.unique_id.clone()))
+    }
+
+    fn on_twin(&mut self, topic: &str, payload: &[u8]) -> Vec<Message> {
+        let rid = topics::query_param(topic, "$rid").unwrap_or_default();
+        let Some(id) = self.twin_device(&rid) else {
+            return self.reject(&format!("twin request `{topic}` for no known device"));
+        };
+        let twin = self.twins.entry(id.clone()).or_default();
+        let rid = topics::encode(&rid);
+        if topic.starts_with(topics::TWIN_GET_PREFIX) {
+            self.report.add("twin_get", 1);
+            let mut desired = twin.desired.clone();
+            desired.insert("$version".into(), Value::from(twin.desired_version));
+            let mut reported = twin.reported.clone();
+            reported.insert("$version".into(), Value::from(twin.reported_version));
+            let body = json!({"desired": desired, "reported": reported});
+            return vec![Message::new(
+                topics::twin_res(200, &rid, None),
+                body.to_string(),
+            )];
+        }
+        let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(payload) else {
+            return vec![Message::new(topics::twin_res(400, &rid, None), Vec::new())];
+        };
+        for (k, v) in patch {
+            if v.is_null() {
+                twin.reported.remove(&k);
+            } else {
+                twin.reported.insert(k, v);
+            }
+        }
+        twin.reported_version += 1;
+        let v = twin.reported_version;
+        self.report.add("twin_reported", 1);
+        self.report.note(
+            format!(
+                "twin {id} reported {}",
+                Value::Object(twin.reported.clone())
+            ),
+            KEEP,
+        );
+        vec![Message::new(
+            topics::twin_res(204, &rid, Some(v)),
+            Vec::new(),
+        )]
+    }
+
+    fn on_request(&mut self, req: &Request) -> Vec<Message> {
+        let target = req.target().to_owned();
+        let Some(owner) = self.template.owner_of(&target).cloned() else {
+            return error(&format!("`{target}` is not a device of the template"));
+        };
+        let cp_id = self.template.cp_id.clone();
+        let command = |text: &str, ack_id: Option<String>| DeviceCommand {
+            cp_id: cp_id.clone(),
+            guid: guid(),
+            unique_id: target.clone(),
+            command: text.to_owned(),
+            ack: ack_id.is_some(),
+            ack_id,
+        };
+        let (c2d, ack, expect) = match req {
+            Request::Command { command: text, .. } => {
+                let ack_id = guid();
+                (
+                    C2d::Command(command(text, Some(ack_id.clone()))),
+                    Some((ack_id, AckKind::Command)),
+                    1,
+                )
+            }
+            Request::Ota { sw, hw, urls, .. } => {
+                let ack_id = guid();
+                let ota = OtaCommand {
+                    command: command("ota", Some(ack_id.clone())),
+                    ver: OtaVersion {
+                        sw: sw.clone(),
+                        hw: hw.clone(),
+                    },
+                    urls: urls
+                        .iter()
+                        .map(|u| OtaUrl {
+                            url: u.url.clone(),
+                            tag: u.tag.clone(),
+                            unique_id: u.unique_id.clone(),
+                            file_name: None,
+                        })
+                        .collect(),
+                };
+                let n =
+                    ota_targets(&ota, &TemplateFile::device_refs(&owner), &owner.unique_id).len();
+                (C2d::Ota(ota), Some((ack_id, AckKind::Ota)), n)
+            }
+            Request::Twin { desired, .. } => {
+                let twin = self.twins.entry(target.clone()).or_default();
+                twin.desired.extend(desired.clone());
+                twin.desired_version += 1;
+                let mut patch = desired.clone();
+                patch.insert("$version".into(), Value::from(twin.desired_version));
+                self.report.add("twin_desired_sent", 1);
+                let sent = Sent {
+                    unique_id: target.clone(),
+                    cmd_type: "twin".into(),
+                    ack_id: None,
+                    expect: 0,
+                };
+                return vec![
+                    Message::new(
+                        admin::EVENT_SENT,
+                        serde_json::to_vec(&sent).unwrap_or_default(),
+                    ),
+                    Message::new(
+                        topics::twin_desired(twin.desired_version, Some(&owner.unique_id)),
+                        Value::Object(patch).to_string(),
+                    ),
+                ];
+            }
+            Request::Stop { .. } => (C2d::Stop, None, 0),
+            Request::Df { df, .. } => (C2d::DataFrequency { df: *df }, None, 0),
+            Request::Resync { cmd_type, .. } => match C2d::parse(
+                json!({"cmdType": cmd_type, "data": {}})
+                    .to_string()
+                    .as_bytes(),
+            ) {
+                Ok(c @ C2d::Resync { .. }) => (c, None, 0),
+                _ => {
+                    return error(&format!(
+                        "`{cmd_type}` is not a re-sync cmdType (0x10-0x13, 0x15, sync, resetpwd)"
+                    ));
+                }
+            },
+        };
+        if let Some((id, kind)) = &ack {
+            self.pending.insert(id.clone(), Pending { kind: *kind });
+        }
+        self.report.add("commands_sent", 1);
+        let sent = Sent {
+            unique_id: target,
+            cmd_type: c2d.code(),
+            ack_id: ack.map(|a| a.0),
+            expect,
+        };
+        vec![
+            Message::new(
+                admin::EVENT_SENT,
+                serde_json::to_vec(&sent).unwrap_or_default(),
+            ),
+            Message::new(
+                topics::c2d_topic(&owner.unique_id),
+                c2d.to_json().to_string(),
+            ),
+        ]
+    }
+
+    /// Notes a discovery request; whether the company exists.
+    pub fn discovery(&mut self, cp_id: &str) -> bool {
+        let ok = cp_id == self.template.cp_id;
+        self.report
+            .add(if ok { "discovery" } else { "discovery_refused" }, 1);
+        ok
+    }
+
+    /// The sync answer for `req` (Unix time `now` signs SAS passwords).
+    pub fn sync(&mut self, req: &SyncRequest, endpoints: &Endpoints, now: u64) -> SyncData {
+        let refused = |rc| SyncData {
+            rc: Some(rc),
+            ds: Some(rc),
+            ..SyncData::default()
+        };
+        if req.cp_id != self.template.cp_id {
+            self.report.add("sync_refused", 1);
+            return refused(6);
+        }
+        let (Some(dev), Some(tpl)) = (
+            self.template.device(&req.unique_id),
+            self.template
+                .device(&req.unique_id)
+                .and_then(|d| self.template.template_of(d)),
+        ) else {
+            self.report.add("sync_refused", 1);
+            return refused(3);
+        };
+        self.report.add("sync", 1);
+        let o = req.option;
+        let (h, port) = endpoints.host_port(dev.auth);
+        let id = dev.unique_id.clone();
+        let pwd = match (dev.auth, &dev.primary_key) {
+            (1, Some(key)) => {
+                sas::build(&format!("{h}/devices/{id}"), key, now + 24 * 3600).unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        let p = ProtocolInfo {
+            n: "mqtt".into(),
+            un: format!("{h}/{id}/?api-version=2018-06-30"),
+            h,
+            p: port,
+            pwd,
+            publish: topics::azure_d2c(&id),
+            sub: topics::azure_c2d_filter(&id),
+            id,
+        };
+        SyncData {
+            cp_id: Some(self.template.cp_id.clone()),
+            dtg: Some(tpl.dtg.clone()),
+            rc: Some(0),
+            ds: Some(0),
+            ee: Some(i64::from(tpl.edge)),
+            at: Some(dev.auth),
+            sc: o.sdk_config.then_some(SdkConfig {
+                df: Some(tpl.df),
+                sf: Some(60),
+                hb: Value::Null,
+                log: Value::Null,
+            }),
+            p: o.protocol.then_some(p),
+            d: o.device.then(|| TemplateFile::device_refs(dev)),
+            att: o.attribute.then(|| tpl.attributes.clone()),
+            set: o.setting.then(|| tpl.settings.clone()),
+            r: o.rule.then(|| tpl.rules.clone()),
+            ota: None,
+        }
+    }
+}
+
+fn leaves(values: &Map<String, Value>) -> u64 {
+    values
+        .values()
+        .map(|v| match v {
+            Value::Object(o) => o.len() as u64,
+            _ => 1,
+        })
+        .sum()
+}
+
+fn error(why: &str) -> Vec<Message> {
+    vec![Message::new(admin::EVENT_ERROR, why.to_owned())]
+}

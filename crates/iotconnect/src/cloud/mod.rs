@@ -1,0 +1,169 @@
+//! The IoTConnect platform side iot-sim runs: discovery and sync over HTTPS backed by a device
+//! template file ([`template`]), the D2C recorder, twin and operator requests ([`handler`]), the
+//! broker rules for IoTConnect devices ([`policy`]), and the request client ([`admin`]).
+//!
+//! The broker endpoints the sync answer points devices at are known only once the broker runs:
+//! iot-sim hands them over through `CloudSide::on_start` (the `mtls` listener for X.509
+//! devices, `tls_password` for key devices; an external broker's URL for both). Without that,
+//! [`IotConnectCloud::set_broker`] sets them; until then `p.h` is empty and agents need
+//! `--broker`.
+
+pub mod admin;
+pub mod handler;
+pub mod http;
+pub mod policy;
+pub mod template;
+
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use cloudkit::{AccessPolicy, CloudSide, Listener, Message, Report};
+
+use crate::protocol::v1::topics;
+use handler::{CloudState, Endpoints};
+use template::TemplateFile;
+
+/// The cloud side's name (and its HTTPS prefix).
+pub const NAME: &str = "iotconnect";
+
+/// The emulated IoTConnect platform.
+pub struct IotConnectCloud {
+    template: Arc<TemplateFile>,
+    state: Arc<Mutex<CloudState>>,
+    endpoints: Arc<RwLock<Endpoints>>,
+}
+
+impl IotConnectCloud {
+    /// A platform serving `template`.
+    pub fn new(template: TemplateFile) -> Self {
+        let template = Arc::new(template);
+        IotConnectCloud {
+            state: Arc::new(Mutex::new(CloudState::new(template.clone()))),
+            template,
+            endpoints: Arc::new(RwLock::new(Endpoints::default())),
+        }
+    }
+
+    /// The platform with the built-in template (`configs/iotconnect/template.json`); an empty
+    /// company if that file were ever broken (a unit test keeps it valid).
+    pub fn builtin() -> Self {
+        let t = TemplateFile::builtin().unwrap_or_else(|e| {
+            tracing::error!("built-in IoTConnect template: {e}");
+            TemplateFile {
+                cp_id: String::new(),
+                env: String::new(),
+                templates: std::collections::BTreeMap::default(),
+                devices: Vec::new(),
+            }
+        });
+        IotConnectCloud::new(t)
+    }
+
+    /// The template.
+    pub fn template(&self) -> &TemplateFile {
+        &self.template
+    }
+
+    /// Points sync answers at these broker URLs: `mtls` for X.509 devices, `password` for key
+    /// devices (e.g. the `mtls` and `tls_password` listeners of iot-sim).
+    pub fn set_broker(&self, mtls: Option<&str>, password: Option<&str>) {
+        let mut e = self
+            .endpoints
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        e.mtls = mtls.map(str::to_owned);
+        e.password = password.map(str::to_owned);
+    }
+
+    /// [`IotConnectCloud::set_broker`] as a builder.
+    #[must_use]
+    pub fn with_broker(self, mtls: Option<&str>, password: Option<&str>) -> Self {
+        self.set_broker(mtls, password);
+        self
+    }
+}
+
+impl Default for IotConnectCloud {
+    fn default() -> Self {
+        IotConnectCloud::builtin()
+    }
+}
+
+impl CloudSide for IotConnectCloud {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn filters(&self) -> Vec<String> {
+        vec![
+            topics::D2C_FILTER.to_owned(),
+            format!("{}#", topics::TWIN_REPORTED_PREFIX),
+            format!("{}#", topics::TWIN_GET_PREFIX),
+            admin::REQUEST_FILTER.to_owned(),
+        ]
+    }
+
+    fn on_message(&self, topic: &str, payload: &[u8], _now: time::OffsetDateTime) -> Vec<Message> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .on_message(topic, payload)
+    }
+
+    fn policy(&self) -> Option<Arc<dyn AccessPolicy>> {
+        Some(Arc::new(policy::Policy::new(self.template.clone())))
+    }
+
+    fn report(&self) -> Report {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .report()
+    }
+
+    fn router(&self) -> Option<axum::Router> {
+        Some(http::router(http::Shared {
+            state: self.state.clone(),
+            endpoints: self.endpoints.clone(),
+        }))
+    }
+
+    fn on_start(&self, listeners: &[Listener], _pki_dir: &std::path::Path) {
+        let url = |names: [&str; 2]| {
+            names
+                .iter()
+                .find_map(|n| listeners.iter().find(|l| l.name == *n))
+                .map(|l| l.url.clone())
+        };
+        self.set_broker(
+            url(["mtls", "external"]).as_deref(),
+            url(["tls_password", "external"]).as_deref(),
+        );
+    }
+
+    fn device_names(&self) -> Vec<String> {
+        self.template
+            .devices
+            .iter()
+            .filter(|d| matches!(d.auth, 2 | 3))
+            .map(|d| d.unique_id.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_template_is_valid_and_names_x509_devices() {
+        let t = TemplateFile::builtin().unwrap();
+        assert_eq!(t.cp_id, "EDGEWIRE");
+        let c = IotConnectCloud::new(t);
+        assert_eq!(c.device_names(), ["iotc-gateway-01", "iotc-edge-01"]);
+        assert!(
+            c.filters()
+                .iter()
+                .all(|f| transport::topic::validate_filter(f).is_ok())
+        );
+    }
+}

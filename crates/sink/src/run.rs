@@ -1,0 +1,359 @@
+//! The sink loop: subscribe at QoS 1 with manual acknowledgements, gather received messages
+//! into batches (up to `batch_rows`, handed to the writer as soon as it is free or after
+//! `batch_age` while it is busy), write each batch in one transaction, and only after its
+//! COMMIT acknowledge its messages, in the order they arrived. While the database is down
+//! the writer keeps the batch and retries with back-off; nothing is acknowledged, so the
+//! broker stops sending once its in-flight window is full and resends after a reconnect.
+//!
+//! Tasks: the reader (this function's own task: MQTT in, batches mapped into jobs), one or
+//! more writers (each on its own connection; see `pipeline`) and the acker (PUBACKs in
+//! arrival order). On stop (signal, `--count`, `--duration`) the reader hands over what it
+//! holds and the writers get `drain_timeout` to commit it; what they cannot commit stays
+//! unacknowledged at the broker.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use transport::{Outbox, Qos, Session, SessionOptions};
+
+use crate::config::{SinkConfig, SinkError};
+use crate::db::schema::Layout;
+use crate::db::write::Writer;
+use crate::db::{Backend, Failure, classify};
+use crate::extract::Column;
+use crate::pipeline::{self, Acker, Batch, Job, Shared, WriterTask, column_kinds};
+use crate::report::{Counters, Event, Reporter, Stats};
+
+/// Most rows in one transaction (`--batch`).
+pub const MAX_BATCH: usize = 20_000;
+
+/// A sink with its database ready: connected, tables checked or created.
+#[derive(Debug)]
+pub struct Sink {
+    config: SinkConfig,
+    writer: Writer,
+    columns: Vec<Column>,
+}
+
+/// Connects to the database, checks the tables (creating what is missing and allowed), and
+/// returns the sink ready to run.
+pub async fn prepare(config: SinkConfig) -> Result<Sink, SinkError> {
+    config.mapping.validate()?;
+    if config.topics.is_empty() {
+        return Err(SinkError::Config(
+            "no topic to subscribe to: pass --topic FILTER (repeatable)".into(),
+        ));
+    }
+    for t in &config.topics {
+        transport::topic::validate_filter(t)
+            .map_err(|e| SinkError::Config(format!("--topic `{t}`: {e}")))?;
+    }
+    if config.writers > 8 {
+        return Err(SinkError::Config(
+            "--writers must be between 1 and 8".into(),
+        ));
+    }
+    if config.batch_rows == 0 || config.batch_rows > MAX_BATCH {
+        return Err(SinkError::Config(format!(
+            "--batch must be between 1 and {MAX_BATCH}"
+        )));
+    }
+    let layout = Layout {
+        backend: config.db.backend(),
+        table: config.table.clone(),
+        dead_letters: config.dead_letter_table.clone(),
+        columns: config.mapping.stored_columns().cloned().collect(),
+        dedup: config.mapping.dedup.clone(),
+    };
+    let db = config.db.to_string();
+    let mut conn = config.db.connect().await.map_err(|e| SinkError::Connect {
+        db: db.clone(),
+        reason: message(&e),
+    })?;
+    let schema_err = |table: &str, e: &sqlx::Error, hint: &'static str| SinkError::Schema {
+        table: table.to_owned(),
+        db: db.clone(),
+        reason: message(e),
+        hint,
+    };
+    if let Err(e) = conn.exec(layout.probe_dead_letters()).await {
+        if classify(&e, layout.backend) != Failure::Fatal {
+            return Err(SinkError::Connect {
+                db: db.clone(),
+                reason: message(&e),
+            });
+        }
+        conn.exec(layout.create_dead_letters()).await.map_err(|e2| {
+            schema_err(
+                layout.dead_letters.as_str(),
+                &e2,
+                "the sink creates this table itself and needs the right to; or create it as docs/mqtt-sink.md shows",
+            )
+        })?;
+        tracing::info!("created dead-letter table `{}`", layout.dead_letters);
+    }
+    let columns: Vec<Column> = config
+        .mapping
+        .columns
+        .iter()
+        .cloned()
+        .map(Column::new)
+        .collect();
+    let mut pending_create = false;
+    if let Err(e) = conn.exec(layout.probe_table()).await {
+        if !config.create_table {
+            return Err(schema_err(
+                layout.table.as_str(),
+                &e,
+                "pass --create-table to create it, or fix the --map column names",
+            ));
+        }
+        if columns.iter().all(|c| c.kind.is_some()) {
+            let kinds = column_kinds(&config, &columns);
+            conn.exec(layout.create_table(&kinds[..layout.columns.len()]))
+                .await
+                .map_err(|e2| {
+                    schema_err(
+                        layout.table.as_str(),
+                        &e2,
+                        "if the table exists, its columns differ from the mapping; otherwise check the right to create tables",
+                    )
+                })?;
+            // CREATE TABLE IF NOT EXISTS leaves an existing table alone: check it again.
+            conn.exec(layout.probe_table()).await.map_err(|e3| {
+                schema_err(
+                    layout.table.as_str(),
+                    &e3,
+                    "the table exists but lacks mapped columns; add them or pick another --table",
+                )
+            })?;
+            tracing::info!("table `{}` is ready", layout.table);
+        } else {
+            // Column types follow the first values; the table is created with the first batch.
+            pending_create = true;
+        }
+    }
+    let writer = Writer::new(config.db.clone(), conn, layout, pending_create);
+    Ok(Sink {
+        config,
+        writer,
+        columns,
+    })
+}
+
+fn message(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => d.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Why the reader stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Signal,
+    Done,
+    Duration,
+    SessionEnded,
+}
+
+impl Sink {
+    /// Runs until `shutdown` resolves, `count` messages are stored or dead-lettered, the
+    /// duration passes, or a fatal error. `session` gets manual acknowledgements and a memory
+    /// outbox; pass `clean_session = false` and a fixed client id so the broker keeps what
+    /// arrives while the sink is down.
+    pub async fn run(
+        self,
+        mut session: SessionOptions,
+        shutdown: impl Future<Output = ()>,
+        reporter: &dyn Reporter,
+    ) -> Result<Stats, SinkError> {
+        let Sink {
+            config,
+            writer,
+            mut columns,
+        } = self;
+        let writers = match (config.writers, config.db.backend()) {
+            // SQLite has one writer at a time anyway; MySQL's duplicate count is exact only
+            // when no two batches commit side by side (see `insert`).
+            (0, Backend::Sqlite | Backend::MySql) => 1,
+            (0, Backend::Postgres) => 2,
+            (n, _) => n,
+        };
+        let mut all_writers = vec![writer];
+        for _ in 1..writers {
+            let sibling = all_writers[0]
+                .sibling()
+                .await
+                .map_err(|e| SinkError::Connect {
+                    db: config.db.to_string(),
+                    reason: message(&e),
+                })?;
+            all_writers.push(sibling);
+        }
+        session.manual_acks = true;
+        session.incoming_capacity = session.incoming_capacity.max(config.batch_rows);
+        let (session, mut incoming) = Session::start(session, Outbox::memory(1)).await?;
+        let filters: Vec<(String, Qos)> = config
+            .topics
+            .iter()
+            .map(|t| (t.clone(), Qos::AtLeastOnce))
+            .collect();
+        if let Err(e) = session.subscribe(&filters).await {
+            session.close(Duration::from_secs(1)).await;
+            return Err(e.into());
+        }
+        let counters = Arc::new(Counters::new());
+        reporter.report(&Event::Ready {
+            db: config.db.to_string(),
+            table: config.table.to_string(),
+            dead_letter_table: config.dead_letter_table.to_string(),
+            topics: config.topics.clone(),
+        });
+
+        let (job_tx, job_rx) = mpsc::channel::<Job>(1);
+        let job_rx = Arc::new(tokio::sync::Mutex::new(job_rx));
+        let (done_tx, mut done_rx) = watch::channel(false);
+        let (drain_tx, drain_rx) = watch::channel::<Option<Instant>>(None);
+        let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
+        let (committed_tx, committed_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            counters: counters.clone(),
+            events: event_tx,
+            done: done_tx,
+            fatal: std::sync::Mutex::new(None),
+            drain: drain_rx,
+            retry_max: config.retry_max,
+        });
+        let mut tasks = tokio::task::JoinSet::new();
+        for writer in all_writers {
+            let task = WriterTask {
+                writer,
+                shared: shared.clone(),
+            };
+            tasks.spawn(task.run(job_rx.clone(), committed_tx.clone()));
+        }
+        drop(committed_tx);
+        tasks.spawn(
+            Acker {
+                session: session.clone(),
+                shared: shared.clone(),
+                count: config.count,
+            }
+            .run(committed_rx),
+        );
+
+        tokio::pin!(shutdown);
+        let max = config.batch_rows;
+        let end = config.duration.map(|d| Instant::now() + d);
+        let mut ticker =
+            tokio::time::interval(config.progress_every.unwrap_or(Duration::from_secs(86_400)));
+        ticker.reset();
+        let mut seq = 0u64;
+        let mut open: Batch = Vec::with_capacity(max);
+        let mut open_deadline = Instant::now();
+        let mut closed: Option<Batch> = None;
+        let stop = loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break Stop::Signal,
+                _ = done_rx.changed() => break Stop::Done,
+                () = sleep_until_opt(end) => break Stop::Duration,
+                Some(ev) = event_rx.recv() => reporter.report(&ev),
+                _ = ticker.tick(), if config.progress_every.is_some() => {
+                    reporter.report(&Event::Progress(counters.snapshot()));
+                }
+                permit = job_tx.reserve(), if closed.is_some() => {
+                    let Ok(permit) = permit else { break Stop::Done };
+                    let batch = closed.take().unwrap_or_default();
+                    permit.send(pipeline::map_batch(&config, &mut columns, batch, seq));
+                    seq += 1;
+                }
+                () = tokio::time::sleep_until(open_deadline), if closed.is_none() && !open.is_empty() => {
+                    closed = Some(std::mem::replace(&mut open, Vec::with_capacity(max)));
+                }
+                msg = incoming.recv(), if open.len() < max => {
+                    let Some(msg) = msg else { break Stop::SessionEnded };
+                    Counters::add(&counters.received, 1);
+                    if open.is_empty() {
+                        open_deadline = Instant::now() + config.batch_age;
+                    }
+                    open.push((msg, OffsetDateTime::now_utc()));
+                    if open.len() >= max && closed.is_none() {
+                        closed = Some(std::mem::replace(&mut open, Vec::with_capacity(max)));
+                    }
+                }
+                permit = job_tx.reserve(), if closed.is_none() && !open.is_empty() => {
+                    let Ok(permit) = permit else { break Stop::Done };
+                    let batch = std::mem::replace(&mut open, Vec::with_capacity(max));
+                    permit.send(pipeline::map_batch(&config, &mut columns, batch, seq));
+                    seq += 1;
+                }
+            }
+        };
+        tracing::debug!("reader stopped: {stop:?}");
+
+        // Hand over what is in hand; the writers get `drain_timeout` to commit it.
+        let deadline = Instant::now() + config.drain_timeout;
+        let _ = drain_tx.send(Some(deadline));
+        for batch in [closed.take(), Some(std::mem::take(&mut open))]
+            .into_iter()
+            .flatten()
+            .filter(|b| !b.is_empty())
+        {
+            let job = pipeline::map_batch(&config, &mut columns, batch, seq);
+            seq += 1;
+            let sent = tokio::time::timeout_at(deadline, job_tx.send(job)).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                break;
+            }
+        }
+        drop(job_tx);
+        let joined = tokio::time::timeout_at(deadline + Duration::from_secs(5), async {
+            loop {
+                tokio::select! {
+                    Some(ev) = event_rx.recv() => reporter.report(&ev),
+                    j = tasks.join_next() => match j {
+                        Some(Ok(())) => {}
+                        Some(Err(e)) => tracing::error!("a sink task failed: {e}"),
+                        None => break,
+                    },
+                }
+            }
+        })
+        .await;
+        if joined.is_err() {
+            tasks.abort_all();
+        }
+        while let Ok(ev) = event_rx.try_recv() {
+            reporter.report(&ev);
+        }
+        let ended = session.status().ended;
+        session.close(Duration::from_secs(2)).await;
+        let fatal = shared
+            .fatal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(e) = fatal {
+            return Err(e);
+        }
+        if stop == Stop::SessionEnded {
+            return Err(SinkError::SessionEnded(
+                ended.unwrap_or_else(|| "the broker connection closed".into()),
+            ));
+        }
+        Ok(counters.snapshot())
+    }
+}
+
+async fn sleep_until_opt(end: Option<Instant>) {
+    match end {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}

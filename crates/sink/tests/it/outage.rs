@@ -1,0 +1,160 @@
+//! The database goes away mid-stream and comes back: the sink stops acknowledging, retries
+//! with back-off, and in the end every reading is stored exactly once.
+//!
+//! SQLite: the test takes the database's write lock (`BEGIN EXCLUSIVE` on its own
+//! connection) so every write of the sink fails with SQLITE_BUSY until it commits.
+//! PostgreSQL: a database made for this test refuses connections
+//! (`ALTER DATABASE .. ALLOW_CONNECTIONS false`) and the sink's backend is terminated
+//! (`pg_terminate_backend`), as during a server restart; the shared server keeps running.
+
+use std::time::Duration;
+
+use sink::Event;
+use sink::db::Conn;
+
+use crate::{
+    Running, broker, connect, esp32_config, pg_url, publish_lines, reading, rows_and_distinct,
+    scalar, session, unique, wait_rows,
+};
+
+const N: u64 = 20_000;
+
+/// Publishes N readings in paced chunks from a thread, so the outage lands mid-stream.
+fn paced_publisher(port: u16) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for chunk in 0..(N / 1000) {
+            publish_lines(
+                port,
+                "esp32/pub",
+                (chunk * 1000..(chunk + 1) * 1000).map(reading),
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+}
+
+fn is_down(e: &Event) -> bool {
+    matches!(e, Event::DatabaseDown { .. })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_locked_mid_stream_loses_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("outage.db").display());
+    let b = broker();
+    let mut cfg = esp32_config(&db, "readings");
+    cfg.count = Some(N);
+    let sink = Running::start(cfg, session(&b)).await;
+    let publisher = paced_publisher(b.port_plain());
+    let mut check = connect(&db).await;
+    let before = wait_rows(&mut check, "readings", 2000, Duration::from_secs(60)).await;
+    assert!(
+        (2000..20_000).contains(&before),
+        "outage mid-stream ({before} rows)"
+    );
+
+    let mut locker = connect(&db).await;
+    let Conn::Sqlite(lock) = &mut locker else {
+        unreachable!()
+    };
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    sink.wait_for("database_down", Duration::from_secs(30), is_down)
+        .await;
+    sink.wait_for(
+        "a second failed attempt",
+        Duration::from_secs(30),
+        |e| matches!(e, Event::DatabaseDown { attempt, .. } if *attempt >= 2),
+    )
+    .await;
+    let during = scalar(&mut check, "SELECT COUNT(*) FROM readings").await;
+    sqlx::query("COMMIT").execute(&mut *lock).await.unwrap();
+    locker.close().await;
+
+    let stats = sink.finish(Duration::from_secs(120)).await;
+    publisher.join().unwrap();
+    assert!(
+        during < 20_000,
+        "the lock held while readings were still arriving"
+    );
+    assert!(stats.retries >= 2, "{stats:?}");
+    assert_eq!(stats.stored, N);
+    let n = i64::try_from(N).unwrap();
+    assert_eq!(rows_and_distinct(&mut check, "readings").await, (n, n));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refusing_connections_mid_stream_loses_and_doubles_nothing() {
+    let admin_url = pg_url();
+    let dbname = unique("sink_outage");
+    let mut admin = connect(&admin_url).await;
+    admin
+        .exec(format!("CREATE DATABASE {dbname}"))
+        .await
+        .unwrap();
+    let db = match admin_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{dbname}"),
+        None => panic!("EDGEWIRE_TEST_PG_URL `{admin_url}` has no database path"),
+    };
+
+    let b = broker();
+    let mut cfg = esp32_config(&db, "readings");
+    cfg.count = Some(N);
+    let sink = Running::start(cfg, session(&b)).await;
+    let publisher = paced_publisher(b.port_plain());
+    let mut check = connect(&db).await;
+    let before = wait_rows(&mut check, "readings", 2000, Duration::from_secs(60)).await;
+    assert!(
+        (2000..20_000).contains(&before),
+        "outage mid-stream ({before} rows)"
+    );
+    check.close().await;
+
+    admin
+        .exec(format!("ALTER DATABASE {dbname} ALLOW_CONNECTIONS false"))
+        .await
+        .unwrap();
+    let terminated = scalar(
+        &mut admin,
+        &format!(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{dbname}'"
+        ),
+    )
+    .await;
+    assert!(terminated >= 1, "the sink's connection was cut");
+    sink.wait_for("database_down", Duration::from_secs(30), is_down)
+        .await;
+    sink.wait_for(
+        "a third failed attempt",
+        Duration::from_secs(30),
+        |e| matches!(e, Event::DatabaseDown { attempt, .. } if *attempt >= 3),
+    )
+    .await;
+    admin
+        .exec(format!("ALTER DATABASE {dbname} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+
+    let stats = sink.finish(Duration::from_secs(120)).await;
+    publisher.join().unwrap();
+    assert!(stats.retries >= 3, "{stats:?}");
+    assert_eq!(stats.stored, N);
+    assert!(
+        sink_saw_recovery(&stats),
+        "the sink wrote after the outage: {stats:?}"
+    );
+    let mut check = connect(&db).await;
+    let n = i64::try_from(N).unwrap();
+    assert_eq!(rows_and_distinct(&mut check, "readings").await, (n, n));
+    check.close().await;
+    admin
+        .exec(format!("DROP DATABASE {dbname} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
+
+fn sink_saw_recovery(stats: &sink::Stats) -> bool {
+    stats.batches > 0 && stats.stored > 0
+}
