@@ -94,7 +94,7 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, SimError> {
     let vendors = crate::registry::vendors();
     let sim = Sim::start(
         opts.sim.clone(),
-        vendors.iter().map(|v| v.cloud.clone()).collect(),
+        vendors.iter().filter_map(|v| v.cloud.clone()).collect(),
     )
     .await?;
     let received = |key: &str| sim.reports().get("transport").map_or(0, |r| r.get(key));
@@ -126,10 +126,10 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, SimError> {
     for vendor in &vendors {
         let Some(check) = vendor.demo else { continue };
         let cloud = vendor.cloud.clone();
-        let work_dir = sim.state_dir().join("demo").join(cloud.name());
+        let work_dir = sim.state_dir().join("demo").join(vendor.name);
         if let Err(e) = std::fs::create_dir_all(&work_dir) {
             rows.push(DemoRow::new(
-                cloud.name(),
+                vendor.name,
                 "set-up",
                 1,
                 0,
@@ -146,7 +146,7 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, SimError> {
             https_base: sim.https_base().map(str::to_owned),
             work_dir: absolute(&work_dir),
             messages: opts.messages,
-            report: Arc::new(move || cloud.report()),
+            report: Arc::new(move || cloud.as_ref().map(|c| c.report()).unwrap_or_default()),
         };
         rows.extend(check(env).await);
     }

@@ -12,10 +12,12 @@ use crate::echo::EchoCloud;
 /// A vendor's demo check: runs its agent against the local cloud and says what happened.
 pub type DemoFn = fn(DemoEnv) -> Pin<Box<dyn Future<Output = Vec<DemoRow>> + Send>>;
 
-/// One vendor.
+/// One vendor (or a tool, like the sink, that has a demo check but no platform side).
 pub struct Vendor {
+    /// Name in the demo table when there is no platform side.
+    pub name: &'static str,
     /// Its platform side.
-    pub cloud: Arc<dyn CloudSide>,
+    pub cloud: Option<Arc<dyn CloudSide>>,
     /// Its demo check (the transport checks are built into the demo).
     pub demo: Option<DemoFn>,
 }
@@ -24,29 +26,39 @@ pub struct Vendor {
 pub fn vendors() -> Vec<Vendor> {
     vec![
         Vendor {
-            cloud: Arc::new(EchoCloud::default()),
+            name: "transport",
+            cloud: Some(Arc::new(EchoCloud::default())),
             demo: None,
         },
         Vendor {
-            cloud: Arc::new(gooee::cloud::GooeeCloud::default()),
+            name: "gooee",
+            cloud: Some(Arc::new(gooee::cloud::GooeeCloud::default())),
             demo: Some(|env| Box::pin(gooee::demo::run(env))),
         },
         Vendor {
-            cloud: Arc::new(hdm::cloud::HdmCloud::default()),
+            name: "hdm",
+            cloud: Some(Arc::new(hdm::cloud::HdmCloud::default())),
             demo: Some(|env| Box::pin(hdm::demo::run(env))),
         },
         Vendor {
-            cloud: Arc::new(mindconnect::cloud::MindConnectCloud::default()),
+            name: "mindconnect",
+            cloud: Some(Arc::new(mindconnect::cloud::MindConnectCloud::default())),
             demo: Some(|env| Box::pin(mindconnect::demo::run(env))),
         },
         Vendor {
-            cloud: Arc::new(iotconnect::cloud::IotConnectCloud::default()),
+            name: "iotconnect",
+            cloud: Some(Arc::new(iotconnect::cloud::IotConnectCloud::default())),
             demo: Some(|env| Box::pin(iotconnect::demo::run(env))),
+        },
+        Vendor {
+            name: "mqtt-sink",
+            cloud: None,
+            demo: Some(|env| Box::pin(sink::demo::run(env))),
         },
     ]
 }
 
 /// A fresh instance of every cloud side.
 pub fn clouds() -> Vec<Arc<dyn CloudSide>> {
-    vendors().into_iter().map(|v| v.cloud).collect()
+    vendors().into_iter().filter_map(|v| v.cloud).collect()
 }

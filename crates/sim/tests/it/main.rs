@@ -135,7 +135,7 @@ async fn demo_passes_on_the_embedded_broker() {
             .filter(|r| r.vendor == "transport")
             .all(|r| r.got == 50)
     );
-    for vendor in ["gooee", "hdm", "mindconnect", "iotconnect"] {
+    for vendor in ["gooee", "hdm", "mindconnect", "iotconnect", "mqtt-sink"] {
         assert!(
             summary.rows.iter().any(|r| r.vendor == vendor),
             "{vendor} is in the demo"
