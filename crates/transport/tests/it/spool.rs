@@ -28,6 +28,16 @@ async fn broker_down_at_start_then_up_delivers_spooled_messages_in_order() {
         !st.connected && st.unacked == 1000,
         "all spooled while the broker is down: {st:?}"
     );
+    // The first connection attempt runs beside the publishing; wait for its verdict.
+    let mut status = s.watch_status();
+    let st = tokio::time::timeout(
+        Duration::from_secs(10),
+        status.wait_for(|st| st.last_error.is_some()),
+    )
+    .await
+    .expect("a connection attempt failed within 10 s")
+    .unwrap()
+    .clone();
     assert!(
         st.last_error
             .is_some_and(|e| e.to_string().contains("nothing is listening"))
