@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use std::sync::Arc;
-
-use cloudkit::{DemoEnv, DemoRow};
+use cloudkit::DemoRow;
 use transport::{Message, Outbox, Session};
 
 use crate::echo;
@@ -137,27 +135,13 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, SimError> {
             ));
             continue;
         }
-        let env = DemoEnv {
-            listeners: sim.listeners().to_vec(),
-            // Absolute: vendors write config files into work_dir, and relative paths inside a
-            // config file resolve against that file's folder.
-            ca: absolute(&sim.pki().ca),
-            cert_dir: absolute(&sim.pki().dir),
-            https_base: sim.https_base().map(str::to_owned),
-            work_dir: absolute(&work_dir),
-            messages: opts.messages,
-            report: Arc::new(move || cloud.as_ref().map(|c| c.report()).unwrap_or_default()),
-        };
+        let env = sim.demo_env(cloud, &work_dir, opts.messages);
         rows.extend(check(env).await);
     }
     sim.write_status()?;
     sim.stop().await;
     let ok = rows.iter().all(|r| r.ok);
     Ok(DemoSummary { broker, rows, ok })
-}
-
-fn absolute(p: &std::path::Path) -> std::path::PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
 }
 
 /// Publishes `n` numbered messages through `listener`; returns how many the broker confirmed.

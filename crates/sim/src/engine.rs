@@ -231,6 +231,32 @@ impl Sim {
         &self.listeners
     }
 
+    /// The listener with this name (`plain`, `ws`, `mtls`, `tls_password`, `wss`, `external`).
+    pub fn listener(&self, name: &str) -> Option<&Listener> {
+        self.listeners.iter().find(|l| l.name == name)
+    }
+
+    /// What a vendor's demo check (or a test) gets to work with against this cloud. Paths are
+    /// absolute: vendors write config files into `work_dir`, and relative paths inside a config
+    /// file resolve against that file's folder. `cloud` is whose report the check reads.
+    pub fn demo_env(
+        &self,
+        cloud: Option<Arc<dyn CloudSide>>,
+        work_dir: &Path,
+        messages: u64,
+    ) -> cloudkit::DemoEnv {
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+        cloudkit::DemoEnv {
+            listeners: self.listeners.clone(),
+            ca: absolute(&self.pki.ca),
+            cert_dir: absolute(&self.pki.dir),
+            https_base: self.https_base().map(str::to_owned),
+            work_dir: absolute(work_dir),
+            messages,
+            report: Arc::new(move || cloud.as_ref().map(|c| c.report()).unwrap_or_default()),
+        }
+    }
+
     /// Base URL of the HTTPS endpoints (`https://localhost:PORT`), when a cloud side has any.
     pub fn https_base(&self) -> Option<&str> {
         self.https.as_ref().map(|h| h.base.as_str())

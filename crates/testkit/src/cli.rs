@@ -60,16 +60,21 @@ fn collect(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>>
     lines
 }
 
-fn wait_for(lines: &Mutex<Vec<String>>, which: &str, needle: &str, timeout: Duration) {
+fn wait_for(lines: &Mutex<Vec<String>>, which: &str, needles: &[&str], timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if lines.lock().unwrap().iter().any(|l| l.contains(needle)) {
+        if lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| needles.iter().all(|n| l.contains(n)))
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!(
-        "testkit: no {which} line with `{needle}` within {timeout:?}; got {:?}",
+        "testkit: no {which} line with {needles:?} within {timeout:?}; got {:?}",
         lines.lock().unwrap()
     );
 }
@@ -93,12 +98,17 @@ impl Running {
 
     /// Waits (bounded) for a stderr line containing `needle`.
     pub fn wait_for_line(&self, needle: &str, timeout: Duration) {
-        wait_for(&self.stderr, "stderr", needle, timeout);
+        wait_for(&self.stderr, "stderr", &[needle], timeout);
     }
 
     /// Waits (bounded) for a stdout line containing `needle`.
     pub fn wait_for_stdout_line(&self, needle: &str, timeout: Duration) {
-        wait_for(&self.stdout, "stdout", needle, timeout);
+        wait_for(&self.stdout, "stdout", &[needle], timeout);
+    }
+
+    /// Waits (bounded) for one stdout line containing every needle.
+    pub fn wait_for_stdout(&self, needles: &[&str], timeout: Duration) {
+        wait_for(&self.stdout, "stdout", needles, timeout);
     }
 
     /// Waits (bounded) for the exit code; kills the process and panics when it does not end.

@@ -12,7 +12,7 @@ use mindconnect::templates::TemplateDir;
 use serde_json::json;
 use transport::{Outbox, Qos, Session};
 
-use super::{Background, Env, mc_agent};
+use super::{Env, mc_agent, spawn};
 
 async fn publish_model(env: &Env) {
     let cfg = env.agent().join("configs/mqtt-config.json");
@@ -67,7 +67,7 @@ async fn run_twice_with_a_command_hook() {
     let env = Env::start().await;
     publish_model(&env).await;
     let cwd = env.agent();
-    let mut bg = Background::spawn(
+    let mut bg = spawn(
         &cwd,
         &[
             "run",
@@ -89,10 +89,15 @@ async fn run_twice_with_a_command_hook() {
             "json",
         ],
     );
-    bg.wait_for(&["\"type\":\"subscribed\"", "cmd_v3/c"]);
+    tokio::task::block_in_place(|| {
+        bg.wait_for_stdout(
+            &["\"type\":\"subscribed\"", "cmd_v3/c"],
+            Duration::from_secs(20),
+        );
+    });
     deliver(&env, json!({"commandType": "firmware_update"})).await;
     assert_eq!(
-        tokio::task::block_in_place(|| bg.wait()),
+        tokio::task::block_in_place(|| bg.wait(Duration::from_secs(60))),
         Some(0),
         "{:?}",
         bg.stdout.lock().unwrap()

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use cloudkit::{CloudSide, DemoEnv};
+use cloudkit::CloudSide;
 use mindconnect::cloud::MindConnectCloud;
 use sim::engine::{Sim, SimOptions};
 
@@ -30,35 +30,19 @@ impl Env {
     pub(crate) async fn start() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(MindConnectCloud::new());
-        let sim = Sim::start(
-            SimOptions {
-                cert_dir: dir.path().join("pki"),
-                state_dir: dir.path().join("state"),
-                external: None,
-                client_names: vec![],
-            },
-            vec![cloud.clone() as Arc<dyn CloudSide>],
-        )
-        .await
-        .unwrap();
-        let url = sim
-            .listeners()
-            .iter()
-            .find(|l| l.name == "mtls")
-            .unwrap()
-            .url
-            .clone();
-        let c = cloud.clone();
-        let env = DemoEnv {
-            listeners: sim.listeners().to_vec(),
-            ca: sim.pki().ca.clone(),
-            cert_dir: sim.pki().dir.clone(),
-            https_base: sim.https_base().map(str::to_owned),
-            work_dir: dir.path().join("agent"),
-            messages: 1,
-            report: Arc::new(move || c.report()),
+        let options = SimOptions {
+            cert_dir: dir.path().join("pki"),
+            state_dir: dir.path().join("state"),
+            external: None,
+            client_names: vec![],
         };
-        mindconnect::demo::write_seed_layout(&dir.path().join("agent"), &env, &url).unwrap();
+        let sim = Sim::start(options, vec![cloud.clone() as Arc<dyn CloudSide>])
+            .await
+            .unwrap();
+        let url = sim.listener("mtls").unwrap().url.clone();
+        let agent = dir.path().join("agent");
+        let env = sim.demo_env(Some(cloud.clone() as Arc<dyn CloudSide>), &agent, 1);
+        mindconnect::demo::write_seed_layout(&agent, &env, &url).unwrap();
         Env { sim, cloud, dir }
     }
 

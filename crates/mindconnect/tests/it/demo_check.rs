@@ -22,7 +22,7 @@ async fn demo_rows_pass_on_the_embedded_broker() {
     )
     .await
     .unwrap();
-    let mut env = demo_env(&sim, &cloud, dir.path().join("demo"));
+    let mut env = demo_env(&sim, &cloud, &dir.path().join("demo"));
     env.messages = 25;
     let rows = mindconnect::demo::run(env).await;
     for r in &rows {
@@ -57,7 +57,7 @@ async fn demo_rows_pass_against_mosquitto() {
     )
     .await
     .unwrap();
-    let rows = mindconnect::demo::run(demo_env(&sim, &cloud, dir.path().join("demo"))).await;
+    let rows = mindconnect::demo::run(demo_env(&sim, &cloud, &dir.path().join("demo"))).await;
     assert!(rows.iter().all(|r| r.ok), "{rows:#?}");
     sim.stop().await;
 }

@@ -145,7 +145,7 @@ async fn no_platform_means_no_answer_and_exit_1() {
         .clone();
     let cfg = mindconnect::demo::write_seed_layout(
         &dir.path().join("agent"),
-        &super::demo_env(&sim, &cloud, dir.path().join("agent")),
+        &super::demo_env(&sim, &cloud, &dir.path().join("agent")),
         &url,
     )
     .unwrap();

@@ -50,14 +50,8 @@ impl Env {
         )
         .await
         .unwrap();
-        let url = sim
-            .listeners()
-            .iter()
-            .find(|l| l.name == "mtls")
-            .unwrap()
-            .url
-            .clone();
-        let env = demo_env(&sim, &cloud, dir.path().join("agent"));
+        let url = sim.listener("mtls").unwrap().url.clone();
+        let env = demo_env(&sim, &cloud, &dir.path().join("agent"));
         let cfg =
             mindconnect::demo::write_seed_layout(&dir.path().join("agent"), &env, &url).unwrap();
         Env {
@@ -96,17 +90,8 @@ impl Env {
     }
 }
 
-pub(crate) fn demo_env(sim: &Sim, cloud: &Arc<MindConnectCloud>, work_dir: PathBuf) -> DemoEnv {
-    let c = cloud.clone();
-    DemoEnv {
-        listeners: sim.listeners().to_vec(),
-        ca: sim.pki().ca.clone(),
-        cert_dir: sim.pki().dir.clone(),
-        https_base: sim.https_base().map(str::to_owned),
-        work_dir,
-        messages: 10,
-        report: Arc::new(move || c.report()),
-    }
+pub(crate) fn demo_env(sim: &Sim, cloud: &Arc<MindConnectCloud>, work_dir: &Path) -> DemoEnv {
+    sim.demo_env(Some(cloud.clone() as Arc<dyn CloudSide>), work_dir, 10)
 }
 
 /// Polls `f` until it holds or 15 s pass (then returns; the caller's assertion reports).
