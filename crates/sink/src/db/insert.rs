@@ -333,6 +333,14 @@ async fn mysql_count_existing(
     Ok(total)
 }
 
+/// Column `i` of every row as one array parameter (`UNNEST` takes a column at a time); a value
+/// of another kind (or a missing one) becomes NULL.
+fn column<T>(rows: &[&[Value]], i: usize, pick: impl Fn(Value) -> Option<T>) -> Vec<Option<T>> {
+    rows.iter()
+        .map(|r| pick(r.get(i).cloned().unwrap_or(Value::Null)))
+        .collect()
+}
+
 async fn pg_insert(
     tx: &mut Transaction<'_, Postgres>,
     layout: &Layout,
@@ -366,48 +374,27 @@ async fn pg_insert(
     );
     let mut q = sqlx::query::<Postgres>(AssertSqlSafe(sql));
     for (i, k) in kinds.iter().enumerate() {
-        let cell = |r: &&[Value]| r.get(i).cloned().unwrap_or(Value::Null);
         q = match k {
-            Some(Kind::Number) => q.bind(
-                rows.iter()
-                    .map(|r| match cell(r) {
-                        Value::Number(n) => Some(n),
-                        _ => None,
-                    })
-                    .collect::<Vec<Option<f64>>>(),
-            ),
-            Some(Kind::Integer) => q.bind(
-                rows.iter()
-                    .map(|r| match cell(r) {
-                        Value::Integer(n) => Some(n),
-                        _ => None,
-                    })
-                    .collect::<Vec<Option<i64>>>(),
-            ),
-            Some(Kind::Bool) => q.bind(
-                rows.iter()
-                    .map(|r| match cell(r) {
-                        Value::Bool(b) => Some(b),
-                        _ => None,
-                    })
-                    .collect::<Vec<Option<bool>>>(),
-            ),
-            Some(Kind::Timestamp) => q.bind(
-                rows.iter()
-                    .map(|r| match cell(r) {
-                        Value::Timestamp(t) => Some(t),
-                        _ => None,
-                    })
-                    .collect::<Vec<Option<OffsetDateTime>>>(),
-            ),
-            Some(Kind::Text | Kind::Json) | None => q.bind(
-                rows.iter()
-                    .map(|r| match cell(r) {
-                        Value::Text(s) | Value::Json(s) => Some(s),
-                        _ => None,
-                    })
-                    .collect::<Vec<Option<String>>>(),
-            ),
+            Some(Kind::Number) => q.bind(column(rows, i, |v| match v {
+                Value::Number(n) => Some(n),
+                _ => None,
+            })),
+            Some(Kind::Integer) => q.bind(column(rows, i, |v| match v {
+                Value::Integer(n) => Some(n),
+                _ => None,
+            })),
+            Some(Kind::Bool) => q.bind(column(rows, i, |v| match v {
+                Value::Bool(b) => Some(b),
+                _ => None,
+            })),
+            Some(Kind::Timestamp) => q.bind(column(rows, i, |v| match v {
+                Value::Timestamp(t) => Some(t),
+                _ => None,
+            })),
+            Some(Kind::Text | Kind::Json) | None => q.bind(column(rows, i, |v| match v {
+                Value::Text(s) | Value::Json(s) => Some(s),
+                _ => None,
+            })),
         };
     }
     Ok(q.execute(&mut **tx).await?.rows_affected())
