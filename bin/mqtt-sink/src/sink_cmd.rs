@@ -73,9 +73,9 @@ pub struct SinkArgs {
     #[arg(long, help_heading = "Mapping")]
     create_table: bool,
     /// Most rows per transaction.
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=20_000), help_heading = "Batching")]
+    #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=20_000), help_heading = "Batching")]
     batch: u32,
-    /// Longest a batch keeps filling while the previous one is being written, in ms.
+    /// Longest a batch keeps filling before it is written, in ms (the most a reading waits).
     #[arg(
         long,
         value_name = "MS",

@@ -26,7 +26,7 @@ pub struct SinkConfig {
     pub topics: Vec<String>,
     /// Most rows per transaction.
     pub batch_rows: usize,
-    /// Longest a batch keeps filling while the previous one is being written.
+    /// Longest a batch keeps filling before it is written.
     pub batch_age: Duration,
     /// Stop once this many messages were stored or dead-lettered.
     pub count: Option<u64>,
@@ -54,7 +54,7 @@ impl SinkConfig {
             mapping,
             create_table: false,
             topics,
-            batch_rows: 1000,
+            batch_rows: 5000,
             batch_age: Duration::from_millis(100),
             count: None,
             duration: None,

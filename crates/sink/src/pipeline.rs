@@ -262,9 +262,7 @@ impl Acker {
         while let Some(c) = committed.recv().await {
             waiting.insert(c.seq, c.msgs);
             while let Some(msgs) = waiting.remove(&next) {
-                for m in &msgs {
-                    self.session.ack(m);
-                }
+                self.session.ack_all(&msgs);
                 Counters::add(&self.shared.counters.acked, msgs.len() as u64);
                 next += 1;
             }

@@ -1,11 +1,12 @@
-//! Connection failures as sentences a person can act on, classified from rumqttc's and rustls'
-//! errors, and whether retrying can help.
+//! Connection failures as sentences a person can act on, classified from the connection's,
+//! rustls' and tungstenite's errors, and whether retrying can help.
 
 use std::error::Error as StdError;
 
 use rustls::{AlertDescription, CertificateError};
 
 use crate::endpoint::Endpoint;
+use crate::session::LinkError;
 
 /// Why a connection to the broker failed or ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -107,8 +108,10 @@ impl ConnectError {
     }
 }
 
-fn connack_meaning(code: rumqttc::ConnectReturnCode) -> (u8, &'static str, &'static str) {
-    use rumqttc::ConnectReturnCode as C;
+fn connack_meaning(
+    code: rumqttc::mqttbytes::v4::ConnectReturnCode,
+) -> (u8, &'static str, &'static str) {
+    use rumqttc::mqttbytes::v4::ConnectReturnCode as C;
     match code {
         C::Success => (0, "accepted", "this is not an error"),
         C::RefusedProtocolVersion => (
@@ -202,43 +205,49 @@ fn alert_problem(alert: AlertDescription) -> Option<String> {
     Some(s.to_owned())
 }
 
-/// Turns a rumqttc error into a `ConnectError` for `endpoint`.
-pub(crate) fn classify(
-    err: &rumqttc::ConnectionError,
-    endpoint: &Endpoint,
-    timeout_secs: u64,
-) -> ConnectError {
+/// Turns a connection failure into a `ConnectError` for `endpoint`.
+pub(crate) fn classify(err: &LinkError, endpoint: &Endpoint, timeout_secs: u64) -> ConnectError {
     let ep = endpoint.to_string();
-    if let rumqttc::ConnectionError::ConnectionRefused(code) = err {
-        let (code, meaning, hint) = connack_meaning(*code);
-        return ConnectError::Refused {
-            endpoint: ep,
-            code,
-            meaning,
-            hint,
-        };
+    match err {
+        LinkError::Refused(code) => {
+            let (code, meaning, hint) = connack_meaning(*code);
+            return ConnectError::Refused {
+                endpoint: ep,
+                code,
+                meaning,
+                hint,
+            };
+        }
+        LinkError::Timeout => {
+            return ConnectError::Timeout {
+                endpoint: ep,
+                secs: timeout_secs,
+            };
+        }
+        LinkError::Dns(e) => {
+            return ConnectError::Dns {
+                host: endpoint.host().to_owned(),
+                reason: e.to_string(),
+            };
+        }
+        LinkError::BadServerName => {
+            return ConnectError::Tls {
+                endpoint: ep,
+                detail: format!("`{}` is not a valid TLS server name", endpoint.host()),
+            };
+        }
+        LinkError::Subprotocol(_) => {
+            return ConnectError::WebSocket {
+                endpoint: ep,
+                detail: format!("{err}; is this path an MQTT endpoint?"),
+            };
+        }
+        _ => {}
     }
-    if matches!(err, rumqttc::ConnectionError::NetworkTimeout) {
-        return ConnectError::Timeout {
-            endpoint: ep,
-            secs: timeout_secs,
-        };
-    }
-    let as_std: &(dyn StdError + 'static) = err;
-    if let rumqttc::ConnectionError::Tls(rumqttc::TlsError::Io(io)) = err
-        && matches!(
-            io.kind(),
-            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
-        )
-    {
-        return ConnectError::Tls {
-            endpoint: ep,
-            detail: format!(
-                "the server closed the connection during the TLS handshake; is port {} a TLS listener (mqtts:// is usually 8883)?",
-                endpoint.port()
-            ),
-        };
-    }
+    let as_std: &(dyn StdError + 'static) = match err {
+        LinkError::WebSocket(ws) => &**ws,
+        other => other,
+    };
     if let Some(tls) = find::<rustls::Error>(as_std) {
         return match tls {
             rustls::Error::InvalidCertificate(ce) => {
@@ -255,44 +264,39 @@ pub(crate) fn classify(
             other => ConnectError::Tls { endpoint: ep, detail: other.to_string() },
         };
     }
-    if let Some(ws) = find::<tungstenite::Error>(as_std)
-        && !matches!(ws, tungstenite::Error::Io(_) | tungstenite::Error::Tls(_))
+    if let LinkError::TlsHandshake(io) = err
+        && matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+        )
     {
-        return websocket_error(ws, ep);
-    }
-    if let rumqttc::ConnectionError::ResponseValidation(v) = err {
-        return ConnectError::WebSocket {
+        return ConnectError::Tls {
             endpoint: ep,
             detail: format!(
-                "{v:?}: the server did not agree to the `mqtt` WebSocket subprotocol; is this path an MQTT endpoint?"
+                "the server closed the connection during the TLS handshake; is port {} a TLS listener (mqtts:// is usually 8883)?",
+                endpoint.port()
             ),
         };
     }
-    if let Some(io) = find::<std::io::Error>(as_std) {
-        use std::io::ErrorKind as K;
-        let text = io.to_string();
-        if io.kind() == K::ConnectionRefused {
-            return ConnectError::NotListening { endpoint: ep };
-        }
-        if text.contains("failed to lookup address") || text.contains("Name or service not known") {
-            return ConnectError::Dns {
-                host: endpoint.host().to_owned(),
-                reason: text,
-            };
-        }
-        if io.kind() == K::InvalidInput && text.contains("dns name") {
-            return ConnectError::Tls {
+    if let LinkError::WebSocket(ws) = err {
+        if let tungstenite::Error::Io(io) = &**ws
+            && io.kind() == std::io::ErrorKind::ConnectionReset
+        {
+            return ConnectError::Lost {
                 endpoint: ep,
-                detail: format!("`{}` is not a valid TLS server name", endpoint.host()),
+                detail: format!("during the WebSocket handshake: {io}"),
             };
         }
+        return websocket_error(ws, ep);
+    }
+    if let Some(io) = find::<std::io::Error>(as_std)
+        && io.kind() == std::io::ErrorKind::ConnectionRefused
+    {
+        return ConnectError::NotListening { endpoint: ep };
     }
     let detail = match err {
-        rumqttc::ConnectionError::MqttState(rumqttc::StateError::ConnectionAborted) => {
+        LinkError::Closed => {
             "the broker closed the connection (if this happens right after connecting, the broker may refuse this client: check its log)".to_owned()
-        }
-        rumqttc::ConnectionError::MqttState(rumqttc::StateError::AwaitPingResp) => {
-            "no PINGRESP within the keep-alive interval (the link or the broker stalled)".to_owned()
         }
         other => other.to_string(),
     };

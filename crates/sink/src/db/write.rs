@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 
 use crate::db::insert::Tx;
 use crate::db::schema::Layout;
-use crate::db::{Conn, DbUrl, Failure, classify};
+use crate::db::{Backend, Conn, DbUrl, Failure, classify};
 use crate::extract::Value;
 use crate::mapping::{Dedup, Kind};
 
@@ -85,6 +85,16 @@ pub struct Writer {
     /// The target table is still to be created (its column types waited for the first
     /// values); shared by sibling writers, held while one of them creates it.
     pending_create: Arc<Mutex<bool>>,
+    /// Batches still to write with the conflict clause after a repeat was seen.
+    careful_batches: u32,
+}
+
+/// Batches written with the conflict clause after an optimistic insert met a repeat.
+const CAREFUL_AFTER_REPEAT: u32 = 16;
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(sqlx::error::DatabaseError::is_unique_violation)
 }
 
 fn db_message(e: &sqlx::Error) -> String {
@@ -102,6 +112,7 @@ impl Writer {
             conn: Some(conn),
             layout,
             pending_create: Arc::new(Mutex::new(pending_create)),
+            careful_batches: 0,
         }
     }
 
@@ -112,6 +123,7 @@ impl Writer {
             conn: Some(self.url.connect().await?),
             layout: self.layout.clone(),
             pending_create: self.pending_create.clone(),
+            careful_batches: 0,
         })
     }
 
@@ -145,14 +157,25 @@ impl Writer {
             tracing::info!("connected to {}", self.url);
             self.conn = Some(conn);
         }
-        let result = self.write_on_conn(items, kinds, false).await;
+        // PostgreSQL with a unique key: try without the conflict clause first (see
+        // `insert::pg_insert`); after a repeat, stay careful for a while, since redeliveries
+        // come in runs.
+        let optimistic = backend == Backend::Postgres
+            && self.layout.dedup != Dedup::None
+            && self.careful_batches == 0;
+        self.careful_batches = self.careful_batches.saturating_sub(1);
+        let mut result = self.write_on_conn(items, kinds, false, optimistic).await;
+        if optimistic && matches!(&result, Err(e) if is_unique_violation(e)) {
+            self.careful_batches = CAREFUL_AFTER_REPEAT;
+            result = self.write_on_conn(items, kinds, false, false).await;
+        }
         let result = match result {
             Err(e) if classify(&e, backend) == Failure::Row => {
                 tracing::info!(
                     "the database refused a row ({}); writing the batch row by row",
                     db_message(&e)
                 );
-                self.write_on_conn(items, kinds, true).await
+                self.write_on_conn(items, kinds, true, false).await
             }
             other => other,
         };
@@ -184,6 +207,7 @@ impl Writer {
         items: &[Item],
         kinds: &[Option<Kind>],
         per_row: bool,
+        optimistic: bool,
     ) -> Result<Outcome, sqlx::Error> {
         let layout = &self.layout;
         let Some(conn) = self.conn.as_mut() else {
@@ -234,7 +258,7 @@ impl Writer {
         if per_row {
             for (values, meta) in &rows {
                 tx.exec("SAVEPOINT edgewire_row".to_owned()).await?;
-                match tx.insert_rows(layout, kinds, &[values]).await {
+                match tx.insert_rows(layout, kinds, &[values], false).await {
                     Ok(n) => {
                         out.stored += n;
                         out.duplicates += 1 - n.min(1);
@@ -252,7 +276,7 @@ impl Writer {
             }
         } else if !rows.is_empty() {
             let values: Vec<&[Value]> = rows.iter().map(|(v, _)| *v).collect();
-            let n = tx.insert_rows(layout, kinds, &values).await?;
+            let n = tx.insert_rows(layout, kinds, &values, optimistic).await?;
             out.stored += n;
             out.duplicates += values.len() as u64 - n;
         }

@@ -194,7 +194,7 @@ async fn sqlite_dead_letters_a_row_the_database_refuses() {
 async fn postgres_dead_letters_a_row_the_database_refuses() {
     refused_row_is_dead_lettered(
         &pg_url(),
-        "CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, temperature DOUBLE PRECISION, data_hora VARCHAR(5), msg_key TEXT NOT NULL UNIQUE)",
+        "CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, temperature DOUBLE PRECISION, data_hora VARCHAR(5), msg_key UUID NOT NULL UNIQUE)",
     )
     .await;
 }

@@ -1,13 +1,14 @@
 //! The MQTT session: a cloneable handle over one connection that confirms QoS 1 publishes,
 //! waits for SUBACKs, reconnects with back-off, re-subscribes and resends from the outbox.
 //!
-//! Two tasks run per session: the driver (owns rumqttc's `EventLoop`, never cancelled while
-//! connected, so no packet is half-written) and the persister (saves spool acknowledgements on
-//! an interval). Handles put messages into the outbox and hand them to rumqttc under one lock,
-//! in the same order the driver sees rumqttc's `Outgoing` events, which is how packet ids are
-//! matched back to messages (see `tracker.rs`).
+//! Two tasks run per session: the driver (owns the connection, see `link.rs`; never cancelled
+//! mid-write, so no packet is half-written) and the persister (saves spool acknowledgements on
+//! an interval). Handles put messages into the outbox and, under one lock, encode the packets
+//! (PUBLISH with a packet id from `tracker.rs`, SUBSCRIBE, PUBACK) into a shared buffer that the
+//! driver writes out in one go: everything queued since its last write leaves in one syscall.
 
 mod driver;
+mod link;
 mod options;
 mod tracker;
 
@@ -15,9 +16,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use rumqttc::mqttbytes::v4;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+pub(crate) use link::LinkError;
 pub use options::{OptionsError, SessionOptions, StartMode};
 
 use crate::error::ConnectError;
@@ -183,7 +186,12 @@ struct SubRequest {
 struct Inner {
     outbox: Outbox,
     tracker: Tracker,
-    client: rumqttc::AsyncClient,
+    /// Packets for the current connection, encoded, waiting for the driver to write them.
+    wbuf: bytes::BytesMut,
+    /// Outbox seqs of the QoS 0 publishes in `wbuf` (complete once written).
+    qos0_queued: Vec<u64>,
+    /// `wbuf` ends with DISCONNECT: the driver stops after writing it.
+    disconnect_queued: bool,
     connected: bool,
     connection: u64,
     closing: bool,
@@ -195,16 +203,16 @@ struct Inner {
     next_sub_id: u64,
     waiters: HashMap<u64, oneshot::Sender<Result<(), DeliveryError>>>,
     status: Status,
-    /// A message taken from the outbox that rumqttc's channel could not take.
-    retry: Option<(u64, Message)>,
-    /// PUBACKs for incoming messages waiting for room in rumqttc's channel, in receive order.
-    pending_acks: std::collections::VecDeque<u16>,
 }
 
 struct Shared {
     inner: Mutex<Inner>,
     /// Wakes publishers waiting for room in a memory outbox.
     room: Notify,
+    /// Wakes the driver: packets are waiting in `wbuf`.
+    wake: Notify,
+    /// TLS settings for `mqtts` and `wss` endpoints, built once.
+    tls: Option<Arc<rustls::ClientConfig>>,
     status: watch::Sender<Status>,
     events: broadcast::Sender<SessionEvent>,
     opts: SessionOptions,
@@ -235,44 +243,36 @@ impl Shared {
 }
 
 impl Inner {
-    /// Hands outbox messages to rumqttc while connected and the window has room.
+    /// Encodes outbox messages for the driver while connected and the window has room.
     fn feed(&mut self) -> Result<(), OutboxError> {
         while self.connected && !self.closing && self.tracker.has_room() {
-            let next = match self.retry.take() {
-                Some(r) => Some(r),
-                None => self.outbox.next_unsent()?,
+            let Some((seq, msg)) = self.outbox.next_unsent()? else {
+                break;
             };
-            let Some((seq, msg)) = next else { break };
-            let qos = msg.qos;
-            match self.client.try_publish(
-                msg.topic.clone(),
-                qos.to_rumqttc(),
-                msg.retain,
-                msg.payload.to_vec(),
-            ) {
-                Ok(()) => self.tracker.publish_handed_over(seq, qos),
-                Err(e) => {
-                    tracing::debug!("rumqttc request channel full, retrying later: {e}");
-                    self.retry = Some((seq, msg));
-                    break;
-                }
+            let pkid = self.tracker.publish(seq, msg.qos);
+            if msg.qos == Qos::AtMostOnce {
+                self.qos0_queued.push(seq);
             }
+            let mut p = v4::Publish::from_bytes(msg.topic, msg.qos.to_rumqttc(), msg.payload);
+            p.retain = msg.retain;
+            p.pkid = pkid;
+            self.encode(&v4::Packet::Publish(p));
         }
         Ok(())
     }
 
-    /// Hands queued PUBACKs to rumqttc, in order, as far as its channel has room.
-    fn drain_acks(&mut self) {
-        while let Some(&pkid) = self.pending_acks.front() {
-            let mut p = rumqttc::Publish::new("", rumqttc::QoS::AtLeastOnce, Vec::new());
-            p.pkid = pkid;
-            match self.client.try_ack(&p) {
-                Ok(()) => {
-                    self.pending_acks.pop_front();
-                }
-                Err(_) => break,
-            }
+    fn encode(&mut self, packet: &v4::Packet) {
+        // Sizes and topics were checked when accepted, so this cannot fail in practice.
+        if let Err(e) = link::encode(packet, &mut self.wbuf) {
+            tracing::error!("{e}");
         }
+    }
+
+    /// Drops what was encoded for a connection that is gone.
+    fn discard_unwritten(&mut self) {
+        self.wbuf.clear();
+        self.qos0_queued.clear();
+        self.disconnect_queued = false;
     }
 
     fn complete(&mut self, seq: u64) {
@@ -311,27 +311,20 @@ impl Inner {
         let id = self.next_sub_id;
         self.next_sub_id += 1;
         let names = filters.iter().map(|(f, _)| f.clone()).collect();
-        let req = filters
-            .into_iter()
-            .map(|(f, q)| rumqttc::SubscribeFilter::new(f, q.to_rumqttc()));
-        match self.client.try_subscribe_many(req) {
-            Ok(()) => {
-                self.tracker.subscribe_handed_over(id);
-                self.sub_requests.insert(
-                    id,
-                    SubRequest {
-                        filters: names,
-                        waiters,
-                    },
-                );
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "could not queue SUBSCRIBE ({e}); it will be sent on the next connection"
-                );
-                self.orphan_waiters.extend(waiters);
-            }
-        }
+        let mut sub = v4::Subscribe::new_many(
+            filters
+                .into_iter()
+                .map(|(f, q)| v4::SubscribeFilter::new(f, q.to_rumqttc())),
+        );
+        sub.pkid = self.tracker.subscribe(id);
+        self.encode(&v4::Packet::Subscribe(sub));
+        self.sub_requests.insert(
+            id,
+            SubRequest {
+                filters: names,
+                waiters,
+            },
+        );
     }
 }
 
@@ -374,10 +367,7 @@ impl Session {
         opts: SessionOptions,
         outbox: Outbox,
     ) -> Result<(Session, Incoming), StartError> {
-        let (mqtt, net) = opts.to_rumqttc()?;
-        let cap = usize::from(opts.inflight) * 2 + 1024;
-        let (client, mut eventloop) = rumqttc::AsyncClient::new(mqtt, cap);
-        eventloop.set_network_options(net);
+        let tls = opts.checked_tls()?;
         let (in_tx, in_rx) = mpsc::channel(opts.incoming_capacity.max(1));
         let unacked = outbox.unacked();
         let status = Status {
@@ -387,7 +377,9 @@ impl Session {
         let inner = Inner {
             outbox,
             tracker: Tracker::new(usize::from(opts.inflight)),
-            client,
+            wbuf: bytes::BytesMut::new(),
+            qos0_queued: Vec::new(),
+            disconnect_queued: false,
             connected: false,
             connection: 0,
             closing: false,
@@ -397,25 +389,20 @@ impl Session {
             next_sub_id: 1,
             waiters: HashMap::new(),
             status: status.clone(),
-            retry: None,
-            pending_acks: std::collections::VecDeque::new(),
         };
         let start_mode = opts.start_mode;
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
             room: Notify::new(),
+            wake: Notify::new(),
+            tls,
             status: watch::channel(status).0,
             events: broadcast::channel(256).0,
             opts,
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        tasks.spawn(driver::run(
-            shared.clone(),
-            eventloop,
-            in_tx,
-            stop_rx.clone(),
-        ));
+        tasks.spawn(driver::run(shared.clone(), in_tx, stop_rx.clone()));
         tasks.spawn(driver::persist_loop(shared.clone(), stop_rx));
         let session = Session {
             shared,
@@ -484,6 +471,8 @@ impl Session {
                     }
                     inner.feed()?;
                     self.shared.publish_status(&inner);
+                    drop(inner);
+                    self.shared.wake.notify_one();
                     return Ok(Delivery { seq, rx });
                 }
             }
@@ -518,21 +507,34 @@ impl Session {
                 inner.orphan_waiters.push(waiter);
             }
         }
+        self.shared.wake.notify_one();
         rx.await.unwrap_or(Err(SubscribeError::Ended))
     }
 
     /// Acknowledges an incoming QoS 1 message (with `manual_acks`). An ack for a message from an
     /// earlier connection is not sent: the broker will deliver that message again.
     pub fn ack(&self, msg: &Received) {
-        if msg.qos != Qos::AtLeastOnce {
+        self.ack_all(std::slice::from_ref(msg));
+    }
+
+    /// Acknowledges incoming QoS 1 messages in the order given (MQTT wants PUBACKs in receive
+    /// order); they leave in one write.
+    pub fn ack_all(&self, msgs: &[Received]) {
+        let mut inner = self.shared.lock();
+        if !inner.connected {
             return;
         }
-        let mut inner = self.shared.lock();
-        if inner.connected && inner.connection == msg.connection {
-            // Queued, never dropped: when rumqttc's channel is full the driver sends the rest
-            // as it drains (MQTT wants PUBACKs in receive order, so nothing may overtake).
-            inner.pending_acks.push_back(msg.pkid);
-            inner.drain_acks();
+        let connection = inner.connection;
+        let mut any = false;
+        for m in msgs {
+            if m.qos == Qos::AtLeastOnce && m.connection == connection {
+                inner.encode(&v4::Packet::PubAck(v4::PubAck::new(m.pkid)));
+                any = true;
+            }
+        }
+        drop(inner);
+        if any {
+            self.shared.wake.notify_one();
         }
     }
 
@@ -585,9 +587,14 @@ impl Session {
             }
         }
         let sent_disconnect = {
-            let inner = self.shared.lock();
-            inner.connected && inner.client.try_disconnect().is_ok()
+            let mut inner = self.shared.lock();
+            if inner.connected {
+                inner.encode(&v4::Packet::Disconnect);
+                inner.disconnect_queued = true;
+            }
+            inner.connected
         };
+        self.shared.wake.notify_one();
         if sent_disconnect {
             // The driver ends by itself once DISCONNECT is written.
             self.join_tasks(Duration::from_secs(2)).await;

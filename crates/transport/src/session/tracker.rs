@@ -1,11 +1,9 @@
-//! Which outbox message and which subscribe request each MQTT packet id stands for.
-//!
-//! rumqttc assigns packet ids inside its event loop and tells us only through
-//! `Outgoing::Publish(pkid)` / `Outgoing::Subscribe(pkid)` events, emitted in the order requests
-//! entered its channel. So we keep a FIFO of what we handed over, pop it when the event names the
-//! packet id, and map the PUBACK/SUBACK back. Pure state: no I/O, no clock.
+//! Packet ids: which outbox message and which subscribe request each one stands for, and which
+//! ids are free. Ids are handed out in a cycle over 1..=65535, skipping those still awaiting an
+//! answer, so an id is never reused while its PUBACK or SUBACK can still arrive (the collision
+//! that livelocks rumqttc, #1014, cannot happen). Pure state: no I/O, no clock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use crate::message::Qos;
 
@@ -22,30 +20,32 @@ pub(crate) enum Completed {
 #[derive(Debug)]
 pub(crate) struct Tracker {
     window: usize,
-    /// Publishes handed to rumqttc that have no packet id yet, in order.
-    unassigned: VecDeque<(u64, Qos)>,
+    /// QoS 0 publishes encoded but not yet written.
+    unwritten: usize,
     /// QoS 1 publishes awaiting PUBACK, by packet id.
     awaiting_ack: HashMap<u16, u64>,
-    /// Subscribe requests handed to rumqttc without a packet id yet.
-    subs_unassigned: VecDeque<u64>,
-    /// Subscribe requests awaiting SUBACK.
+    /// Subscribe requests awaiting SUBACK, by packet id.
     subs_awaiting: HashMap<u16, u64>,
+    last_pkid: u16,
 }
+
+/// Largest window: leaves packet ids free for subscribe requests.
+const MAX_WINDOW: usize = 65_000;
 
 impl Tracker {
     pub(crate) fn new(window: usize) -> Self {
         Tracker {
-            window: window.max(1),
-            unassigned: VecDeque::new(),
+            window: window.clamp(1, MAX_WINDOW),
+            unwritten: 0,
             awaiting_ack: HashMap::new(),
-            subs_unassigned: VecDeque::new(),
             subs_awaiting: HashMap::new(),
+            last_pkid: 0,
         }
     }
 
-    /// Messages handed over and not yet acknowledged.
+    /// Messages handed over and not yet acknowledged (or, at QoS 0, written).
     pub(crate) fn in_flight(&self) -> usize {
-        self.unassigned.len() + self.awaiting_ack.len()
+        self.unwritten + self.awaiting_ack.len()
     }
 
     /// Whether another publish may be handed over.
@@ -53,33 +53,42 @@ impl Tracker {
         self.in_flight() < self.window
     }
 
-    /// A publish for outbox `seq` was put in rumqttc's channel.
-    pub(crate) fn publish_handed_over(&mut self, seq: u64, qos: Qos) {
-        self.unassigned.push_back((seq, qos));
-    }
-
-    /// A subscribe request was put in rumqttc's channel.
-    pub(crate) fn subscribe_handed_over(&mut self, id: u64) {
-        self.subs_unassigned.push_back(id);
-    }
-
-    /// rumqttc wrote the next publish with packet id `pkid`. A QoS 0 publish is complete now.
-    pub(crate) fn on_outgoing_publish(&mut self, pkid: u16) -> Option<Completed> {
-        let (seq, qos) = self.unassigned.pop_front()?;
-        match qos {
-            Qos::AtMostOnce => Some(Completed::Message(seq)),
-            Qos::AtLeastOnce => {
-                self.awaiting_ack.insert(pkid, seq);
-                None
+    fn next_pkid(&mut self) -> u16 {
+        loop {
+            self.last_pkid = self.last_pkid.checked_add(1).unwrap_or(1);
+            let id = self.last_pkid;
+            if !self.awaiting_ack.contains_key(&id) && !self.subs_awaiting.contains_key(&id) {
+                return id;
             }
         }
     }
 
-    /// rumqttc wrote the next subscribe with packet id `pkid`.
-    pub(crate) fn on_outgoing_subscribe(&mut self, pkid: u16) {
-        if let Some(id) = self.subs_unassigned.pop_front() {
-            self.subs_awaiting.insert(pkid, id);
+    /// Outbox message `seq` is being sent: its packet id (0 at QoS 0, which completes once
+    /// written, see [`Tracker::written`]).
+    pub(crate) fn publish(&mut self, seq: u64, qos: Qos) -> u16 {
+        match qos {
+            Qos::AtMostOnce => {
+                self.unwritten += 1;
+                0
+            }
+            Qos::AtLeastOnce => {
+                let id = self.next_pkid();
+                self.awaiting_ack.insert(id, seq);
+                id
+            }
         }
+    }
+
+    /// `n` QoS 0 publishes were written.
+    pub(crate) fn written(&mut self, n: usize) {
+        self.unwritten = self.unwritten.saturating_sub(n);
+    }
+
+    /// Subscribe request `id` is being sent: its packet id.
+    pub(crate) fn subscribe(&mut self, id: u64) -> u16 {
+        let pkid = self.next_pkid();
+        self.subs_awaiting.insert(pkid, id);
+        pkid
     }
 
     /// PUBACK for `pkid`.
@@ -95,11 +104,9 @@ impl Tracker {
     /// The connection is gone: nothing is in flight any more. Returns the subscribe requests
     /// that were not answered.
     pub(crate) fn reset(&mut self) -> Vec<u64> {
-        self.unassigned.clear();
+        self.unwritten = 0;
         self.awaiting_ack.clear();
-        let mut subs: Vec<u64> = self.subs_unassigned.drain(..).collect();
-        subs.extend(self.subs_awaiting.drain().map(|(_, id)| id));
-        subs
+        self.subs_awaiting.drain().map(|(_, id)| id).collect()
     }
 }
 
@@ -108,19 +115,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn puback_maps_back_to_the_right_seq_in_order_of_hand_over() {
+    fn puback_maps_back_to_the_right_seq() {
         let mut t = Tracker::new(3);
-        t.publish_handed_over(10, Qos::AtLeastOnce);
-        t.publish_handed_over(11, Qos::AtLeastOnce);
-        t.publish_handed_over(12, Qos::AtLeastOnce);
+        let a = t.publish(10, Qos::AtLeastOnce);
+        let b = t.publish(11, Qos::AtLeastOnce);
+        let _ = t.publish(12, Qos::AtLeastOnce);
         assert!(!t.has_room());
-        assert_eq!(t.on_outgoing_publish(7), None);
-        assert_eq!(t.on_outgoing_publish(8), None);
-        assert_eq!(t.on_outgoing_publish(9), None);
-        assert_eq!(t.on_puback(8), Some(Completed::Message(11)));
-        assert_eq!(t.on_puback(7), Some(Completed::Message(10)));
+        assert_eq!(t.on_puback(b), Some(Completed::Message(11)));
+        assert_eq!(t.on_puback(a), Some(Completed::Message(10)));
         assert_eq!(
-            t.on_puback(8),
+            t.on_puback(b),
             None,
             "a second PUBACK for a packet id is ignored"
         );
@@ -129,29 +133,41 @@ mod tests {
     }
 
     #[test]
-    fn qos0_completes_when_written() {
+    fn qos0_has_no_packet_id_and_counts_until_written() {
         let mut t = Tracker::new(2);
-        t.publish_handed_over(1, Qos::AtMostOnce);
-        t.publish_handed_over(2, Qos::AtLeastOnce);
-        assert_eq!(t.on_outgoing_publish(0), Some(Completed::Message(1)));
-        assert_eq!(t.on_outgoing_publish(1), None);
-        assert_eq!(t.on_puback(1), Some(Completed::Message(2)));
+        assert_eq!(t.publish(1, Qos::AtMostOnce), 0);
+        let id = t.publish(2, Qos::AtLeastOnce);
+        assert_ne!(id, 0);
+        assert!(!t.has_room());
+        t.written(1);
+        assert!(t.has_room());
+        assert_eq!(t.on_puback(id), Some(Completed::Message(2)));
+        assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn ids_skip_those_in_use_and_wrap_past_65535() {
+        let mut t = Tracker::new(10);
+        t.last_pkid = 65_533;
+        let held = t.publish(1, Qos::AtLeastOnce);
+        assert_eq!(held, 65_534);
+        t.last_pkid = 65_533;
+        assert_eq!(t.publish(2, Qos::AtLeastOnce), 65_535, "65534 is in use");
+        assert_eq!(t.subscribe(7), 1, "wraps to 1, never 0");
     }
 
     #[test]
     fn reset_forgets_in_flight_and_returns_open_subscribes() {
         let mut t = Tracker::new(5);
-        t.publish_handed_over(1, Qos::AtLeastOnce);
-        t.on_outgoing_publish(1);
-        t.subscribe_handed_over(100);
-        t.subscribe_handed_over(101);
-        t.on_outgoing_subscribe(2);
+        let id = t.publish(1, Qos::AtLeastOnce);
+        t.subscribe(100);
+        t.subscribe(101);
         let mut open = t.reset();
         open.sort_unstable();
         assert_eq!(open, vec![100, 101]);
         assert_eq!(t.in_flight(), 0);
         assert_eq!(
-            t.on_puback(1),
+            t.on_puback(id),
             None,
             "an ack from the old connection completes nothing"
         );
@@ -160,9 +176,8 @@ mod tests {
     #[test]
     fn suback_maps_to_request() {
         let mut t = Tracker::new(1);
-        t.subscribe_handed_over(5);
-        t.on_outgoing_subscribe(3);
-        assert_eq!(t.on_suback(3), Some(Completed::Subscribe(5)));
-        assert_eq!(t.on_suback(3), None);
+        let id = t.subscribe(5);
+        assert_eq!(t.on_suback(id), Some(Completed::Subscribe(5)));
+        assert_eq!(t.on_suback(id), None);
     }
 }
