@@ -87,15 +87,22 @@ async fn serve(
     let mut backlog: VecDeque<Received> = VecDeque::new();
     let mut qos0_written = Vec::new();
     loop {
-        let disconnect = {
-            let mut inner = shared.lock();
-            std::mem::swap(&mut inner.wbuf, &mut link.wbuf);
-            std::mem::swap(&mut inner.qos0_queued, &mut qos0_written);
-            std::mem::take(&mut inner.disconnect_queued)
-        };
-        if !link.wbuf.is_empty() {
+        // Write until nothing is queued: completing QoS 0 publishes makes room for more.
+        loop {
+            let disconnect = {
+                let mut inner = shared.lock();
+                std::mem::swap(&mut inner.wbuf, &mut link.wbuf);
+                std::mem::swap(&mut inner.qos0_queued, &mut qos0_written);
+                std::mem::take(&mut inner.disconnect_queued)
+            };
+            if link.wbuf.is_empty() {
+                break;
+            }
             link.flush().await?;
             last_write = Instant::now();
+            if disconnect {
+                return Ok(());
+            }
             if !qos0_written.is_empty() {
                 let mut inner = shared.lock();
                 inner.tracker.written(qos0_written.len());
@@ -104,9 +111,6 @@ async fn serve(
                 }
                 refill(shared, &mut inner);
             }
-        }
-        if disconnect {
-            return Ok(());
         }
         while let Some(msg) = backlog.pop_front() {
             match incoming.try_send(msg) {

@@ -43,6 +43,26 @@ async fn publish_numbered(session: Session, topic: &'static str, n: u64, pace: u
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos0_messages_complete_once_written_through_a_small_window() {
+    let b = broker(BrokerOpts::new());
+    let mut o = opts(&b.url_plain());
+    o.inflight = 4;
+    let (s, _) = Session::start(o, Outbox::memory(100)).await.unwrap();
+    let mut last = None;
+    for i in 0..5_000u32 {
+        let msg = Message::new("q0/n", i.to_string()).with_qos(Qos::AtMostOnce);
+        last = Some(s.publish(msg).await.expect("accepted"));
+    }
+    tokio::time::timeout(Duration::from_secs(20), last.unwrap().confirmed())
+        .await
+        .expect("the last QoS 0 message is written, not stuck behind the window")
+        .unwrap();
+    assert_eq!(s.flush(Duration::from_secs(5)).await, 0);
+    assert_eq!(s.status().acked, 5_000);
+    s.close(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_numbered_qos1_messages_all_arrive() {
     let b = broker(BrokerOpts::new().max_queued(1_000_000).max_inflight(1000));
     let sub = blocking(|| Subscriber::start(&b, "load/#", 1, Some("load-sub")));
