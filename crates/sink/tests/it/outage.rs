@@ -6,6 +6,10 @@
 //! PostgreSQL: a database made for this test refuses connections
 //! (`ALTER DATABASE .. ALLOW_CONNECTIONS false`) and the sink's backend is terminated
 //! (`pg_terminate_backend`), as during a server restart; the shared server keeps running.
+//! MariaDB: the sink reaches the server through a fault proxy, which cuts its connection
+//! mid-stream and refuses new ones for a while (the server unreachable, as during a restart or
+//! a network outage); a batch whose COMMIT was in flight when the cut came is written again and
+//! the unique key keeps it from doubling.
 
 use std::time::Duration;
 
@@ -13,8 +17,8 @@ use sink::Event;
 use sink::db::Conn;
 
 use crate::{
-    Running, broker, connect, esp32_config, pg_url, publish_lines, reading, rows_and_distinct,
-    scalar, session, unique, wait_rows,
+    Running, broker, connect, drop_tables, esp32_config, mysql_url, pg_url, publish_lines, reading,
+    rows_and_distinct, scalar, session, unique, wait_rows,
 };
 
 const N: u64 = 20_000;
@@ -33,8 +37,18 @@ fn paced_publisher(port: u16) -> std::thread::JoinHandle<()> {
     })
 }
 
-fn is_down(e: &Event) -> bool {
-    matches!(e, Event::DatabaseDown { .. })
+/// Waits until the sink reported `n` failed attempts to write.
+async fn wait_for_failed_attempts(sink: &Running, n: u32) {
+    sink.wait_for("database_down", Duration::from_secs(30), |e| {
+        matches!(e, Event::DatabaseDown { .. })
+    })
+    .await;
+    sink.wait_for(
+        &format!("failed attempt {n}"),
+        Duration::from_secs(30),
+        |e| matches!(e, Event::DatabaseDown { attempt, .. } if *attempt >= n),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,14 +75,7 @@ async fn sqlite_locked_mid_stream_loses_and_doubles_nothing() {
         .execute(&mut *lock)
         .await
         .unwrap();
-    sink.wait_for("database_down", Duration::from_secs(30), is_down)
-        .await;
-    sink.wait_for(
-        "a second failed attempt",
-        Duration::from_secs(30),
-        |e| matches!(e, Event::DatabaseDown { attempt, .. } if *attempt >= 2),
-    )
-    .await;
+    wait_for_failed_attempts(&sink, 2).await;
     let during = scalar(&mut check, "SELECT COUNT(*) FROM readings").await;
     sqlx::query("COMMIT").execute(&mut *lock).await.unwrap();
     locker.close().await;
@@ -124,14 +131,7 @@ async fn postgres_refusing_connections_mid_stream_loses_and_doubles_nothing() {
     )
     .await;
     assert!(terminated >= 1, "the sink's connection was cut");
-    sink.wait_for("database_down", Duration::from_secs(30), is_down)
-        .await;
-    sink.wait_for(
-        "a third failed attempt",
-        Duration::from_secs(30),
-        |e| matches!(e, Event::DatabaseDown { attempt, .. } if *attempt >= 3),
-    )
-    .await;
+    wait_for_failed_attempts(&sink, 3).await;
     admin
         .exec(format!("ALTER DATABASE {dbname} ALLOW_CONNECTIONS true"))
         .await
@@ -153,6 +153,49 @@ async fn postgres_refusing_connections_mid_stream_loses_and_doubles_nothing() {
         .exec(format!("DROP DATABASE {dbname} WITH (FORCE)"))
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_unreachable_mid_stream_loses_and_doubles_nothing() {
+    let direct = mysql_url();
+    let url: url::Url = direct.parse().expect("EDGEWIRE_TEST_MYSQL_URL is a URL");
+    let port = url.port().unwrap_or(3306);
+    let proxy = tokio::task::block_in_place(|| testkit::FaultProxy::start(port));
+    let mut via_proxy = url.clone();
+    via_proxy.set_host(Some("127.0.0.1")).unwrap();
+    via_proxy.set_port(Some(proxy.port())).unwrap();
+    let table = unique("outage");
+
+    let b = broker();
+    let mut cfg = esp32_config(via_proxy.as_str(), &table);
+    cfg.count = Some(N);
+    let sink = Running::start(cfg, session(&b)).await;
+    let publisher = paced_publisher(b.port_plain());
+    let mut check = connect(&direct).await;
+    let before = wait_rows(&mut check, &table, 2000, Duration::from_secs(60)).await;
+    assert!(
+        (2000..20_000).contains(&before),
+        "outage mid-stream ({before} rows)"
+    );
+
+    proxy.set_blocked(true);
+    wait_for_failed_attempts(&sink, 3).await;
+    let during = scalar(&mut check, &format!("SELECT COUNT(*) FROM {table}")).await;
+    proxy.set_blocked(false);
+
+    let stats = sink.finish(Duration::from_secs(120)).await;
+    publisher.join().unwrap();
+    assert!(
+        during < 20_000,
+        "the outage came while readings were still arriving"
+    );
+    assert!(stats.retries >= 3, "{stats:?}");
+    // A batch cut during its COMMIT is written again; its rows then count as duplicates.
+    assert_eq!(stats.stored, N, "{stats:?}");
+    let n = i64::try_from(N).unwrap();
+    assert_eq!(rows_and_distinct(&mut check, &table).await, (n, n));
+    drop_tables(&mut check, &table).await;
+    check.close().await;
 }
 
 fn sink_saw_recovery(stats: &sink::Stats) -> bool {
