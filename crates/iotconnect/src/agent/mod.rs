@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use transport::output::exit;
-use transport::session::{Incoming, PublishError, StartError, SubscribeError};
+use transport::session::{Incoming, PublishError, ResendHook, StartError, SubscribeError};
 use transport::{Message, Outbox, Qos, Session, SessionOptions, SpoolConfig, StartMode};
 
 pub use events::{Collect, Event, Reporter};
@@ -325,6 +325,15 @@ impl Agent {
     }
 }
 
+/// The payload a resent message carries: D2C messages get `"od": 1`, twin patches (properties,
+/// not messages) are sent unchanged.
+fn replay_payload(m: &Message) -> Option<bytes::Bytes> {
+    if m.topic.starts_with("$iothub/") {
+        return None;
+    }
+    mark_offline(&m.payload).map(bytes::Bytes::from)
+}
+
 async fn open_session(
     opts: &mut SessionOptions,
     offline: Option<&SpoolConfig>,
@@ -336,6 +345,9 @@ async fn open_session(
         }
         None => Outbox::memory(1000),
     };
+    // A message sent again (in flight when the connection dropped, or left in the offline
+    // store by an earlier run) is a replay, as the SDK's offline data is: mark it `"od": 1`.
+    opts.on_resend = Some(ResendHook(Arc::new(replay_payload)));
     let (session, incoming) = Session::start(opts.clone(), outbox).await?;
     if offline.is_some() {
         // Background start: let the first attempt finish, so messages made in the first
@@ -372,5 +384,24 @@ fn acked(kind: AckKind, data: &AckData) -> Event {
         st: data.st,
         msg: data.msg.clone(),
         child_id: data.child_id.clone(),
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use super::*;
+
+    #[test]
+    fn resent_messages_are_marked_offline_but_twin_patches_are_not() {
+        let d2c = Message::new("devices/gw/messages/events/", r#"{"mt":0,"d":[]}"#);
+        let marked = replay_payload(&d2c).expect("a D2C object is marked");
+        let v: Value = serde_json::from_slice(&marked).unwrap();
+        assert_eq!(v["od"], 1);
+        assert_eq!(v["mt"], 0);
+        let twin = Message::new(
+            "$iothub/twin/PATCH/properties/reported/?$rid=1",
+            r#"{"firmware":"1.0"}"#,
+        );
+        assert_eq!(replay_payload(&twin), None);
     }
 }

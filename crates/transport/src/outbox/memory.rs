@@ -45,6 +45,11 @@ impl MemoryQueue {
         self.unacked
     }
 
+    /// The seq the next `push` gets.
+    pub fn next_seq(&self) -> u64 {
+        self.front_seq + self.entries.len() as u64
+    }
+
     /// Appends; the caller checks `has_room` first (the session waits for room).
     pub fn push(&mut self, message: Message) -> u64 {
         let seq = self.front_seq + self.entries.len() as u64;

@@ -105,6 +105,14 @@ impl Outbox {
         }
     }
 
+    /// The seq the next accepted message gets: everything below it was accepted before.
+    pub fn next_seq(&self) -> u64 {
+        match self {
+            Outbox::Memory(q) => q.next_seq(),
+            Outbox::Disk(s) => s.next_seq(),
+        }
+    }
+
     /// Accepts a message; returns its seq and what a full spool dropped to make room.
     pub fn push(&mut self, message: Message) -> Result<(u64, Option<Dropped>), OutboxError> {
         match self {

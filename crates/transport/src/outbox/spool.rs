@@ -191,6 +191,11 @@ impl DiskSpool {
         Ok(spool)
     }
 
+    /// The seq the next `push` gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// Messages accepted and neither acknowledged nor dropped.
     pub fn unacked(&self) -> u64 {
         self.next_seq - self.low - self.acked.len() as u64

@@ -327,6 +327,7 @@ fn on_disconnected(shared: &Shared, err: &crate::error::ConnectError, permanent:
     // Packets encoded for the lost connection are void: the outbox resends unacknowledged
     // messages, and the broker resends the messages whose PUBACKs were not written.
     inner.discard_unwritten();
+    inner.resend_below = inner.handed_up_to;
     let open = inner.tracker.reset();
     for id in open {
         if let Some(req) = inner.sub_requests.remove(&id) {

@@ -21,7 +21,7 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 pub(crate) use link::LinkError;
-pub use options::{OptionsError, SessionOptions, StartMode};
+pub use options::{OptionsError, ResendHook, SessionOptions, StartMode};
 
 use crate::error::ConnectError;
 use crate::message::{Message, Qos, Received};
@@ -192,6 +192,11 @@ struct Inner {
     qos0_queued: Vec<u64>,
     /// `wbuf` ends with DISCONNECT: the driver stops after writing it.
     disconnect_queued: bool,
+    /// One past the highest seq handed to a connection.
+    handed_up_to: u64,
+    /// Seqs below this were sent before (or left by an earlier run): resends.
+    resend_below: u64,
+    on_resend: Option<ResendHook>,
     connected: bool,
     connection: u64,
     closing: bool,
@@ -253,7 +258,13 @@ impl Inner {
             if msg.qos == Qos::AtMostOnce {
                 self.qos0_queued.push(seq);
             }
-            let mut p = v4::Publish::from_bytes(msg.topic, msg.qos.to_rumqttc(), msg.payload);
+            self.handed_up_to = self.handed_up_to.max(seq + 1);
+            let payload = match &self.on_resend {
+                Some(hook) if seq < self.resend_below => (hook.0)(&msg),
+                _ => None,
+            }
+            .unwrap_or_else(|| msg.payload.clone());
+            let mut p = v4::Publish::from_bytes(msg.topic, msg.qos.to_rumqttc(), payload);
             p.retain = msg.retain;
             p.pkid = pkid;
             self.encode(&v4::Packet::Publish(p));
@@ -370,6 +381,7 @@ impl Session {
         let tls = opts.checked_tls()?;
         let (in_tx, in_rx) = mpsc::channel(opts.incoming_capacity.max(1));
         let unacked = outbox.unacked();
+        let first_new = outbox.next_seq();
         let status = Status {
             unacked,
             ..Status::default()
@@ -380,6 +392,9 @@ impl Session {
             wbuf: bytes::BytesMut::new(),
             qos0_queued: Vec::new(),
             disconnect_queued: false,
+            handed_up_to: first_new,
+            resend_below: first_new,
+            on_resend: opts.on_resend.clone(),
             connected: false,
             connection: 0,
             closing: false,

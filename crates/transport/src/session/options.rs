@@ -3,11 +3,28 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use rustls::ClientConfig;
 
 use crate::auth::Credentials;
 use crate::endpoint::Endpoint;
+use crate::message::Message;
 use crate::tls::{self, TlsError, TlsOptions};
+
+/// Rewrites a message the session sends again: after a lost connection (sent, not confirmed)
+/// or left in a disk spool by an earlier run. Returns the payload to send instead, or `None` to
+/// send it unchanged. IoTConnect marks such replays with `"od": 1`.
+#[derive(Clone)]
+pub struct ResendHook(pub Arc<ResendFn>);
+
+/// The function inside a [`ResendHook`].
+pub type ResendFn = dyn Fn(&Message) -> Option<Bytes> + Send + Sync;
+
+impl std::fmt::Debug for ResendHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResendHook(..)")
+    }
+}
 
 /// How `Session::start` treats the first connection attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +74,8 @@ pub struct SessionOptions {
     pub persist_interval: Duration,
     /// See [`StartMode`].
     pub start_mode: StartMode,
+    /// See [`ResendHook`].
+    pub on_resend: Option<ResendHook>,
 }
 
 /// A setting that cannot work.
@@ -91,6 +110,7 @@ impl SessionOptions {
             read_coalesce: Duration::ZERO,
             persist_interval: Duration::from_millis(200),
             start_mode: StartMode::RequireConnection,
+            on_resend: None,
         }
     }
 
