@@ -321,6 +321,25 @@ impl Broker {
         }
     }
 
+    /// Freezes mosquitto (SIGSTOP): connections stay open but nothing is answered, like a
+    /// stalled broker or a black-holed link. [`Broker::thaw`] resumes it.
+    pub fn freeze(&mut self) {
+        if let Some(child) = &self.child
+            && let Err(e) = signal(child, "STOP")
+        {
+            self.fail(&format!("cannot SIGSTOP mosquitto: {e}"));
+        }
+    }
+
+    /// Resumes a frozen mosquitto (SIGCONT).
+    pub fn thaw(&mut self) {
+        if let Some(child) = &self.child
+            && let Err(e) = signal(child, "CONT")
+        {
+            self.fail(&format!("cannot SIGCONT mosquitto: {e}"));
+        }
+    }
+
     /// Hard kill (SIGKILL, nothing saved). The ports are kept for
     /// [`Broker::restart`]. No-op if not running.
     pub fn kill(&mut self) {

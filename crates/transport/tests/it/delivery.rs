@@ -226,6 +226,44 @@ fn strip_marks(msgs: &[(String, String)]) -> Vec<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_broker_is_noticed_by_keep_alive_and_the_session_comes_back() {
+    let mut b = broker(BrokerOpts::new());
+    let mut o = opts(&b.url_plain());
+    o.keep_alive = Duration::from_secs(1);
+    o.connect_timeout = Duration::from_secs(2);
+    let (s, _) = Session::start(o, Outbox::memory(10)).await.unwrap();
+    let mut status = s.watch_status();
+    blocking(|| b.freeze());
+    let frozen_at = std::time::Instant::now();
+    let lost = tokio::time::timeout(Duration::from_secs(10), status.wait_for(|st| !st.connected))
+        .await
+        .expect("the stall is noticed")
+        .unwrap()
+        .clone();
+    let noticed_after = frozen_at.elapsed();
+    let why = lost.last_error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(why.contains("PINGRESP"), "{why}");
+    assert!(
+        noticed_after <= Duration::from_secs(4),
+        "two keep-alive intervals at most, took {noticed_after:?}"
+    );
+    blocking(|| b.thaw());
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        status.wait_for(|st| st.connected && st.connections >= 2),
+    )
+    .await
+    .expect("reconnected after the broker resumed")
+    .unwrap();
+    let d = s.publish(Message::new("ka/after", "x")).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), d.confirmed())
+        .await
+        .expect("confirmed after the stall")
+        .unwrap();
+    s.close(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_is_confirmed_and_restored_after_a_broker_restart() {
     let mut b = broker(BrokerOpts::new()); // no persistence: the broker forgets every subscription
     let (s, mut incoming) = Session::start(opts(&b.url_plain()), Outbox::memory(10))
