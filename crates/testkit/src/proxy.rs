@@ -175,9 +175,10 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
 }
 
 fn handle(client: TcpStream, shared: &Arc<Shared>) {
+    // Counted before the close, so a client that sees the close can read the count.
     let refuse = |client: &TcpStream| {
-        let _ = client.shutdown(Shutdown::Both);
         shared.refused.fetch_add(1, Ordering::SeqCst);
+        let _ = client.shutdown(Shutdown::Both);
     };
     if shared.state().blocked || client.set_nonblocking(false).is_err() {
         return refuse(&client);
