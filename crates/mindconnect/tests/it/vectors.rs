@@ -32,6 +32,35 @@ async fn next_json(i: &mut transport::session::Incoming) -> (String, Value) {
     (m.topic, serde_json::from_slice(&m.payload).unwrap())
 }
 
+/// Publishes and waits for the broker's confirmation.
+async fn deliver(s: &Session, msg: Message) {
+    s.publish(msg).await.unwrap().confirmed().await.unwrap();
+}
+
+/// The two status answers of an asset-model or instance request (notes 3.2-3.4): `InProgress`
+/// then `Success`, on `{T}/i/<leaf>`, naming the request.
+async fn expect_in_progress_then_success(
+    i: &mut transport::session::Incoming,
+    leaf: &str,
+    request_id: &str,
+) {
+    for want in ["InProgress", "Success"] {
+        let (topic, v) = next_json(i).await;
+        assert_eq!(
+            (
+                topic.as_str(),
+                v["requestId"].as_str(),
+                v["data"]["status"].as_str()
+            ),
+            (
+                format!("{T}/i/{leaf}").as_str(),
+                Some(request_id),
+                Some(want)
+            )
+        );
+    }
+}
+
 const T: &str = "tc/tenantid/tenantid_mqttagent";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,12 +70,7 @@ async fn documented_payloads_get_documented_answers() {
     let send = |leaf: &str, file: &str| Message::new(format!("{T}/o/{leaf}"), vector(file));
 
     // Token: the reply names our request id and carries a bearer token (notes 3.9).
-    s.publish(send("agm_v3/t", "token_request.json"))
-        .await
-        .unwrap()
-        .confirmed()
-        .await
-        .unwrap();
+    deliver(&s, send("agm_v3/t", "token_request.json")).await;
     let (topic, v) = next_json(&mut i).await;
     assert_eq!(topic, format!("{T}/i/agm_v3/tr"));
     assert_eq!(v["requestId"], "request1");
@@ -60,81 +84,23 @@ async fn documented_payloads_get_documented_answers() {
     );
 
     // The documented timeseries before any model: every data point is unmapped (notes 3.6).
-    s.publish(send("mc_v3/ts", "timeseries_doc.json"))
-        .await
-        .unwrap()
-        .confirmed()
-        .await
-        .unwrap();
+    deliver(&s, send("mc_v3/ts", "timeseries_doc.json")).await;
     assert_eq!(env.counter("unmapped_values", 3).await, 3);
 
     // The seed's model and instance: InProgress then Success, correlated (notes 3.2-3.4).
-    s.publish(send("amo_v3/m", "asset_model.json"))
-        .await
-        .unwrap()
-        .confirmed()
-        .await
-        .unwrap();
-    for want in ["InProgress", "Success"] {
-        let (topic, v) = next_json(&mut i).await;
-        assert_eq!(
-            (
-                topic.as_str(),
-                v["requestId"].as_str(),
-                v["data"]["status"].as_str()
-            ),
-            (
-                format!("{T}/i/amo_v3/ms").as_str(),
-                Some("model-request-1"),
-                Some(want)
-            )
-        );
-    }
-    s.publish(send("amo_v3/i", "instance.json"))
-        .await
-        .unwrap()
-        .confirmed()
-        .await
-        .unwrap();
-    for want in ["InProgress", "Success"] {
-        let (topic, v) = next_json(&mut i).await;
-        assert_eq!(
-            (
-                topic.as_str(),
-                v["requestId"].as_str(),
-                v["data"]["status"].as_str()
-            ),
-            (
-                format!("{T}/i/amo_v3/ip").as_str(),
-                Some("instance-request-1"),
-                Some(want)
-            )
-        );
-    }
+    deliver(&s, send("amo_v3/m", "asset_model.json")).await;
+    expect_in_progress_then_success(&mut i, "amo_v3/ms", "model-request-1").await;
+    deliver(&s, send("amo_v3/i", "instance.json")).await;
+    expect_in_progress_then_success(&mut i, "amo_v3/ip", "instance-request-1").await;
 
     // Now the seed's timeseries is recorded, the sample's event accepted (notes 3.6, 3.7).
-    s.publish(send("mc_v3/ts", "timeseries_seed.json"))
-        .await
-        .unwrap()
-        .confirmed()
-        .await
-        .unwrap();
+    deliver(&s, send("mc_v3/ts", "timeseries_seed.json")).await;
     assert_eq!(env.counter("timeseries_values", 2).await, 2);
-    s.publish(send("mc_v3/e", "event_seed.json"))
-        .await
-        .unwrap()
-        .confirmed()
-        .await
-        .unwrap();
+    deliver(&s, send("mc_v3/e", "event_seed.json")).await;
     assert_eq!(env.counter("events", 1).await, 1);
 
     // The sample's truncated base64 is refused, and says so (notes 3.8).
-    s.publish(send("mc_v3/f", "file_sample_truncated.json"))
-        .await
-        .unwrap()
-        .confirmed()
-        .await
-        .unwrap();
+    deliver(&s, send("mc_v3/f", "file_sample_truncated.json")).await;
     assert_eq!(env.counter("files_rejected", 1).await, 1);
     assert!(
         env.report()
