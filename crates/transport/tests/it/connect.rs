@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use testkit::{BrokerOpts, KeyFormat, Pki, Subscriber};
+use testkit::{Broker, BrokerOpts, KeyFormat, Pki, Subscriber};
 use transport::session::StartError;
 use transport::{ConnectError, Message, Outbox, Session};
 
@@ -17,10 +17,8 @@ async fn connect_err(o: transport::SessionOptions) -> ConnectError {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_auth_kind_connects_and_gets_a_publish_confirmed() {
-    let b = broker(BrokerOpts::new());
-    let sub = blocking(|| Subscriber::start(&b, "auth/#", 1, None));
+/// Session options for each way in: plain TCP, WebSocket, mTLS, TLS with a password.
+fn every_kind(b: &Broker) -> Vec<(&'static str, transport::SessionOptions)> {
     let client = b.pki().client("device-1");
     let mut kinds = vec![("plain", opts(&b.url_plain())), ("ws", opts(&b.url_ws()))];
     let mut m = opts(&b.url_mtls());
@@ -36,7 +34,60 @@ async fn each_auth_kind_connects_and_gets_a_publish_confirmed() {
         password: Some(pass.into()),
     });
     kinds.push(("password", p));
-    for (kind, o) in kinds {
+    kinds
+}
+
+/// Every stream type carries a burst both ways through one session: many packets per write and
+/// per read (the connection loop batches them) over TCP, WebSocket frames and TLS records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_carries_two_thousand_messages_both_ways() {
+    const N: u64 = 2_000;
+    let b = broker(BrokerOpts::new().max_queued(100_000).max_inflight(1000));
+    for (kind, o) in every_kind(&b) {
+        let (session, mut incoming) = Session::start(o, Outbox::memory(N as usize))
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let filter = format!("burst/{kind}/#");
+        session
+            .subscribe(&[(filter, transport::Qos::AtLeastOnce)])
+            .await
+            .unwrap();
+        // Read while publishing: a full incoming queue stops the session reading its socket
+        // (back-pressure), and with it the PUBACKs the publishes wait for.
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while (got.len() as u64) < N {
+                let Ok(Some(m)) =
+                    tokio::time::timeout(Duration::from_secs(15), incoming.recv()).await
+                else {
+                    break;
+                };
+                got.push(String::from_utf8_lossy(&m.payload).parse::<u64>().unwrap());
+            }
+            got
+        });
+        for n in 0..N {
+            session
+                .publish(Message::new(format!("burst/{kind}/n"), n.to_string()))
+                .await
+                .unwrap();
+        }
+        assert_eq!(session.flush(Duration::from_secs(30)).await, 0, "{kind}");
+        let got = reader.await.unwrap();
+        assert_eq!(
+            got,
+            (0..N).collect::<Vec<_>>(),
+            "{kind}: all back, in order"
+        );
+        session.close(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_auth_kind_connects_and_gets_a_publish_confirmed() {
+    let b = broker(BrokerOpts::new());
+    let sub = blocking(|| Subscriber::start(&b, "auth/#", 1, None));
+    for (kind, o) in every_kind(&b) {
         let (session, _in) = Session::start(o, Outbox::memory(10))
             .await
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
