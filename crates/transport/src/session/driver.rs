@@ -86,6 +86,19 @@ async fn serve(
     // broker holds back the rest.
     let mut backlog: VecDeque<Received> = VecDeque::new();
     let mut qos0_written = Vec::new();
+    // The broker may have sent more right behind the CONNACK (messages queued for a persistent
+    // session), already in the read buffer: nothing else may come for a keep-alive interval.
+    let early = drain_packets(link)?;
+    if !early.is_empty() {
+        dispatch(
+            shared,
+            early,
+            connection,
+            auto_ack,
+            &mut backlog,
+            &mut ping_sent,
+        )?;
+    }
     loop {
         // Write until nothing is queued: completing QoS 0 publishes makes room for more.
         loop {
@@ -156,10 +169,7 @@ async fn serve(
                     tokio::time::sleep(coalesce).await;
                     link.fill_now()?;
                 }
-                let mut packets = Vec::new();
-                while let Some(p) = link.next_packet()? {
-                    packets.push(p);
-                }
+                let packets = drain_packets(link)?;
                 dispatch(
                     shared,
                     packets,
@@ -186,6 +196,15 @@ enum Step {
     Write,
     Read(Result<(), LinkError>),
     Ping,
+}
+
+/// Every complete packet in the read buffer.
+fn drain_packets(link: &mut Link) -> Result<Vec<Packet>, LinkError> {
+    let mut packets = Vec::new();
+    while let Some(p) = link.next_packet()? {
+        packets.push(p);
+    }
+    Ok(packets)
 }
 
 /// Handles one read's worth of packets under one lock.

@@ -264,6 +264,35 @@ async fn a_stalled_broker_is_noticed_by_keep_alive_and_the_session_comes_back() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_queued_for_a_persistent_session_arrive_right_after_connack() {
+    let b = broker(BrokerOpts::new());
+    let mut o = opts(&b.url_plain());
+    o.client_id = "queued-reader".into();
+    o.clean_session = false;
+    let (s, _) = Session::start(o.clone(), Outbox::memory(10)).await.unwrap();
+    s.subscribe(&[("queued/#".into(), Qos::AtLeastOnce)])
+        .await
+        .unwrap();
+    s.close(Duration::from_secs(1)).await;
+    let port = b.port_plain();
+    for k in 0..5 {
+        blocking(|| mosquitto_pub(port, "queued/x", &k.to_string()));
+    }
+    // The broker sends CONNACK and the queued messages back to back, often in one read; nothing
+    // else follows for a keep-alive interval, so they must not wait for more bytes.
+    let (s, mut incoming) = Session::start(o, Outbox::memory(10)).await.unwrap();
+    for k in 0..5 {
+        let m = tokio::time::timeout(Duration::from_secs(3), incoming.recv())
+            .await
+            .unwrap_or_else(|_| panic!("queued message {k} not delivered promptly"))
+            .unwrap();
+        assert_eq!(&m.payload[..], k.to_string().as_bytes());
+        s.ack(&m);
+    }
+    s.close(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_is_confirmed_and_restored_after_a_broker_restart() {
     let mut b = broker(BrokerOpts::new()); // no persistence: the broker forgets every subscription
     let (s, mut incoming) = Session::start(opts(&b.url_plain()), Outbox::memory(10))
