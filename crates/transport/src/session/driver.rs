@@ -89,16 +89,14 @@ async fn serve(
     // The broker may have sent more right behind the CONNACK (messages queued for a persistent
     // session), already in the read buffer: nothing else may come for a keep-alive interval.
     let early = drain_packets(link)?;
-    if !early.is_empty() {
-        dispatch(
-            shared,
-            early,
-            connection,
-            auto_ack,
-            &mut backlog,
-            &mut ping_sent,
-        )?;
-    }
+    dispatch(
+        shared,
+        early,
+        connection,
+        auto_ack,
+        &mut backlog,
+        &mut ping_sent,
+    )?;
     loop {
         // Write until nothing is queued: completing QoS 0 publishes makes room for more.
         loop {

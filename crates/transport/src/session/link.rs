@@ -238,12 +238,15 @@ async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, LinkError> {
             Err(e) => last = Some(e),
         }
     }
-    Err(LinkError::Io(last.unwrap_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("failed to lookup address information: no address for {host}"),
-        )
-    })))
+    Err(last.map_or_else(
+        || {
+            LinkError::Dns(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the name resolved to no address",
+            ))
+        },
+        LinkError::Io,
+    ))
 }
 
 async fn websocket(url: &str, stream: Box<dyn Stream>) -> Result<Box<dyn Stream>, LinkError> {
@@ -267,12 +270,16 @@ impl Link {
     /// Reads whatever the broker sent next (at least one byte). Cancel-safe: bytes are only
     /// taken from the socket when the read completes.
     pub(crate) async fn fill(&mut self) -> Result<(), LinkError> {
-        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
-            self.rbuf.reserve(READ_CHUNK);
-        }
+        self.make_room();
         match self.io.read_buf(&mut self.rbuf).await? {
             0 => Err(LinkError::Closed),
             _ => Ok(()),
+        }
+    }
+
+    fn make_room(&mut self) {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+            self.rbuf.reserve(READ_CHUNK);
         }
     }
 
@@ -282,9 +289,7 @@ impl Link {
         use std::task::{Context, Poll, Waker};
         let mut cx = Context::from_waker(Waker::noop());
         loop {
-            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
-                self.rbuf.reserve(READ_CHUNK);
-            }
+            self.make_room();
             let read = std::pin::pin!(self.io.read_buf(&mut self.rbuf)).poll(&mut cx);
             match read {
                 Poll::Ready(Ok(0)) => return Err(LinkError::Closed),

@@ -259,11 +259,11 @@ impl Inner {
                 self.qos0_queued.push(seq);
             }
             self.handed_up_to = self.handed_up_to.max(seq + 1);
-            let payload = match &self.on_resend {
+            let rewritten = match &self.on_resend {
                 Some(hook) if seq < self.resend_below => (hook.0)(&msg),
                 _ => None,
-            }
-            .unwrap_or_else(|| msg.payload.clone());
+            };
+            let payload = rewritten.unwrap_or(msg.payload);
             let mut p = v4::Publish::from_bytes(msg.topic, msg.qos.to_rumqttc(), payload);
             p.retain = msg.retain;
             p.pkid = pkid;
