@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use transport::args::OutputArgs;
-use transport::output::{self, exit};
+use transport::output;
 
 /// Publish and subscribe on Gooee's PubSub broker.
 #[derive(Debug, Parser)]
@@ -44,18 +44,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_logging(cli.output.verbose, cli.output.quiet);
     let out = output::Output::new(cli.output.output);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
-            return ExitCode::from(exit::FAILURE);
-        }
-    };
-    let code = runtime.block_on(async {
+    output::block_on(async {
         match cli.command {
             Command::Meta(a) => run::meta(a, out).await,
             Command::Action(a) => run::action(a, out).await,
@@ -63,6 +52,5 @@ fn main() -> ExitCode {
             Command::Headcount(a) => run::headcount(a, out).await,
             Command::Sub(a) => run::sub(a, out).await,
         }
-    });
-    ExitCode::from(code)
+    })
 }

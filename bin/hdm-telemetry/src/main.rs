@@ -8,7 +8,7 @@ mod cmd;
 use std::process::ExitCode;
 
 use clap::Parser;
-use transport::output::{self, exit};
+use transport::output;
 
 use crate::cli::{Cli, Command};
 
@@ -17,24 +17,12 @@ fn main() -> ExitCode {
     let (verbose, quiet) = cmd::verbosity(&cli);
     output::init_logging(verbose, quiet);
     let out = output::Output::new(cli.output.output);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
-            return ExitCode::from(exit::FAILURE);
-        }
-    };
-    let code = runtime.block_on(async {
+    output::block_on(async {
         match cli.command {
             Command::Provision(args) => cmd::provision(args, out).await,
             Command::Send(args) => cmd::send(args, out).await,
             Command::Shadow(args) => cmd::shadow(args, out).await,
             Command::Run(args) => cmd::run(args, out).await,
         }
-    });
-    ExitCode::from(code)
+    })
 }

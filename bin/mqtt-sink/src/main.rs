@@ -62,26 +62,14 @@ fn main() -> ExitCode {
     if let Some(Command::BridgeConfig(args)) = &cli.command {
         return ExitCode::from(bridge_cmd::run(args, out));
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
-            return ExitCode::from(exit::FAILURE);
-        }
-    };
-    let code = runtime.block_on(async {
+    output::block_on(async {
         let result = match cli.command {
             Some(Command::Simulate(args)) => simulate_cmd::run(args, out).await,
             Some(Command::BridgeConfig(_)) => Ok(exit::OK),
             None => sink_cmd::run(*cli.sink, out).await,
         };
         result.unwrap_or_else(|e| fail(&e))
-    });
-    ExitCode::from(code)
+    })
 }
 
 #[cfg(test)]
