@@ -37,6 +37,18 @@ pub struct SimOptions {
     pub client_names: Vec<String>,
 }
 
+impl SimOptions {
+    /// The embedded broker, the development PKI in `dir/agent_cert` and the state in `dir/state`.
+    pub fn in_dir(dir: &Path) -> SimOptions {
+        SimOptions {
+            cert_dir: dir.join("agent_cert"),
+            state_dir: dir.join("state"),
+            external: None,
+            client_names: Vec::new(),
+        }
+    }
+}
+
 /// Why the local cloud could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -33,12 +33,7 @@ async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Arc::new(IotConnectCloud::builtin());
     let sim = Sim::start(
-        SimOptions {
-            cert_dir: dir.path().join("certs"),
-            state_dir: dir.path().join("state"),
-            external: None,
-            client_names: Vec::new(),
-        },
+        SimOptions::in_dir(dir.path()),
         vec![cloud.clone() as Arc<dyn CloudSide>],
     )
     .await

@@ -30,12 +30,7 @@ impl Env {
     pub(crate) async fn start() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(MindConnectCloud::new());
-        let options = SimOptions {
-            cert_dir: dir.path().join("pki"),
-            state_dir: dir.path().join("state"),
-            external: None,
-            client_names: vec![],
-        };
+        let options = SimOptions::in_dir(dir.path());
         let sim = Sim::start(options, vec![cloud.clone() as Arc<dyn CloudSide>])
             .await
             .unwrap();

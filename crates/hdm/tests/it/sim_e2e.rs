@@ -35,9 +35,7 @@ async fn local() -> Local {
     let sim = Sim::start(
         SimOptions {
             cert_dir: cert_dir.clone(),
-            state_dir: dir.path().join("state"),
-            external: None,
-            client_names: Vec::new(),
+            ..SimOptions::in_dir(dir.path())
         },
         vec![Arc::new(cloud.clone())],
     )

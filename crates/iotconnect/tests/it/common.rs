@@ -45,10 +45,8 @@ impl Cloud {
         let cloud = Arc::new(IotConnectCloud::builtin());
         let sim = Sim::start(
             SimOptions {
-                cert_dir: dir.path().join("agent_cert"),
-                state_dir: dir.path().join("state"),
                 external,
-                client_names: Vec::new(),
+                ..SimOptions::in_dir(dir.path())
             },
             vec![cloud.clone() as Arc<dyn CloudSide>],
         )

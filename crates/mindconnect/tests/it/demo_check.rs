@@ -12,12 +12,7 @@ async fn demo_rows_pass_on_the_embedded_broker() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Arc::new(MindConnectCloud::new());
     let sim = sim::engine::Sim::start(
-        sim::engine::SimOptions {
-            cert_dir: dir.path().join("pki"),
-            state_dir: dir.path().join("state"),
-            external: None,
-            client_names: vec![],
-        },
+        sim::engine::SimOptions::in_dir(dir.path()),
         vec![cloud.clone() as Arc<dyn CloudSide>],
     )
     .await
@@ -46,12 +41,10 @@ async fn demo_rows_pass_against_mosquitto() {
     let cloud = Arc::new(MindConnectCloud::new());
     let sim = sim::engine::Sim::start(
         sim::engine::SimOptions {
-            cert_dir: dir.path().join("pki"),
-            state_dir: dir.path().join("state"),
             external: Some(transport::SessionOptions::new(
                 broker.url_plain().parse().unwrap(),
             )),
-            client_names: vec![],
+            ..sim::engine::SimOptions::in_dir(dir.path())
         },
         vec![cloud.clone() as Arc<dyn CloudSide>],
     )

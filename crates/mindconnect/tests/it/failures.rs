@@ -127,10 +127,8 @@ async fn no_platform_means_no_answer_and_exit_1() {
     let cloud = std::sync::Arc::new(MindConnectCloud::new());
     let sim = sim::engine::Sim::start(
         sim::engine::SimOptions {
-            cert_dir: dir.path().join("pki"),
-            state_dir: dir.path().join("state"),
-            external: None,
             client_names: vec!["mqttagent".into()],
+            ..sim::engine::SimOptions::in_dir(dir.path())
         },
         vec![],
     )

@@ -40,12 +40,7 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(cloud);
         let sim = Sim::start(
-            SimOptions {
-                cert_dir: dir.path().join("pki"),
-                state_dir: dir.path().join("state"),
-                external: None,
-                client_names: vec![],
-            },
+            SimOptions::in_dir(dir.path()),
             vec![cloud.clone() as Arc<dyn CloudSide>],
         )
         .await

@@ -27,12 +27,10 @@ async fn first_and_second_run_against_mosquitto() {
     let cloud = Arc::new(MindConnectCloud::new());
     let sim = sim::engine::Sim::start(
         sim::engine::SimOptions {
-            cert_dir: dir.path().join("pki"),
-            state_dir: dir.path().join("state"),
             external: Some(transport::SessionOptions::new(
                 broker.url_plain().parse().unwrap(),
             )),
-            client_names: vec![],
+            ..sim::engine::SimOptions::in_dir(dir.path())
         },
         vec![cloud.clone() as Arc<dyn CloudSide>],
     )

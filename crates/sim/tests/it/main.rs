@@ -17,12 +17,7 @@ use transport::session::StartError;
 use transport::{ConnectError, Message, Outbox, Session};
 
 fn options(dir: &std::path::Path) -> SimOptions {
-    SimOptions {
-        cert_dir: dir.join("agent_cert"),
-        state_dir: dir.join("state"),
-        external: None,
-        client_names: Vec::new(),
-    }
+    SimOptions::in_dir(dir)
 }
 
 async fn connect(o: transport::SessionOptions) -> Result<Session, StartError> {
