@@ -33,7 +33,11 @@ async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Arc::new(IotConnectCloud::builtin());
     let sim = Sim::start(
-        SimOptions::in_dir(dir.path()),
+        SimOptions {
+            // The device config below names `certs/...` relative to this folder.
+            cert_dir: dir.path().join("certs"),
+            ..SimOptions::in_dir(dir.path())
+        },
         vec![cloud.clone() as Arc<dyn CloudSide>],
     )
     .await
