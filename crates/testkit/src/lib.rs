@@ -1,11 +1,15 @@
 //! Test support for edgewire's integration tests: a real mosquitto broker on
 //! free loopback ports with a PKI generated per run ([`Broker`], [`Pki`]), an
 //! independent `mosquitto_sub` collector ([`Subscriber`]), a TCP fault proxy
-//! ([`FaultProxy`]), free-port discovery ([`free_port`]) and running built binaries ([`cli`]). Everything is
-//! synchronous (std threads and processes only) so any test runtime can use it.
+//! ([`FaultProxy`]), free-port discovery ([`free_port`]), running built binaries ([`cli`]), and
+//! private database servers started once per test process ([`Postgres`], [`MariaDb`]), each
+//! test in its own database. Everything is synchronous (std threads and processes only) so any
+//! test runtime can use it.
 //!
 //! Requirements on the machine: `/usr/sbin/mosquitto` (2.0.x), `mosquitto_sub`,
-//! `mosquitto_pub`, `mosquitto_passwd` and the `openssl` CLI on `PATH`.
+//! `mosquitto_pub`, `mosquitto_passwd` and the `openssl` CLI on `PATH`; for the database
+//! servers, PostgreSQL's server programs (`/usr/lib/postgresql/*/bin`, package `postgresql`) and
+//! MariaDB (`mariadb-install-db`, `/usr/sbin/mariadbd`, `mariadb`; package `mariadb-server`).
 
 // Test support: failing loudly with a clear message is the whole point here.
 #![allow(
@@ -17,14 +21,20 @@
 
 mod broker;
 pub mod cli;
+mod dbserver;
+mod mariadb;
 mod pki;
 mod port;
+mod postgres;
 mod process;
 mod proxy;
 mod subscriber;
 
 pub use broker::{Broker, BrokerOpts};
+pub use dbserver::unique_name;
+pub use mariadb::{MYSQL_URL_ENV, MariaDb, MariaDbDatabase, MariaDbFlavor};
 pub use pki::{ClientCert, KeyFormat, Pki};
 pub use port::{free_port, free_ports};
+pub use postgres::{PG_PASSWORD_ROLE, PG_URL_ENV, PgDatabase, PgFlavor, Postgres};
 pub use proxy::FaultProxy;
 pub use subscriber::{PROBE_TOPIC_PREFIX, Subscriber};

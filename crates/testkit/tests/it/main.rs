@@ -7,6 +7,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod broker;
+mod databases;
 mod pki;
 mod proxy;
 mod subscriber;
