@@ -39,9 +39,16 @@ pub struct SinkArgs {
         help_heading = "Sink"
     )]
     db_password_env: Option<String>,
-    /// Read the database password from this file.
+    /// Read the database password from this file (warned about when group or others may read it).
     #[arg(long, value_name = "PATH", help_heading = "Sink")]
     db_password_file: Option<PathBuf>,
+    /// TLS to the database: disable, require, verify-ca, verify-full (libpq's names). Default:
+    /// verify-full off this machine; on it, TLS when the server offers it, else plaintext.
+    #[arg(long, value_name = "MODE", value_parser = sink::DbTls::NAMES, help_heading = "Sink")]
+    db_tls: Option<String>,
+    /// CA certificate (PEM) that signed the database server's certificate (default: the system's CAs).
+    #[arg(long, value_name = "PEM", help_heading = "Sink")]
+    db_cafile: Option<PathBuf>,
     /// Target table (letters, digits, `_`).
     #[arg(long, value_name = "NAME", help_heading = "Sink")]
     table: Option<String>,
@@ -125,6 +132,8 @@ pub async fn run(args: SinkArgs, out: Output) -> anyhow::Result<u8> {
     let config = sink::RawSettings {
         db: args.db,
         db_password,
+        db_tls: args.db_tls,
+        db_cafile: args.db_cafile,
         table: args.table,
         dead_letter_table: args.dead_letter_table,
         maps: args.map,

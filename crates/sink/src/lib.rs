@@ -28,7 +28,7 @@ pub mod settings;
 pub mod simulate;
 
 pub use config::{SinkConfig, SinkError};
-pub use db::DbUrl;
+pub use db::{DbAccess, DbTls, DbUrl};
 pub use ident::Ident;
 pub use mapping::{ColumnSpec, Dedup, Kind, Mapping};
 pub use report::{Event, Reporter, Stats};

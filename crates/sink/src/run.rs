@@ -24,7 +24,7 @@ use transport::{Outbox, Qos, Session, SessionOptions};
 use crate::config::{SinkConfig, SinkError};
 use crate::db::schema::Layout;
 use crate::db::write::Writer;
-use crate::db::{Backend, Failure, classify};
+use crate::db::{Backend, Failure, classify, message};
 use crate::extract::Column;
 use crate::pipeline::{self, Acker, Batch, Job, Shared, WriterTask, column_kinds};
 use crate::report::{Counters, Event, Reporter, Stats};
@@ -79,7 +79,7 @@ pub async fn prepare(config: SinkConfig) -> Result<Sink, SinkError> {
     let db = config.db.to_string();
     let mut conn = config.db.connect().await.map_err(|e| SinkError::Connect {
         db: db.clone(),
-        reason: message(&e),
+        reason: config.db.describe_failure(&e),
     })?;
     let schema_err = |table: &str, e: &sqlx::Error, hint: &'static str| SinkError::Schema {
         table: table.to_owned(),
@@ -152,13 +152,6 @@ pub async fn prepare(config: SinkConfig) -> Result<Sink, SinkError> {
     })
 }
 
-fn message(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::Database(d) => d.message().to_owned(),
-        other => other.to_string(),
-    }
-}
-
 /// Why the reader stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -198,7 +191,7 @@ impl Sink {
                 .await
                 .map_err(|e| SinkError::Connect {
                     db: config.db.to_string(),
-                    reason: message(&e),
+                    reason: config.db.describe_failure(&e),
                 })?;
             all_writers.push(sibling);
         }

@@ -11,6 +11,7 @@
 )]
 
 mod cli;
+mod dbsecurity;
 mod kill;
 
 use std::io::{BufRead, BufReader};

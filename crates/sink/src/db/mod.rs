@@ -1,5 +1,6 @@
-//! The database side: which backend a `--db` URL names, one connection to it (reopened after
-//! a failure), and how a failure is classified: worth retrying (the server is down, busy or
+//! The database side: which backend a `--db` URL names with its TLS mode and password
+//! (`url`, `tls`, `password`), one connection to it (reopened after a failure), and how a
+//! failure is classified: worth retrying (the server is down, busy or
 //! restarting), a problem with one row (a constraint or a value the column cannot take), or a
 //! problem with the set-up that retrying cannot fix (no such table, no permission).
 //!
@@ -7,17 +8,20 @@
 //! bound as a parameter.
 
 mod insert;
+pub mod password;
 pub mod schema;
+pub mod tls;
+mod url;
 pub mod write;
 
-use std::fmt;
-use std::str::FromStr;
-use std::time::Duration;
-
 use sqlx::Connection;
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::mysql::{MySqlConnection, MySqlDatabaseError};
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::SqliteConnection;
+
+pub use password::DbPassword;
+pub use tls::{DbTls, TlsMode};
+pub use url::{DbAccess, DbUrl, UrlError};
 
 /// The SQL dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -29,140 +33,6 @@ pub enum Backend {
     Postgres,
     /// MySQL or MariaDB.
     MySql,
-}
-
-/// A parsed `--db` value. Its `Display` never shows a password.
-#[derive(Clone)]
-pub enum DbUrl {
-    /// `sqlite://path`, `sqlite:path` or a bare path.
-    Sqlite(SqliteConnectOptions, String),
-    /// `postgres://` or `postgresql://`.
-    Postgres(PgConnectOptions, String),
-    /// `mysql://` or `mariadb://`.
-    MySql(MySqlConnectOptions, String),
-}
-
-impl fmt::Debug for DbUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DbUrl({self})")
-    }
-}
-
-impl fmt::Display for DbUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DbUrl::Sqlite(_, shown) | DbUrl::Postgres(_, shown) | DbUrl::MySql(_, shown) => {
-                f.write_str(shown)
-            }
-        }
-    }
-}
-
-/// The URL with any password replaced by `***`.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let tail = tail.split_once('?').map_or(tail, |(path, _)| path);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return format!("{scheme}://{authority}{tail}");
-    };
-    let masked = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:***"),
-        None => userinfo.to_owned(),
-    };
-    format!("{scheme}://{masked}@{host}{tail}")
-}
-
-/// A `--db` value that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("--db `{shown}`: {why}")]
-pub struct UrlError {
-    /// The URL, password removed.
-    pub shown: String,
-    /// What is wrong.
-    pub why: String,
-}
-
-impl FromStr for DbUrl {
-    type Err = UrlError;
-
-    fn from_str(url: &str) -> Result<Self, Self::Err> {
-        let shown = redact(url);
-        let err = |why: String| UrlError {
-            shown: shown.clone(),
-            why,
-        };
-        let lower = url.to_ascii_lowercase();
-        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            let opts = PgConnectOptions::from_str(url)
-                .map_err(|e| err(e.to_string()))?
-                .application_name("mqtt-sink");
-            Ok(DbUrl::Postgres(opts, shown))
-        } else if lower.starts_with("mysql://") || lower.starts_with("mariadb://") {
-            let fixed = match url.split_once("://") {
-                Some((_, rest)) => format!("mysql://{rest}"),
-                None => url.to_owned(),
-            };
-            let opts = MySqlConnectOptions::from_str(&fixed)
-                .map_err(|e| err(e.to_string()))?
-                .charset("utf8mb4");
-            Ok(DbUrl::MySql(opts, shown))
-        } else if lower.starts_with("sqlite:") || !url.contains("://") {
-            let path = if lower.starts_with("sqlite:") {
-                url.to_owned()
-            } else {
-                format!("sqlite://{url}")
-            };
-            if path == "sqlite://" || path == "sqlite:" {
-                return Err(err("no file name; write sqlite://readings.db".into()));
-            }
-            let opts = SqliteConnectOptions::from_str(&path)
-                .map_err(|e| err(e.to_string()))?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(1));
-            Ok(DbUrl::Sqlite(opts, shown))
-        } else {
-            Err(err(
-                "unknown scheme; use sqlite://FILE, postgres://... or mysql://...".into(),
-            ))
-        }
-    }
-}
-
-impl DbUrl {
-    /// The dialect.
-    pub fn backend(&self) -> Backend {
-        match self {
-            DbUrl::Sqlite(..) => Backend::Sqlite,
-            DbUrl::Postgres(..) => Backend::Postgres,
-            DbUrl::MySql(..) => Backend::MySql,
-        }
-    }
-
-    /// The same database with this password (PostgreSQL and MySQL only).
-    pub fn with_password(self, password: &str) -> Result<DbUrl, UrlError> {
-        match self {
-            DbUrl::Postgres(o, shown) => Ok(DbUrl::Postgres(o.password(password), shown)),
-            DbUrl::MySql(o, shown) => Ok(DbUrl::MySql(o.password(password), shown)),
-            DbUrl::Sqlite(_, shown) => Err(UrlError {
-                shown,
-                why: "SQLite has no password; drop --db-password-env/--db-password-file".into(),
-            }),
-        }
-    }
-
-    /// Opens one connection.
-    pub async fn connect(&self) -> Result<Conn, sqlx::Error> {
-        Ok(match self {
-            DbUrl::Sqlite(o, _) => Conn::Sqlite(SqliteConnection::connect_with(o).await?),
-            DbUrl::Postgres(o, _) => Conn::Postgres(PgConnection::connect_with(o).await?),
-            DbUrl::MySql(o, _) => Conn::MySql(MySqlConnection::connect_with(o).await?),
-        })
-    }
 }
 
 /// One open connection.
@@ -206,6 +76,14 @@ impl Conn {
             Conn::Postgres(c) => c.close().await,
             Conn::MySql(c) => c.close().await,
         };
+    }
+}
+
+/// The server's message for a database error, else the driver's description.
+pub(crate) fn message(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => d.message().to_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -290,29 +168,6 @@ fn classify_sqlite(code: i32) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_pick_the_backend_and_never_show_a_password() {
-        let u: DbUrl = "postgres://me:s3cret@db:5432/x?sslmode=require"
-            .parse()
-            .unwrap();
-        assert_eq!(u.backend(), Backend::Postgres);
-        assert_eq!(u.to_string(), "postgres://me:***@db:5432/x");
-        assert!(!format!("{u:?}").contains("s3cret"));
-        let u: DbUrl = "mariadb://root:pw@127.0.0.1:3306/test".parse().unwrap();
-        assert_eq!(u.backend(), Backend::MySql);
-        assert_eq!(u.to_string(), "mariadb://root:***@127.0.0.1:3306/test");
-        assert_eq!(
-            "sqlite://readings.db".parse::<DbUrl>().unwrap().backend(),
-            Backend::Sqlite
-        );
-        assert_eq!(
-            "data/r.db".parse::<DbUrl>().unwrap().backend(),
-            Backend::Sqlite
-        );
-        let e = "oracle://x".parse::<DbUrl>().unwrap_err().to_string();
-        assert!(e.contains("unknown scheme"), "{e}");
-    }
 
     #[test]
     fn error_classes() {

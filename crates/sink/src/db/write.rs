@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 
 use crate::db::insert::Tx;
 use crate::db::schema::Layout;
-use crate::db::{Backend, Conn, DbUrl, Failure, classify};
+use crate::db::{Backend, Conn, DbUrl, Failure, classify, message};
 use crate::extract::Value;
 use crate::mapping::{Dedup, Kind};
 
@@ -97,13 +97,6 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
         .is_some_and(sqlx::error::DatabaseError::is_unique_violation)
 }
 
-fn db_message(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::Database(d) => d.message().to_owned(),
-        other => other.to_string(),
-    }
-}
-
 impl Writer {
     /// A writer over an open connection.
     pub fn new(url: DbUrl, conn: Conn, layout: Layout, pending_create: bool) -> Writer {
@@ -151,7 +144,7 @@ impl Writer {
                 WriteError::Transient(format!(
                     "cannot connect to {}: {}",
                     self.url,
-                    db_message(&e)
+                    self.url.describe_failure(&e)
                 ))
             })?;
             tracing::info!("connected to {}", self.url);
@@ -173,7 +166,7 @@ impl Writer {
             Err(e) if classify(&e, backend) == Failure::Row => {
                 tracing::info!(
                     "the database refused a row ({}); writing the batch row by row",
-                    db_message(&e)
+                    message(&e)
                 );
                 self.write_on_conn(items, kinds, true, false).await
             }
@@ -189,14 +182,14 @@ impl Writer {
                     Err(WriteError::Transient(format!(
                         "writing to {} failed: {}",
                         self.url,
-                        db_message(&e)
+                        message(&e)
                     )))
                 }
                 Failure::Row | Failure::Fatal => Err(WriteError::Fatal(format!(
                     "writing to table `{}` in {} failed: {}; check that the table's column types match the mapping (e.g. a TIMESTAMPTZ column needs `--map col:timestamp=/ptr`)",
                     self.layout.table,
                     self.url,
-                    db_message(&e)
+                    message(&e)
                 ))),
             },
         }
@@ -267,7 +260,7 @@ impl Writer {
                     Err(e) if classify(&e, layout.backend) == Failure::Row => {
                         tx.exec("ROLLBACK TO SAVEPOINT edgewire_row".to_owned())
                             .await?;
-                        let reason = format!("the database refused the row: {}", db_message(&e));
+                        let reason = format!("the database refused the row: {}", message(&e));
                         out.refused.push((meta.topic.clone(), reason.clone()));
                         dead.push((reason, meta));
                     }
