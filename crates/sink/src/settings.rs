@@ -12,7 +12,8 @@ use crate::config::{SinkConfig, SinkError, dead_letter_name};
 pub use crate::db::DbPassword;
 use crate::db::{DbAccess, DbTls, DbUrl};
 use crate::ident::Ident;
-use crate::mapping::{ColumnSpec, Dedup, Mapping, MappingError, MappingFile};
+use crate::mapping::{ColumnSpec, Dedup, Kind, Mapping, MappingError, MappingFile};
+use crate::partition::{Every, Partitioning};
 
 /// What the command line gave, before resolution.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +46,14 @@ pub struct RawSettings {
     pub dedup: Option<String>,
     /// `--create-table`.
     pub create_table: bool,
+    /// `--coerce`.
+    pub coerce: bool,
+    /// `--share GROUP`.
+    pub share: Option<String>,
+    /// `--partition-by day|month`.
+    pub partition_by: Option<String>,
+    /// `--partition-column COL` (default: the one mapped timestamp column).
+    pub partition_column: Option<String>,
     /// `--topic` filters.
     pub topics: Vec<String>,
     /// `--batch`.
@@ -112,10 +121,9 @@ impl RawSettings {
         let pick = |flag: &Option<String>, from_file: Option<&Option<String>>| {
             flag.clone().or_else(|| from_file.and_then(Clone::clone))
         };
-        let dedup: Dedup = pick(&self.dedup, f.map(|f| &f.dedup))
-            .as_deref()
-            .unwrap_or("hash")
-            .parse()?;
+        let dedup_text = pick(&self.dedup, f.map(|f| &f.dedup));
+        let dedup_given = dedup_text.is_some();
+        let dedup: Dedup = dedup_text.as_deref().unwrap_or("hash").parse()?;
         let mapping = Mapping {
             columns,
             topic_column: optional_ident(
@@ -162,7 +170,47 @@ impl RawSettings {
         } else {
             self.topics
         };
+        let partition = match &self.partition_by {
+            None if self.partition_column.is_some() => {
+                return Err(SinkError::Config(
+                    "--partition-column needs --partition-by day|month".into(),
+                ));
+            }
+            None => None,
+            Some(every) => {
+                if !self.create_table {
+                    return Err(SinkError::Config(
+                        "--partition-by describes a table the sink creates: add --create-table"
+                            .into(),
+                    ));
+                }
+                let every: Every = every
+                    .parse()
+                    .map_err(|e| SinkError::Config(format!("--partition-by: {e}")))?;
+                let column = if let Some(c) = &self.partition_column {
+                    Ident::new(c, "partition column")?
+                } else {
+                    let mut times = mapping
+                        .columns
+                        .iter()
+                        .filter(|c| c.kind == Some(Kind::Timestamp));
+                    match (times.next(), times.next()) {
+                        (Some(c), None) => c.column.clone(),
+                        _ => {
+                            return Err(SinkError::Config(
+                                "--partition-by needs one mapped timestamp column (`--map col:timestamp=/pointer`); with several, name one with --partition-column".into(),
+                            ));
+                        }
+                    }
+                };
+                Some(Partitioning { every, column })
+            }
+        };
         let mut config = SinkConfig::new(db, table, mapping, topics);
+        config.dedup_given = dedup_given;
+        config.coerce = self.coerce;
+        config.share.clone_from(&self.share);
+        config.partition = partition;
         config.dead_letter_table = dead_letter_table;
         config.create_table = self.create_table;
         config.batch_rows = self.batch;

@@ -135,3 +135,40 @@ fn bridge_config_prints_the_aws_iot_bridge() {
     let out = run(mqtt_sink().args(["bridge-config", "--endpoint", "a\nbridge_insecure true"]));
     assert_eq!(out.status.code(), Some(i32::from(exit::USAGE)));
 }
+
+#[test]
+fn a_clean_session_is_warned_about_naming_the_client_id_flag() {
+    let args = [
+        "--preset",
+        "esp32",
+        "--db",
+        "postgres://someone@127.0.0.1:1/nowhere",
+    ];
+    let out = run(mqtt_sink().args(args));
+    assert!(
+        stderr(&out).contains("no -i/--client-id: the session is clean"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(mqtt_sink().args(args).args(["-i", "sink-1"]));
+    assert!(!stderr(&out).contains("the session is clean"));
+}
+
+#[test]
+fn a_share_group_with_a_slash_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let out = run(mqtt_sink().args([
+        "--preset",
+        "esp32",
+        "--create-table",
+        "--db",
+        &db,
+        "-i",
+        "s",
+        "--share",
+        "a/b",
+    ]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::USAGE)));
+    assert!(stderr(&out).contains("--share `a/b`"), "{}", stderr(&out));
+}

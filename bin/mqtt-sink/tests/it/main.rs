@@ -13,6 +13,7 @@
 mod cli;
 mod dbsecurity;
 mod kill;
+mod share;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};

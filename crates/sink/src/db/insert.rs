@@ -450,6 +450,7 @@ mod tests {
             dead_letters: Ident::new("t_dead_letters", "table").unwrap(),
             columns: vec![Ident::new("a", "column").unwrap()],
             dedup: Dedup::Hash,
+            partition: None,
         };
         assert_eq!(
             values_sql(&l, 2, 2),

@@ -7,6 +7,7 @@
 //! SQL text is built in `schema` and `write` from validated identifiers only; every value is
 //! bound as a parameter.
 
+pub mod catalog;
 mod insert;
 pub mod password;
 pub mod schema;
@@ -67,6 +68,66 @@ impl Conn {
             }
         }
         Ok(())
+    }
+
+    /// Runs DDL statements while holding a lock named after `name` (PostgreSQL: an advisory
+    /// transaction lock, the statements in that transaction; MariaDB/MySQL: `GET_LOCK`;
+    /// SQLite: the file's own write lock), so that sinks starting together do not race each
+    /// other's `CREATE TABLE IF NOT EXISTS` (PostgreSQL runs two of them into a duplicate key in
+    /// `pg_type`).
+    pub async fn ddl(&mut self, name: &str, stmts: &[String]) -> Result<(), sqlx::Error> {
+        let lock = format!("mqtt-sink {name}");
+        match self {
+            Conn::Postgres(c) => {
+                let mut tx = c.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind(&lock)
+                    .execute(&mut *tx)
+                    .await?;
+                for s in stmts {
+                    sqlx::query(sqlx::AssertSqlSafe(s.clone()))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
+            }
+            Conn::MySql(c) => {
+                // Lock names are at most 64 characters.
+                let lock: String = lock.chars().take(64).collect();
+                let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 60)")
+                    .bind(&lock)
+                    .fetch_one(&mut *c)
+                    .await?;
+                if got != Some(1) {
+                    return Err(sqlx::Error::Protocol(format!(
+                        "another sink held the lock `{lock}` for 60 s while changing the tables"
+                    )));
+                }
+                let mut result = Ok(());
+                for s in stmts {
+                    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(s.clone()))
+                        .execute(&mut *c)
+                        .await
+                    {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
+                    .bind(&lock)
+                    .execute(&mut *c)
+                    .await;
+                result
+            }
+            Conn::Sqlite(c) => {
+                for s in stmts {
+                    sqlx::query(sqlx::AssertSqlSafe(s.clone()))
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Closes politely, ignoring errors (the connection may already be broken).

@@ -183,7 +183,10 @@ impl DbUrl {
                 Backend::Postgres => Options::Postgres(
                     PgConnectOptions::from_str(&stripped)
                         .map_err(|e| err(e.to_string()))?
-                        .application_name("mqtt-sink"),
+                        .application_name("mqtt-sink")
+                        // A `timestamp without time zone` column then keeps the wall-clock
+                        // time a device sent without an offset, and partitions are UTC days.
+                        .options([("timezone", "UTC")]),
                 ),
                 _ => Options::MySql(
                     MySqlConnectOptions::from_str(&stripped)

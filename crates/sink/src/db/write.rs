@@ -18,6 +18,7 @@ use crate::db::schema::Layout;
 use crate::db::{Backend, Conn, DbUrl, Failure, classify, message};
 use crate::extract::Value;
 use crate::mapping::{Dedup, Kind};
+use crate::partition::{Partitioning, Range};
 
 /// Where a message came from, kept with its row so it can become a dead letter.
 #[derive(Debug, Clone)]
@@ -87,6 +88,8 @@ pub struct Writer {
     pending_create: Arc<Mutex<bool>>,
     /// Batches still to write with the conflict clause after a repeat was seen.
     careful_batches: u32,
+    /// Partitions known to exist (`--partition-by`), shared by sibling writers.
+    partitions: Arc<Mutex<HashSet<Range>>>,
 }
 
 /// Batches written with the conflict clause after an optimistic insert met a repeat.
@@ -106,6 +109,7 @@ impl Writer {
             layout,
             pending_create: Arc::new(Mutex::new(pending_create)),
             careful_batches: 0,
+            partitions: Arc::default(),
         }
     }
 
@@ -117,6 +121,7 @@ impl Writer {
             layout: self.layout.clone(),
             pending_create: self.pending_create.clone(),
             careful_batches: 0,
+            partitions: self.partitions.clone(),
         })
     }
 
@@ -211,10 +216,16 @@ impl Writer {
             if *pending {
                 // Outside the transaction: MySQL commits implicitly on DDL.
                 let n = layout.columns.len();
-                conn.exec(layout.create_table(&kinds[..n.min(kinds.len())]))
-                    .await?;
+                conn.ddl(
+                    layout.table.as_str(),
+                    &[layout.create_table(&kinds[..n.min(kinds.len())])],
+                )
+                .await?;
                 *pending = false;
             }
+        }
+        if let Some(p) = &layout.partition {
+            create_partitions(conn, layout, p, items, &self.partitions).await?;
         }
         let mut tx = Tx::begin(conn).await?;
         let mut out = Outcome::default();
@@ -281,4 +292,55 @@ impl Writer {
         tx.commit().await?;
         Ok(out)
     }
+}
+
+/// Creates the partitions the rows of `items` need and no one made yet (under the DDL lock,
+/// outside the batch's transaction). A row without a partition value gets none: its insert
+/// fails and it becomes a dead letter with PostgreSQL's reason.
+async fn create_partitions(
+    conn: &mut Conn,
+    layout: &Layout,
+    p: &Partitioning,
+    items: &[Item],
+    known: &Mutex<HashSet<Range>>,
+) -> Result<(), sqlx::Error> {
+    let Some(at) = layout
+        .columns
+        .iter()
+        .position(|c| c.same_as(p.column.as_str()))
+    else {
+        return Ok(());
+    };
+    let mut needed: Vec<Range> = items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Row { values, .. } => match values.get(at) {
+                Some(Value::Timestamp(t)) => p.range_of(*t),
+                _ => None,
+            },
+            Item::Dead { .. } => None,
+        })
+        .collect();
+    needed.sort_unstable();
+    needed.dedup();
+    let mut known = known.lock().await;
+    needed.retain(|r| !known.contains(r));
+    if needed.is_empty() {
+        return Ok(());
+    }
+    let stmts: Vec<String> = needed
+        .iter()
+        .map(|r| p.create_partition(&layout.table, *r))
+        .collect();
+    conn.ddl(layout.table.as_str(), &stmts).await?;
+    for r in needed {
+        tracing::info!(
+            "partition `{}` ({} to {}) is ready",
+            p.partition_name(&layout.table, r),
+            r.from,
+            r.to
+        );
+        known.insert(r);
+    }
+    Ok(())
 }

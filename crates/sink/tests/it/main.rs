@@ -11,8 +11,11 @@
     clippy::print_stderr
 )]
 
+mod dedup;
 mod hostile;
 mod outage;
+mod scale;
+mod seed;
 mod volume;
 
 use std::io::Write as _;
@@ -150,6 +153,17 @@ impl Running {
     /// How many events match `f`.
     pub fn count(&self, f: impl Fn(&Event) -> bool) -> usize {
         self.events.lock().unwrap().iter().filter(|e| f(e)).count()
+    }
+
+    /// Waits (bounded) until the sink has handled `n` messages (stored, skipped as duplicates or
+    /// dead-lettered, all committed), then stops it. Needs `progress_every` set.
+    pub async fn stop_after_handled(self, n: u64, timeout: Duration) -> Stats {
+        self.wait_for(&format!("{n} messages handled"), timeout, |e| {
+            matches!(e, Event::Progress(s)
+                if s.stored + s.duplicates + s.dead_lettered >= n && s.pending == 0)
+        })
+        .await;
+        self.stop().await
     }
 
     /// Waits (bounded) for the sink to end by itself (`--count`).

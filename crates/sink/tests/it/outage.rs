@@ -1,5 +1,7 @@
 //! The database goes away mid-stream and comes back: the sink stops acknowledging, retries
-//! with back-off, and in the end every reading is stored exactly once.
+//! with back-off, and in the end every reading is stored: nothing lost. (That nothing is stored
+//! twice is the unique key's doing, which these tests cannot tell from luck; `dedup.rs` tests
+//! it with repeats that do arrive, and with the key off.)
 //!
 //! SQLite: the test takes the database's write lock (`BEGIN EXCLUSIVE` on its own
 //! connection) so every write of the sink fails with SQLITE_BUSY until it commits.
