@@ -14,6 +14,13 @@
 //! - [`config`]: settings and errors; [`settings`]: command-line values resolved into settings.
 //! - [`simulate`]: the seed's ESP32 as a publisher; [`bridge`]: a mosquitto bridge section for AWS IoT.
 
+// A sink built with some of the drivers leaves code for the others unused; the full build (the
+// default, and what CI lints) keeps every warning.
+#![cfg_attr(
+    not(all(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    allow(unused, unreachable_code)
+)]
+
 pub mod bridge;
 pub mod config;
 pub mod db;

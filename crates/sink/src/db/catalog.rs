@@ -96,6 +96,7 @@ impl Conn {
     /// The table's columns and unique keys, `None` when there is no such table.
     pub async fn describe(&mut self, table: &Ident) -> Result<Option<TableInfo>, sqlx::Error> {
         match self {
+            #[cfg(feature = "postgres")]
             Conn::Postgres(c) => {
                 let regclass = table.quoted();
                 let cols = sqlx::query(
@@ -137,6 +138,7 @@ impl Conn {
                     partitioned,
                 }))
             }
+            #[cfg(feature = "mysql")]
             Conn::MySql(c) => {
                 let cols = sqlx::query(
                     "SELECT CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR) \
@@ -170,6 +172,7 @@ impl Conn {
                     partitioned: false,
                 }))
             }
+            #[cfg(feature = "sqlite")]
             Conn::Sqlite(c) => {
                 let q = table.quoted();
                 let cols = sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA table_info({q})")))

@@ -15,10 +15,33 @@ pub mod tls;
 mod url;
 pub mod write;
 
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+compile_error!("sink needs at least one database driver: features sqlite, postgres, mysql");
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 use sqlx::Connection;
+#[cfg(feature = "mysql")]
 use sqlx::mysql::{MySqlConnection, MySqlDatabaseError};
+#[cfg(feature = "postgres")]
 use sqlx::postgres::PgConnection;
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::SqliteConnection;
+
+/// `match` over the compiled-in variants of [`Conn`] (or another enum with the same variant
+/// names, such as a transaction), binding each one's inner value to `$c`, with one body for all.
+macro_rules! each_backend {
+    ($ty:ident, $value:expr, $c:ident => $body:expr) => {
+        match $value {
+            #[cfg(feature = "sqlite")]
+            $ty::Sqlite($c) => $body,
+            #[cfg(feature = "postgres")]
+            $ty::Postgres($c) => $body,
+            #[cfg(feature = "mysql")]
+            $ty::MySql($c) => $body,
+        }
+    };
+}
+pub(crate) use each_backend;
 
 pub use password::DbPassword;
 pub use tls::{DbTls, TlsMode};
@@ -36,37 +59,26 @@ pub enum Backend {
     MySql,
 }
 
-/// One open connection.
+/// One open connection (the variants of the drivers compiled in).
 #[derive(Debug)]
 pub enum Conn {
     /// SQLite.
+    #[cfg(feature = "sqlite")]
     Sqlite(SqliteConnection),
     /// PostgreSQL.
+    #[cfg(feature = "postgres")]
     Postgres(PgConnection),
     /// MySQL / MariaDB.
+    #[cfg(feature = "mysql")]
     MySql(MySqlConnection),
 }
 
 impl Conn {
     /// Runs one statement without parameters (DDL, probes).
     pub async fn exec(&mut self, sql: String) -> Result<(), sqlx::Error> {
-        match self {
-            Conn::Sqlite(c) => {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut *c)
-                    .await?;
-            }
-            Conn::Postgres(c) => {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut *c)
-                    .await?;
-            }
-            Conn::MySql(c) => {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut *c)
-                    .await?;
-            }
-        }
+        each_backend!(Conn, self, c => {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *c).await?;
+        });
         Ok(())
     }
 
@@ -78,6 +90,7 @@ impl Conn {
     pub async fn ddl(&mut self, name: &str, stmts: &[String]) -> Result<(), sqlx::Error> {
         let lock = format!("mqtt-sink {name}");
         match self {
+            #[cfg(feature = "postgres")]
             Conn::Postgres(c) => {
                 let mut tx = c.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
@@ -91,6 +104,7 @@ impl Conn {
                 }
                 tx.commit().await
             }
+            #[cfg(feature = "mysql")]
             Conn::MySql(c) => {
                 // Lock names are at most 64 characters.
                 let lock: String = lock.chars().take(64).collect();
@@ -119,7 +133,9 @@ impl Conn {
                     .await;
                 result
             }
+            #[cfg(feature = "sqlite")]
             Conn::Sqlite(c) => {
+                let _ = lock;
                 for s in stmts {
                     sqlx::query(sqlx::AssertSqlSafe(s.clone()))
                         .execute(&mut *c)
@@ -132,11 +148,7 @@ impl Conn {
 
     /// Closes politely, ignoring errors (the connection may already be broken).
     pub async fn close(self) {
-        let _ = match self {
-            Conn::Sqlite(c) => c.close().await,
-            Conn::Postgres(c) => c.close().await,
-            Conn::MySql(c) => c.close().await,
-        };
+        let _ = each_backend!(Conn, self, c => sqlx::Connection::close(c).await);
     }
 }
 
@@ -173,9 +185,12 @@ pub fn classify(e: &sqlx::Error, backend: Backend) -> Failure {
         sqlx::Error::Database(db) => match backend {
             Backend::Postgres => classify_pg(db.code().as_deref().unwrap_or("")),
             Backend::MySql => {
+                #[cfg(feature = "mysql")]
                 let number = db
                     .try_downcast_ref::<MySqlDatabaseError>()
                     .map_or(0, MySqlDatabaseError::number);
+                #[cfg(not(feature = "mysql"))]
+                let number = 0;
                 classify_mysql(number, db.code().as_deref().unwrap_or(""))
             }
             Backend::Sqlite => {

@@ -10,8 +10,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::Connection;
+#[cfg(feature = "mysql")]
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlSslMode};
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 
 use crate::db::password::{self, DbPassword, env_value, permission_warning, url_password_warning};
@@ -31,9 +34,114 @@ pub struct DbAccess {
 
 #[derive(Clone)]
 enum Options {
+    #[cfg(feature = "sqlite")]
     Sqlite(SqliteConnectOptions),
+    #[cfg(feature = "postgres")]
     Postgres(PgConnectOptions),
+    #[cfg(feature = "mysql")]
     MySql(MySqlConnectOptions),
+}
+
+impl Options {
+    fn backend(&self) -> Backend {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Options::Sqlite(_) => Backend::Sqlite,
+            #[cfg(feature = "postgres")]
+            Options::Postgres(_) => Backend::Postgres,
+            #[cfg(feature = "mysql")]
+            Options::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// The host and whether it is a unix socket (`None` for SQLite).
+    fn host(&self) -> Option<(String, bool)> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Options::Sqlite(_) => None,
+            #[cfg(feature = "postgres")]
+            Options::Postgres(o) => Some((o.get_host().to_owned(), o.get_socket().is_some())),
+            #[cfg(feature = "mysql")]
+            Options::MySql(o) => Some((o.get_host().to_owned(), o.get_socket().is_some())),
+        }
+    }
+
+    fn with_tls(self, mode: TlsMode, cafile: Option<&PathBuf>) -> Options {
+        match self {
+            #[cfg(feature = "sqlite")]
+            sqlite @ Options::Sqlite(_) => sqlite,
+            #[cfg(feature = "postgres")]
+            Options::Postgres(o) => {
+                let o = o.ssl_mode(match mode {
+                    TlsMode::Disable => PgSslMode::Disable,
+                    TlsMode::Allow => PgSslMode::Allow,
+                    TlsMode::Prefer => PgSslMode::Prefer,
+                    TlsMode::Require => PgSslMode::Require,
+                    TlsMode::VerifyCa => PgSslMode::VerifyCa,
+                    TlsMode::VerifyFull => PgSslMode::VerifyFull,
+                });
+                Options::Postgres(match cafile {
+                    Some(ca) => o.ssl_root_cert(ca),
+                    None => o,
+                })
+            }
+            #[cfg(feature = "mysql")]
+            Options::MySql(o) => {
+                let o = o.ssl_mode(match mode {
+                    TlsMode::Disable | TlsMode::Allow => MySqlSslMode::Disabled,
+                    TlsMode::Prefer => MySqlSslMode::Preferred,
+                    TlsMode::Require => MySqlSslMode::Required,
+                    TlsMode::VerifyCa => MySqlSslMode::VerifyCa,
+                    TlsMode::VerifyFull => MySqlSslMode::VerifyIdentity,
+                });
+                Options::MySql(match cafile {
+                    Some(ca) => o.ssl_ca(ca),
+                    None => o,
+                })
+            }
+        }
+    }
+
+    fn with_password(self, password: &str) -> Options {
+        match self {
+            #[cfg(feature = "sqlite")]
+            sqlite @ Options::Sqlite(_) => sqlite,
+            #[cfg(feature = "postgres")]
+            Options::Postgres(o) => Options::Postgres(o.password(password)),
+            #[cfg(feature = "mysql")]
+            Options::MySql(o) => Options::MySql(o.password(password)),
+        }
+    }
+}
+
+/// The cargo feature of a backend, for "not compiled in" messages.
+fn feature_of(backend: Backend) -> (&'static str, bool) {
+    match backend {
+        Backend::Sqlite => ("sqlite", cfg!(feature = "sqlite")),
+        Backend::Postgres => ("postgres", cfg!(feature = "postgres")),
+        Backend::MySql => ("mysql", cfg!(feature = "mysql")),
+    }
+}
+
+fn not_compiled_in(backend: Backend) -> Option<String> {
+    let built: Vec<&str> = [Backend::Sqlite, Backend::Postgres, Backend::MySql]
+        .into_iter()
+        .map(feature_of)
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| n)
+        .collect();
+    missing_driver(feature_of(backend).0, &built)
+}
+
+/// The sentence for a `--db` whose driver (`name`) is not among `built`.
+fn missing_driver(name: &str, built: &[&str]) -> Option<String> {
+    (!built.contains(&name)).then(|| {
+        format!(
+            "this mqtt-sink was built without the {name} driver (it has: {}); rebuild it with \
+             `cargo build -p mqtt-sink --features {name}`",
+            built.join(", ")
+        )
+    })
 }
 
 /// A parsed `--db` value with its TLS mode and password settled. Its `Display` and `Debug`
@@ -156,12 +264,18 @@ impl DbUrl {
         } else if lower.starts_with("mysql://") || lower.starts_with("mariadb://") {
             Backend::MySql
         } else if lower.starts_with("sqlite:") || !url.contains("://") {
+            if let Some(why) = not_compiled_in(Backend::Sqlite) {
+                return Err(err(why));
+            }
             return sqlite(url, &lower, access).map_err(err);
         } else {
             return Err(err(
                 "unknown scheme; use sqlite://FILE, postgres://... or mysql://...".into(),
             ));
         };
+        if let Some(why) = not_compiled_in(backend) {
+            return Err(err(why));
+        }
         let fixed = match (backend, url.split_once("://")) {
             (Backend::MySql, Some((_, rest))) => format!("mysql://{rest}"),
             _ => url.to_owned(),
@@ -178,46 +292,48 @@ impl DbUrl {
             ));
         }
         let stripped = without_tls_param(parsed, &query.rest);
-        let mut db = DbUrl {
-            options: match backend {
-                Backend::Postgres => Options::Postgres(
-                    PgConnectOptions::from_str(&stripped)
-                        .map_err(|e| err(e.to_string()))?
-                        .application_name("mqtt-sink")
-                        // A `timestamp without time zone` column then keeps the wall-clock
-                        // time a device sent without an offset, and partitions are UTC days.
-                        .options([("timezone", "UTC")]),
-                ),
-                _ => Options::MySql(
-                    MySqlConnectOptions::from_str(&stripped)
-                        .map_err(|e| err(e.to_string()))?
-                        .charset("utf8mb4"),
-                ),
-            },
+        let options = match backend {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => Options::Postgres(
+                PgConnectOptions::from_str(&stripped)
+                    .map_err(|e| err(e.to_string()))?
+                    .application_name("mqtt-sink")
+                    // A `timestamp without time zone` column then keeps the wall-clock time
+                    // a device sent without an offset, and partitions are UTC days.
+                    .options([("timezone", "UTC")]),
+            ),
+            #[cfg(feature = "mysql")]
+            Backend::MySql => Options::MySql(
+                MySqlConnectOptions::from_str(&stripped)
+                    .map_err(|e| err(e.to_string()))?
+                    .charset("utf8mb4"),
+            ),
+            // Checked above: a backend that is not compiled in never gets here.
+            other => return Err(err(not_compiled_in(other).unwrap_or_default())),
+        };
+        let db = DbUrl {
+            options,
             shown: shown.clone(),
             host: String::new(),
             tls: None,
             cafile: access.cafile.clone(),
             password_source: None,
         };
-        db.settle_tls(access, query.tls).map_err(&err)?;
-        db.settle_password(access, query.has_password)
-            .map_err(&err)?;
-        Ok(db)
+        db.settle_tls(access, query.tls)
+            .and_then(|db| db.settle_password(access, query.has_password))
+            .map_err(&err)
     }
 
     fn settle_tls(
-        &mut self,
+        mut self,
         access: &DbAccess,
         in_url: Option<(TlsMode, String)>,
-    ) -> Result<(), String> {
-        let (host, socket) = match &self.options {
-            Options::Postgres(o) => (o.get_host().to_owned(), o.get_socket().is_some()),
-            Options::MySql(o) => (o.get_host().to_owned(), o.get_socket().is_some()),
-            Options::Sqlite(_) => return Ok(()),
+    ) -> Result<DbUrl, String> {
+        let Some((host, socket)) = self.options.host() else {
+            return Ok(self);
         };
-        let env = match &self.options {
-            Options::Postgres(_) => env_value("PGSSLMODE")
+        let env = match self.options.backend() {
+            Backend::Postgres => env_value("PGSSLMODE")
                 .map(|v| v.parse::<TlsMode>().map_err(|e| format!("PGSSLMODE: {e}")))
                 .transpose()?,
             _ => None,
@@ -258,54 +374,22 @@ impl DbUrl {
             (TlsMode::Require, Some(_)) => TlsMode::VerifyCa,
             (m, _) => m,
         };
-        self.options = match std::mem::replace(
-            &mut self.options,
-            Options::Sqlite(SqliteConnectOptions::new()),
-        ) {
-            Options::Postgres(o) => {
-                let o = o.ssl_mode(match effective {
-                    TlsMode::Disable => PgSslMode::Disable,
-                    TlsMode::Allow => PgSslMode::Allow,
-                    TlsMode::Prefer => PgSslMode::Prefer,
-                    TlsMode::Require => PgSslMode::Require,
-                    TlsMode::VerifyCa => PgSslMode::VerifyCa,
-                    TlsMode::VerifyFull => PgSslMode::VerifyFull,
-                });
-                Options::Postgres(match &access.cafile {
-                    Some(ca) => o.ssl_root_cert(ca),
-                    None => o,
-                })
-            }
-            Options::MySql(o) => {
-                let o = o.ssl_mode(match effective {
-                    TlsMode::Disable | TlsMode::Allow => MySqlSslMode::Disabled,
-                    TlsMode::Prefer => MySqlSslMode::Preferred,
-                    TlsMode::Require => MySqlSslMode::Required,
-                    TlsMode::VerifyCa => MySqlSslMode::VerifyCa,
-                    TlsMode::VerifyFull => MySqlSslMode::VerifyIdentity,
-                });
-                Options::MySql(match &access.cafile {
-                    Some(ca) => o.ssl_ca(ca),
-                    None => o,
-                })
-            }
-            sqlite @ Options::Sqlite(_) => sqlite,
-        };
+        self.options = self.options.with_tls(effective, access.cafile.as_ref());
         self.host = if socket {
             "the unix socket".into()
         } else {
             host
         };
         self.tls = Some((mode, source));
-        Ok(())
+        Ok(self)
     }
 
-    fn settle_password(&mut self, access: &DbAccess, in_url: bool) -> Result<(), String> {
+    fn settle_password(mut self, access: &DbAccess, in_url: bool) -> Result<DbUrl, String> {
         if in_url {
             tracing::warn!("{}", url_password_warning(access.password.as_ref()));
         }
         let from_flag = access.password.as_ref().map(DbPassword::read).transpose()?;
-        let pg = matches!(self.options, Options::Postgres(_));
+        let pg = self.options.backend() == Backend::Postgres;
         let (value, source) = match from_flag {
             Some(s) => (Some(s.value), Some(s.source)),
             None if in_url => (None, Some("the --db URL".to_owned())),
@@ -330,26 +414,15 @@ impl DbUrl {
             },
         };
         if let Some(v) = value {
-            self.options = match std::mem::replace(
-                &mut self.options,
-                Options::Sqlite(SqliteConnectOptions::new()),
-            ) {
-                Options::Postgres(o) => Options::Postgres(o.password(&v)),
-                Options::MySql(o) => Options::MySql(o.password(&v)),
-                sqlite @ Options::Sqlite(_) => sqlite,
-            };
+            self.options = self.options.with_password(&v);
         }
         self.password_source = source;
-        Ok(())
+        Ok(self)
     }
 
     /// The dialect.
     pub fn backend(&self) -> Backend {
-        match self.options {
-            Options::Sqlite(_) => Backend::Sqlite,
-            Options::Postgres(_) => Backend::Postgres,
-            Options::MySql(_) => Backend::MySql,
-        }
+        self.options.backend()
     }
 
     /// The TLS mode in effect (`None` for SQLite).
@@ -365,8 +438,11 @@ impl DbUrl {
     /// Opens one connection.
     pub async fn connect(&self) -> Result<Conn, sqlx::Error> {
         Ok(match &self.options {
+            #[cfg(feature = "sqlite")]
             Options::Sqlite(o) => Conn::Sqlite(SqliteConnection::connect_with(o).await?),
+            #[cfg(feature = "postgres")]
             Options::Postgres(o) => Conn::Postgres(PgConnection::connect_with(o).await?),
+            #[cfg(feature = "mysql")]
             Options::MySql(o) => Conn::MySql(MySqlConnection::connect_with(o).await?),
         })
     }
@@ -451,6 +527,12 @@ fn check_ca_file(ca: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(not(feature = "sqlite"))]
+fn sqlite(_: &str, _: &str, _: &DbAccess) -> Result<DbUrl, String> {
+    Err(not_compiled_in(Backend::Sqlite).unwrap_or_default())
+}
+
+#[cfg(feature = "sqlite")]
 fn sqlite(url: &str, lower: &str, access: &DbAccess) -> Result<DbUrl, String> {
     if access.password.is_some() {
         return Err("SQLite has no password; drop --db-password-env/--db-password-file".into());
@@ -484,7 +566,7 @@ fn sqlite(url: &str, lower: &str, access: &DbAccess) -> Result<DbUrl, String> {
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod tests {
     use super::*;
 
@@ -574,6 +656,17 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("has no effect"), "{e}");
+    }
+
+    #[test]
+    fn a_driver_left_out_is_named_with_the_rebuild() {
+        assert_eq!(missing_driver("postgres", &["sqlite", "postgres"]), None);
+        let e = missing_driver("mysql", &["postgres"]).unwrap();
+        assert!(
+            e.contains("without the mysql driver (it has: postgres)")
+                && e.contains("--features mysql"),
+            "{e}"
+        );
     }
 
     #[test]
