@@ -1,5 +1,5 @@
-//! What the private database servers ([`crate::Postgres`], [`crate::MariaDb`]) share: the
-//! per-run folder, owned by the account the server runs as (PostgreSQL's `initdb` refuses root,
+//! What the private servers ([`crate::Postgres`], [`crate::MariaDb`], [`crate::NatsCluster`],
+//! [`crate::RabbitMq`]) share: the per-run folder, owned by the account the server runs as (PostgreSQL's `initdb` refuses root,
 //! so as root the servers run as the `postgres`/`mysql` system users), a watchdog process that
 //! stops the server and removes its folder when the test process ends, however it ends, and a
 //! sweep that removes what a run left behind when its watchdog was killed too.
@@ -165,10 +165,8 @@ fn sweep_stale(kind: &str) {
         if alive {
             continue;
         }
-        if let Some(pid) = fs::read_to_string(dir.join(SERVER_PID_FILE))
-            .ok()
-            .and_then(|p| p.trim().parse::<u32>().ok())
-        {
+        let pids = fs::read_to_string(dir.join(SERVER_PID_FILE)).unwrap_or_default();
+        for pid in pids.lines().filter_map(|p| p.trim().parse::<u32>().ok()) {
             let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             if String::from_utf8_lossy(&cmdline).contains(&*dir.to_string_lossy()) {
                 let _ = Command::new(KILL)
@@ -205,12 +203,25 @@ impl std::fmt::Debug for ServerProcess {
 impl ServerProcess {
     /// Spawns `cmd` in its own process group (so a Ctrl-C meant for the tests does not stop it
     /// half-way; the watchdog stops it) with stdout and stderr appended to `log`, then starts
-    /// its watchdog.
+    /// its watchdog, which removes the run folder after stopping the server.
     pub(crate) fn spawn(
         cmd: &mut Command,
         dir: &RunDir,
         log: &Path,
         stop_signal: &str,
+    ) -> ServerProcess {
+        Self::spawn_in(cmd, dir, log, stop_signal, true)
+    }
+
+    /// [`ServerProcess::spawn`] for one of several servers sharing `dir` (a cluster, a server
+    /// started again): with `remove_dir` false the watchdog leaves the folder alone, and the
+    /// owner removes it (or the next run's sweep does).
+    pub(crate) fn spawn_in(
+        cmd: &mut Command,
+        dir: &RunDir,
+        log: &Path,
+        stop_signal: &str,
+        remove_dir: bool,
     ) -> ServerProcess {
         let out = fs::OpenOptions::new()
             .create(true)
@@ -228,17 +239,24 @@ impl ServerProcess {
             .spawn()
             .unwrap_or_else(|e| panic!("testkit: cannot spawn {cmd:?}: {e}"));
         let pid = child.id();
-        let _ = fs::write(dir.path().join(SERVER_PID_FILE), pid.to_string());
+        if let Ok(mut f) = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join(SERVER_PID_FILE))
+        {
+            let _ = writeln!(f, "{pid}");
+        }
         // procps `kill` (dash's builtin takes no `--`, so a negative pid would be an option).
         let script = "trap '' INT HUP TERM QUIT; cat >/dev/null; \
              /bin/kill -\"$2\" -- \"-$1\" 2>/dev/null; i=0; \
              while /bin/kill -0 -- \"-$1\" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; \
-             /bin/kill -KILL -- \"-$1\" 2>/dev/null; rm -rf -- \"$3\"";
+             /bin/kill -KILL -- \"-$1\" 2>/dev/null; [ \"$4\" = remove ] && rm -rf -- \"$3\"; true";
         let mut watchdog = Command::new("sh")
             .args(["-c", script, "testkit-watchdog"])
             .arg(pid.to_string())
             .arg(stop_signal)
             .arg(dir.path())
+            .arg(if remove_dir { "remove" } else { "keep" })
             .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

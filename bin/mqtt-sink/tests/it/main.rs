@@ -10,6 +10,7 @@
     clippy::print_stderr
 )]
 
+mod brokers;
 mod cli;
 mod dbsecurity;
 mod kill;

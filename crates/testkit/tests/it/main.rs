@@ -8,6 +8,7 @@
 
 mod broker;
 mod databases;
+mod other_brokers;
 mod pki;
 mod proxy;
 mod subscriber;
