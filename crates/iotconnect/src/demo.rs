@@ -139,6 +139,8 @@ impl Ctx<'_> {
                 inflight: 100,
                 connect_timeout: 5,
                 reconnect_max: 1,
+                give_up_after: None,
+                max_packet_size: 256 * 1024,
             },
             tls,
             auth,

@@ -586,6 +586,8 @@ pub fn default_broker_args() -> BrokerArgs {
         inflight: 100,
         connect_timeout: 10,
         reconnect_max: 30,
+        give_up_after: None,
+        max_packet_size: 256 * 1024,
     }
 }
 

@@ -11,7 +11,7 @@ use clap::Args;
 use crate::auth::{AuthError, Credentials, PasswordSource};
 use crate::endpoint::{Endpoint, EndpointError};
 use crate::message::Qos;
-use crate::outbox::{Outbox, OutboxError, SpoolConfig};
+use crate::outbox::{Outbox, OutboxError, SpoolConfig, SpoolSync};
 use crate::output::Format;
 use crate::session::SessionOptions;
 use crate::tls::TlsOptions;
@@ -44,6 +44,33 @@ pub struct BrokerArgs {
     /// Longest wait between reconnect attempts, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub reconnect_max: u64,
+    /// Stop retrying after this long without a connection (e.g. 90s, 5m, 1h; default: never
+    /// in long-running modes, at the first failure in one-shot ones).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub give_up_after: Option<Duration>,
+    /// Largest MQTT packet sent or taken, in bytes; a larger incoming message is skipped and
+    /// reported (with its topic and size), never held.
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024, value_parser = clap::value_parser!(u32).range(64..=268_435_455))]
+    pub max_packet_size: u32,
+}
+
+/// Parses `90`, `90s`, `500ms`, `5m` or `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration; use e.g. 90s, 500ms, 5m or 1h"))?;
+    match unit.trim() {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" | "min" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
+        other => Err(format!(
+            "`{other}` in `{s}` is not a unit; use ms, s, m or h"
+        )),
+    }
 }
 
 /// TLS trust and identity.
@@ -93,6 +120,23 @@ pub struct SpoolArgs {
     /// Most files the spool may use (its space is split evenly between them).
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub spool_files: u32,
+    /// When a spooled message counts as accepted: `interval` once written (survives the agent
+    /// being killed; synced to the device every --spool-sync-ms, so a power cut can lose that
+    /// much), `always` once synced to the device (survives a power cut; slower).
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = SpoolSyncArg::Interval)]
+    pub spool_sync: SpoolSyncArg,
+    /// With `--spool-sync interval`: most milliseconds between syncs to the device.
+    #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub spool_sync_ms: u64,
+}
+
+/// `--spool-sync` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpoolSyncArg {
+    /// Accepted once synced to the device.
+    Always,
+    /// Accepted once written; synced every --spool-sync-ms.
+    Interval,
 }
 
 /// Logging and output format.
@@ -171,6 +215,8 @@ impl BrokerArgs {
         opts.inflight = self.inflight;
         opts.connect_timeout = Duration::from_secs(self.connect_timeout.max(1));
         opts.backoff_max = Duration::from_secs(self.reconnect_max.max(1));
+        opts.give_up_after = self.give_up_after;
+        opts.max_packet_size = self.max_packet_size as usize;
         opts.tls = TlsOptions {
             ca_files: tls.cafile.clone(),
             client_cert: tls.cert.clone(),
@@ -209,6 +255,12 @@ impl SpoolArgs {
                 dir: dir.clone(),
                 max_bytes: self.spool_max_mb.saturating_mul(1024 * 1024),
                 max_files: self.spool_files,
+                sync: match self.spool_sync {
+                    SpoolSyncArg::Always => SpoolSync::Always,
+                    SpoolSyncArg::Interval => {
+                        SpoolSync::Interval(Duration::from_millis(self.spool_sync_ms))
+                    }
+                },
             })?),
             None => Ok(Outbox::memory(memory_capacity)),
         }

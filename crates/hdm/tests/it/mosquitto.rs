@@ -260,9 +260,9 @@ async fn spooled_events_survive_an_offline_broker() {
     )
     .await;
     let spool = transport::SpoolConfig {
-        dir: m.dir.path().join("spool"),
         max_bytes: 1 << 20,
         max_files: 4,
+        ..transport::SpoolConfig::new(m.dir.path().join("spool"))
     };
     let send = |n: u64| {
         let mut opts = connect::session_options(&device, None).unwrap();

@@ -132,6 +132,8 @@ pub fn flags(broker: Option<String>, cafile: Vec<PathBuf>) -> Flags {
             inflight: 100,
             connect_timeout: 5,
             reconnect_max: 1,
+            give_up_after: None,
+            max_packet_size: 256 * 1024,
         },
         tls: TlsArgs {
             cafile,
