@@ -26,5 +26,5 @@ mod subscriber;
 pub use broker::{Broker, BrokerOpts};
 pub use pki::{ClientCert, KeyFormat, Pki};
 pub use port::{free_port, free_ports};
-pub use proxy::FaultProxy;
+pub use proxy::{Fault, FaultProxy};
 pub use subscriber::{PROBE_TOPIC_PREFIX, Subscriber};

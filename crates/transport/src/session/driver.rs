@@ -6,6 +6,7 @@
 use rumqttc::mqttbytes::v4::{self, Packet};
 use rumqttc::{QoS, SubscribeReasonCode};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -89,15 +90,15 @@ async fn serve(
     let mut last_write = Instant::now();
     let mut ping = Ping::default();
     let mut qos0_written = Vec::new();
-    // The broker may have sent more right behind the CONNACK (messages queued for a persistent
-    // session), already in the read buffer: nothing else may come for a keep-alive interval.
-    dispatch_buffered(shared, link, inbox, connection, &mut ping)?;
     loop {
-        if write_queued(shared, link, &mut qos0_written).await? {
-            return Ok(());
-        }
-        if !qos0_written.is_empty() || !link.wbuf.is_empty() {
-            last_write = Instant::now();
+        // Frames already read but held back while the inbox was full (or that came right
+        // behind the CONNACK: a persistent session's queued messages) are handled first;
+        // the socket may have nothing more to say for a keep-alive interval.
+        dispatch_buffered(shared, link, inbox, connection, &mut ping)?;
+        match write_queued(shared, link, &mut qos0_written).await? {
+            Wrote::Disconnect => return Ok(()),
+            Wrote::Some => last_write = Instant::now(),
+            Wrote::Nothing => {}
         }
         let paused = inbox.is_full();
         ping.blind |= paused;
@@ -112,8 +113,7 @@ async fn serve(
         };
         match step {
             Step::Stop => return Ok(()),
-            Step::Write => {}
-            Step::Resume => dispatch_buffered(shared, link, inbox, connection, &mut ping)?,
+            Step::Write | Step::Resume => {}
             Step::Read(read) => {
                 read?;
                 if !coalesce.is_zero() {
@@ -122,7 +122,6 @@ async fn serve(
                     tokio::time::sleep(coalesce).await;
                     link.fill_now()?;
                 }
-                dispatch_buffered(shared, link, inbox, connection, &mut ping)?;
             }
             Step::Ping => {
                 if ping.sent && !ping.blind {
@@ -148,13 +147,22 @@ enum Step {
     Ping,
 }
 
+/// What [`write_queued`] did.
+enum Wrote {
+    Nothing,
+    Some,
+    /// A queued DISCONNECT went out: the connection is done.
+    Disconnect,
+}
+
 /// Writes until nothing is queued (completing QoS 0 publishes makes room for more, and the
-/// spool may have stored more to send). `Ok(true)` once a queued DISCONNECT is written.
+/// spool may have stored more to send).
 async fn write_queued(
     shared: &Shared,
     link: &mut Link,
     qos0_written: &mut Vec<u64>,
-) -> Result<bool, LinkError> {
+) -> Result<Wrote, LinkError> {
+    let mut wrote = Wrote::Nothing;
     loop {
         let disconnect = {
             let mut inner = shared.lock();
@@ -164,12 +172,14 @@ async fn write_queued(
             std::mem::take(&mut inner.disconnect_queued)
         };
         if link.wbuf.is_empty() {
-            return Ok(false);
+            return Ok(wrote);
         }
         link.flush().await?;
         if disconnect {
-            return Ok(true);
+            link.wait_closed(Duration::from_secs(1)).await;
+            return Ok(Wrote::Disconnect);
         }
+        wrote = Wrote::Some;
         if !qos0_written.is_empty() {
             let mut inner = shared.lock();
             inner.tracker.written(qos0_written.len());

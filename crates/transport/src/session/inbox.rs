@@ -102,14 +102,18 @@ impl Inbox {
         !st.abandoned && st.bytes >= self.budget
     }
 
-    /// Resolves once the queue is below its budget (or nobody reads it any more).
+    /// Resolves once the queue has drained to half its budget (or nobody reads it any more):
+    /// the driver then reads a good share at once instead of a message per wake-up.
     pub(crate) async fn room(&self) {
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if !self.is_full() {
-                return;
+            {
+                let st = self.lock();
+                if st.abandoned || st.bytes <= self.budget / 2 {
+                    return;
+                }
             }
             notified.await;
         }
@@ -125,11 +129,11 @@ impl Inbox {
         let mut st = self.lock();
         match st.queue.pop_front() {
             Some(m) => {
-                let was_full = st.bytes >= self.budget;
+                let above = st.bytes > self.budget / 2;
                 st.bytes -= weight(&m);
-                let has_room = st.bytes < self.budget;
+                let drained = st.bytes <= self.budget / 2;
                 drop(st);
-                if was_full && has_room {
+                if above && drained {
                     self.room.notify_one();
                 }
                 Take::Message(m)

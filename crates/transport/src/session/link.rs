@@ -346,6 +346,23 @@ impl Link {
         }
     }
 
+    /// After DISCONNECT: waits (at most `limit`) for the broker to close the connection, so
+    /// everything written before it (the last PUBACKs) was taken before this session is gone,
+    /// and a new connection with the same client id cannot overtake it.
+    pub(crate) async fn wait_closed(&mut self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                self.rbuf.clear();
+                self.make_room();
+                match self.io.read_buf(&mut self.rbuf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+    }
+
     /// Reads what is already there, without waiting.
     pub(crate) fn fill_now(&mut self) -> Result<(), LinkError> {
         use std::future::Future;

@@ -10,6 +10,7 @@
 
 mod connect;
 mod delivery;
+mod faults;
 mod shutdown;
 mod spool;
 

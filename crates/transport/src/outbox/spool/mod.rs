@@ -425,9 +425,11 @@ impl DiskSpool {
     /// Hands the acknowledgement state to the writer to save (cheap; no I/O here).
     pub fn persist(&mut self) {
         if self.state_dirty {
+            // `next` only as far as records are written: a seq recorded here but never
+            // written would read as a gap (lost records) on the next start.
             self.writer.save_state(StateSnapshot {
                 low: self.low,
-                next: self.next_seq,
+                next: self.writer.written().min(self.next_seq),
                 acked: self.acked.clone(),
             });
             self.state_dirty = false;
