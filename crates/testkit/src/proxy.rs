@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+/// The bytes one client sent, filled in by its pump.
+type Captured = Arc<Mutex<Vec<u8>>>;
+
 /// What the proxy does to one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -72,7 +75,7 @@ struct Shared {
     /// When each connection was accepted (faulted ones included).
     arrivals: Mutex<Vec<Instant>>,
     /// With capture on: the bytes each client sent, by arrival.
-    captured: Mutex<Option<Vec<Arc<Mutex<Vec<u8>>>>>>,
+    captured: Mutex<Option<Vec<Captured>>>,
     /// Live connection pairs (client side, upstream side) plus the blocked
     /// flag, under one lock so that blocking and registering cannot race.
     state: Mutex<State>,
@@ -353,7 +356,7 @@ enum Down {
 /// The direction of a pump, with what it does on the way.
 enum Pump {
     /// Client to server, recording into the buffer if capturing.
-    Up(Option<Arc<Mutex<Vec<u8>>>>),
+    Up(Option<Captured>),
     Down(Down),
 }
 
