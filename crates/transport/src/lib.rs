@@ -34,5 +34,5 @@ pub mod topic;
 pub use endpoint::{Endpoint, Scheme};
 pub use error::ConnectError;
 pub use message::{Message, Qos, Received};
-pub use outbox::{Outbox, SpoolConfig};
+pub use outbox::{Outbox, SpoolConfig, SpoolSync};
 pub use session::{Session, SessionEvent, SessionOptions, StartMode, Status};

@@ -9,6 +9,7 @@
 )]
 
 mod connect;
+mod crash;
 mod delivery;
 mod faults;
 mod shutdown;
