@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 
 pub use inbox::Incoming;
 pub(crate) use link::LinkError;
-pub use options::{OptionsError, ResendHook, SessionOptions, StartMode};
+pub use options::{EventHook, OptionsError, ResendHook, SessionOptions, StartMode};
 
 use crate::error::ConnectError;
 use crate::message::{Message, Qos, Received};
@@ -62,11 +62,6 @@ pub enum SessionEvent {
     Dropped {
         /// How many unacknowledged messages were lost.
         count: u64,
-    },
-    /// Spool records were found damaged and skipped (they cannot be sent).
-    SpoolDamaged {
-        /// How many messages were lost, in all, in this run.
-        lost: u64,
     },
     /// An incoming message was over the packet limit: read off the connection without being
     /// held, acknowledged, and handed over with only its first bytes.
@@ -307,6 +302,9 @@ impl Shared {
     }
 
     fn emit(&self, event: SessionEvent) {
+        if let Some(hook) = &self.opts.on_event {
+            (hook.0)(&event);
+        }
         let _ = self.events.send(event);
     }
 

@@ -26,6 +26,17 @@ impl std::fmt::Debug for ResendHook {
     }
 }
 
+/// Called with every [`super::SessionEvent`] as it happens (the front end prints them as NDJSON
+/// `connection` events); must be quick and must not block.
+#[derive(Clone)]
+pub struct EventHook(pub Arc<dyn Fn(&super::SessionEvent) + Send + Sync>);
+
+impl std::fmt::Debug for EventHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventHook(..)")
+    }
+}
+
 /// How `Session::start` treats the first connection, and which failures end the session: the
 /// failure policy (docs/transport.md, "Failures").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +109,8 @@ pub struct SessionOptions {
     pub start_mode: StartMode,
     /// See [`ResendHook`].
     pub on_resend: Option<ResendHook>,
+    /// See [`EventHook`].
+    pub on_event: Option<EventHook>,
     /// What the "spool full" warning tells the user to change (each binary names its own
     /// settings).
     pub spool_full_hint: String,
@@ -137,6 +150,7 @@ impl SessionOptions {
             read_coalesce: Duration::ZERO,
             start_mode: StartMode::RequireConnection,
             on_resend: None,
+            on_event: None,
             spool_full_hint: "raise --spool-max-mb or --spool-files to keep more".into(),
         }
     }

@@ -4,7 +4,7 @@
 //! delivered; only damaged records are lost, and they are counted.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -59,7 +59,6 @@ fn spool_appender_child_process() {
         let now = *accepted.borrow();
         if now > reported {
             reported = now;
-            use std::io::Write;
             writeln!(out, "accepted_below {now}").unwrap();
             out.flush().unwrap();
         }
@@ -234,8 +233,16 @@ async fn a_flipped_byte_and_a_cut_segment_cost_only_the_damaged_records() {
     })
     .unwrap();
     let (s, _) = Session::start(o, spool).await.unwrap();
-    assert_eq!(s.flush(Duration::from_secs(20)).await, 0, "nothing left stuck");
-    assert_eq!(s.status().lost, gone.len() as u64, "each damaged record counted");
+    assert_eq!(
+        s.flush(Duration::from_secs(20)).await,
+        0,
+        "nothing left stuck"
+    );
+    assert_eq!(
+        s.status().lost,
+        gone.len() as u64,
+        "each damaged record counted"
+    );
     s.close(Duration::from_secs(1)).await;
     let want: Vec<u64> = (0..300u64).filter(|i| !gone.contains(&(i + 1))).collect();
     let got = blocking(|| sub.wait_for_count(want.len(), Duration::from_secs(20)));
