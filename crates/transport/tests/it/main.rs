@@ -12,6 +12,8 @@ mod connect;
 mod crash;
 mod delivery;
 mod faults;
+#[cfg(feature = "http")]
+mod http;
 mod shutdown;
 mod spool;
 
