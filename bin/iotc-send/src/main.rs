@@ -43,7 +43,7 @@ fn device_key(cli: &Cli) -> Result<Option<String>, AgentError> {
     };
     source
         .read()
-        .map(Some)
+        .map(|s| Some(transport::auth::ExposeSecret::expose_secret(&s).to_owned()))
         .map_err(|e| AgentError::Input(format!("device key: {e}")))
 }
 

@@ -123,8 +123,11 @@ impl Ctx<'_> {
                 auth.username = Some(c.username.clone());
                 if let Some(pw) = &c.password {
                     let path = self.env.work_dir.join("iotconnect-broker-password");
-                    std::fs::write(&path, pw)
-                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    transport::auth::write_secret_file(
+                        &path,
+                        transport::auth::ExposeSecret::expose_secret(pw).as_bytes(),
+                    )
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                     auth.password_file = Some(path);
                 }
             }

@@ -174,7 +174,7 @@ impl Sim {
             let device = pki.client(DEMO_DEVICE).cloned();
             let creds = Some(Credentials {
                 username: DEV_USER.to_owned(),
-                password: Some(password),
+                password: Some(password.into()),
             });
             let listeners = vec![
                 Listener {

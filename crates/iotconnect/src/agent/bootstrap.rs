@@ -151,7 +151,9 @@ pub fn session_options(
         opts.credentials = match at {
             1 => Some(Credentials {
                 username,
-                password: Some(p.pwd.clone()).filter(|s| !s.is_empty()),
+                password: Some(p.pwd.clone())
+                    .filter(|s| !s.is_empty())
+                    .map(Into::into),
             }),
             5 => {
                 let key = cfg.device_primary_key.as_deref().ok_or(AgentError::Unsupported(
@@ -163,7 +165,7 @@ pub fn session_options(
                 let resource = format!("{}/devices/{}", p.h, opts.client_id);
                 Some(Credentials {
                     username,
-                    password: Some(sas::build(&resource, key, now + 365 * 24 * 3600)?),
+                    password: Some(sas::build(&resource, key, now + 365 * 24 * 3600)?.into()),
                 })
             }
             _ => None,

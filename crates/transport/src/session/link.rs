@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tungstenite::client::IntoClientRequest;
 
 use super::SessionOptions;
+use crate::auth::ExposeSecret;
 use crate::endpoint::Scheme;
 use crate::message::OVERSIZED_PREFIX;
 
@@ -139,7 +140,10 @@ async fn open_within(
     if let Some(c) = &opts.credentials {
         connect.login = Some(Login::new(
             c.username.clone(),
-            c.password.clone().unwrap_or_default(),
+            c.password
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned())
+                .unwrap_or_default(),
         ));
     }
     link.queue(&Packet::Connect(connect))?;
