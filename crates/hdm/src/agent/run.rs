@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::task::JoinSet;
-use transport::output::exit;
 use transport::session::StartError;
-use transport::{Message, Outbox, Qos, Session, SessionEvent, SessionOptions};
+use transport::{Message, Outbox, Outcome, Qos, Session, SessionEvent, SessionOptions};
 
 use crate::agent::telemetry::{Item, Producer, build_event};
 use crate::agent::{AgentError, Event, Reporter, TelemetryPlan};
@@ -85,22 +84,22 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The exit code: usage for refused events, rejected for a shadow refusal, failure for
+    /// How the run ended: usage for refused events, rejected for a shadow refusal, failure for
     /// unconfirmed or dropped events, a sync that did not finish, or a send cut short (a
     /// signal is the normal end of a `--follow` run).
-    pub fn exit_code(&self) -> u8 {
+    pub fn outcome(&self) -> Outcome {
         if self.events_refused > 0 {
-            exit::USAGE
+            Outcome::Usage
         } else if self.shadow_rejected {
-            exit::REJECTED
+            Outcome::Rejected
         } else if (self.wants_sync && self.shadow_synced != Some(true))
             || self.unacked > 0
             || self.dropped > 0
             || (!self.telemetry_done && !self.follow)
         {
-            exit::FAILURE
+            Outcome::Failure
         } else {
-            exit::OK
+            Outcome::Ok
         }
     }
 }

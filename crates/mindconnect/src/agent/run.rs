@@ -50,6 +50,8 @@ pub struct RunOptions {
     pub hooks: BTreeMap<String, String>,
     /// Longest a hook may run.
     pub hook_timeout: Duration,
+    /// The limits hooks run in (`--hook-concurrency`, `--hook-env`).
+    pub hook_runner: hook::Runner,
     /// QoS of every publish.
     pub qos: Qos,
     /// Memory or disk outbox.
@@ -182,6 +184,7 @@ pub async fn run(
         datalake_file,
         hooks,
         hook_timeout,
+        hook_runner,
         qos,
         outbox,
     } = opts;
@@ -239,6 +242,7 @@ pub async fn run(
         topics: settings.topics.clone(),
         hooks: Arc::new(hooks),
         hook_timeout,
+        hook_runner,
         qos,
         report: report.clone(),
     };
