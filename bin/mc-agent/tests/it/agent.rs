@@ -251,3 +251,76 @@ async fn errors_map_to_exit_codes() {
     );
     env.sim.stop().await;
 }
+
+/// A hook starts from a minimal environment: the agent's secrets stay out, `--hook-env`
+/// names and the agent's `MC_*` context come in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_hook_gets_the_minimal_environment_only() {
+    let env = Env::start().await;
+    publish_model(&env).await;
+    let cwd = env.agent();
+    let dump = env.dir.path().join("hook-env.txt");
+    let hook = format!("reboot=env > '{}'; echo rebooted", dump.display());
+    let mut cmd = super::command(
+        &cwd,
+        &[
+            "run",
+            "--count",
+            "1",
+            "--wait-commands",
+            "1",
+            "--ts-interval",
+            "20ms",
+            "--event-interval",
+            "off",
+            "--file-interval",
+            "off",
+            "--datalake-interval",
+            "off",
+            "--on-command",
+            &hook,
+            "--hook-env",
+            "EDGEWIRE_TEST_SITE",
+            "--output",
+            "json",
+        ],
+    );
+    cmd.env("GOOEE_TOKEN", "secret-gooee-token")
+        .env("HDM_API_KEY", "secret-hdm-key")
+        .env("EDGEWIRE_TEST_BROKER_PASSWORD", "secret-password")
+        .env("EDGEWIRE_TEST_SITE", "plant-7");
+    let mut bg = testkit::cli::Running::spawn(&mut cmd);
+    tokio::task::block_in_place(|| {
+        bg.wait_for_stdout(
+            &["\"type\":\"subscribed\"", "cmd_v3/c"],
+            Duration::from_secs(20),
+        );
+    });
+    deliver(&env, json!({"commandType": "reboot"})).await;
+    assert_eq!(
+        tokio::task::block_in_place(|| bg.wait(Duration::from_secs(60))),
+        Some(0),
+        "{:?}",
+        bg.stdout.lock().unwrap()
+    );
+    let seen = std::fs::read_to_string(&dump).unwrap();
+    for secret in [
+        "GOOEE_TOKEN",
+        "HDM_API_KEY",
+        "EDGEWIRE_TEST_BROKER_PASSWORD",
+        "secret-",
+    ] {
+        assert!(!seen.contains(secret), "the hook saw {secret}:\n{seen}");
+    }
+    for wanted in [
+        "EDGEWIRE_TEST_SITE=plant-7",
+        "MC_COMMAND_TYPE=reboot",
+        "MC_JOB_ID=job-cli",
+        "PATH=",
+    ] {
+        assert!(
+            seen.lines().any(|l| l.starts_with(wanted)),
+            "no {wanted}:\n{seen}"
+        );
+    }
+}
