@@ -62,6 +62,24 @@ async fn deliver(env: &Env, payload: serde_json::Value) {
     s.close(Duration::from_secs(1)).await;
 }
 
+/// Once the running agent subscribed, sends it one command of `command_type` and waits for the
+/// agent to answer it and end with exit code 0.
+async fn answer_one_command(env: &Env, bg: &mut testkit::cli::Running, command_type: &str) {
+    tokio::task::block_in_place(|| {
+        bg.wait_for_stdout(
+            &["\"type\":\"subscribed\"", "cmd_v3/c"],
+            Duration::from_secs(20),
+        );
+    });
+    deliver(env, json!({ "commandType": command_type })).await;
+    assert_eq!(
+        tokio::task::block_in_place(|| bg.wait(Duration::from_secs(60))),
+        Some(0),
+        "{:?}",
+        bg.stdout.lock().unwrap()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_twice_with_a_command_hook() {
     let env = Env::start().await;
@@ -89,19 +107,7 @@ async fn run_twice_with_a_command_hook() {
             "json",
         ],
     );
-    tokio::task::block_in_place(|| {
-        bg.wait_for_stdout(
-            &["\"type\":\"subscribed\"", "cmd_v3/c"],
-            Duration::from_secs(20),
-        );
-    });
-    deliver(&env, json!({"commandType": "firmware_update"})).await;
-    assert_eq!(
-        tokio::task::block_in_place(|| bg.wait(Duration::from_secs(60))),
-        Some(0),
-        "{:?}",
-        bg.stdout.lock().unwrap()
-    );
+    answer_one_command(&env, &mut bg, "firmware_update").await;
     let lines = bg.stdout.lock().unwrap().clone();
     assert!(lines.iter().any(|l| l.contains("\"instance_created\"")));
     assert!(
@@ -290,19 +296,7 @@ async fn a_command_hook_gets_the_minimal_environment_only() {
         .env("EDGEWIRE_TEST_BROKER_PASSWORD", "secret-password")
         .env("EDGEWIRE_TEST_SITE", "plant-7");
     let mut bg = testkit::cli::Running::spawn(&mut cmd);
-    tokio::task::block_in_place(|| {
-        bg.wait_for_stdout(
-            &["\"type\":\"subscribed\"", "cmd_v3/c"],
-            Duration::from_secs(20),
-        );
-    });
-    deliver(&env, json!({"commandType": "reboot"})).await;
-    assert_eq!(
-        tokio::task::block_in_place(|| bg.wait(Duration::from_secs(60))),
-        Some(0),
-        "{:?}",
-        bg.stdout.lock().unwrap()
-    );
+    answer_one_command(&env, &mut bg, "reboot").await;
     let seen = std::fs::read_to_string(&dump).unwrap();
     for secret in [
         "GOOEE_TOKEN",
