@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use cli::output::exit;
 use testkit::{Broker, BrokerOpts};
-use transport::output::exit;
 
 use crate::{Running, events, mqtt_sink, run, sqlite_counts};
 

@@ -31,6 +31,17 @@ impl std::fmt::Debug for ResendHook {
 #[derive(Clone)]
 pub struct EventHook(pub Arc<dyn Fn(&super::SessionEvent) + Send + Sync>);
 
+static DEFAULT_EVENT_HOOK: std::sync::OnceLock<EventHook> = std::sync::OnceLock::new();
+
+impl EventHook {
+    /// Makes `hook` the one every `SessionOptions::new` starts with, for the whole process: the
+    /// front end installs its NDJSON reporter once, and every session any library opens reports
+    /// its connection events through it. Only the first call has an effect.
+    pub fn install_default(hook: EventHook) {
+        let _ = DEFAULT_EVENT_HOOK.set(hook);
+    }
+}
+
 impl std::fmt::Debug for EventHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("EventHook(..)")
@@ -150,7 +161,7 @@ impl SessionOptions {
             read_coalesce: Duration::ZERO,
             start_mode: StartMode::RequireConnection,
             on_resend: None,
-            on_event: None,
+            on_event: DEFAULT_EVENT_HOOK.get().cloned(),
             spool_full_hint: "raise --spool-max-mb or --spool-files to keep more".into(),
         }
     }
