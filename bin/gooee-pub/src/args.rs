@@ -2,9 +2,9 @@
 //! `--ws`), publishing options, targets; and `sub`. Parsing and validation only.
 
 use clap::Args;
+use cli::args::{AuthArgs, BrokerArgs, TlsArgs, parse_qos};
 use gooee::protocol::Entity;
 use transport::Qos;
-use transport::args::{AuthArgs, BrokerArgs, TlsArgs, parse_qos};
 
 /// Where and how to connect. The token comes from `GOOEE_TOKEN`, `--password-env VAR` or
 /// `--password-file PATH`; the username defaults to `authorization`.

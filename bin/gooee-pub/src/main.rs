@@ -13,8 +13,8 @@ mod tests;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use transport::args::OutputArgs;
-use transport::output;
+use cli::args::OutputArgs;
+use cli::output;
 
 /// Publish and subscribe on Gooee's PubSub broker.
 #[derive(Debug, Parser)]
@@ -42,9 +42,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    output::init_logging(cli.output.verbose, cli.output.quiet);
+    cli::logging::init(cli.output.verbose, cli.output.quiet);
     let out = output::Output::new(cli.output.output);
-    output::block_on(async {
+    cli::runtime::block_on(async {
         match cli.command {
             Command::Meta(a) => run::meta(a, out).await,
             Command::Action(a) => run::action(a, out).await,

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use cli::output::{Format, Output, exit};
 use gooee::agent::{self, Agent, AgentError, Event, Outcome, PublishOptions};
 use gooee::protocol::{Publication, topics};
-use transport::output::{Format, Output, exit};
 
 use crate::args::{Conn, PubOpts, SubArgs};
 use crate::build;
@@ -14,9 +14,7 @@ use crate::commands::{ActionArgs, AlarmArgs, HeadcountArgs, MetaArgs};
 async fn connect(conn: &Conn) -> Result<Agent, AgentError> {
     let ws = conn.ws.then_some(conn.ws_path.as_str());
     Agent::connect(agent::session_options(
-        &conn.broker,
-        &conn.tls,
-        &conn.auth,
+        &conn.broker.settings(&conn.tls, &conn.auth),
         ws,
     )?)
     .await
@@ -53,7 +51,7 @@ async fn publish(
         Ok(_) => exit::OK,
         Err(e) => {
             tracing::error!("{e}");
-            e.exit_code()
+            exit::of(e.outcome())
         }
     }
 }
@@ -94,7 +92,7 @@ pub async fn sub(a: SubArgs, out: Output) -> u8 {
                 a.topics.join(", ")
             );
         }
-        let shutdown = transport::signal::shutdown_signal();
+        let shutdown = cli::signal::shutdown_signal();
         let r = agent.receive(a.count, shutdown, &mut reporter(out)).await;
         agent.close().await;
         r
@@ -104,7 +102,7 @@ pub async fn sub(a: SubArgs, out: Output) -> u8 {
         Ok(_) => exit::OK,
         Err(e) => {
             tracing::error!("{e}");
-            e.exit_code()
+            exit::of(e.outcome())
         }
     }
 }

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use cli::args::{AuthArgs, SpoolArgs};
+use cli::output::{Format, Output, exit};
 use hdm::agent::config::{env_path, load_env};
 use hdm::agent::provision::{ProvisionOptions, provision as provision_device};
 use hdm::agent::run::{Plan, ShadowPlan, Summary, run as run_device};
@@ -18,11 +20,9 @@ use hdm::protocol::envelope::{
 use hdm::protocol::shadow::device::DeviceConfig;
 use hdm::protocol::shadow::gate::initial_state;
 use hdm::protocol::topics::telemetry_topic;
-use transport::args::{AuthArgs, SpoolArgs};
-use transport::output::{Format, Output, exit};
 use transport::{Outbox, SessionOptions, StartMode};
 
-use crate::cli::{
+use crate::args::{
     Cli, Command, ConnArgs, EnvArgs, EventArgs, ProvisionArgs, RunArgs, SendArgs, ShadowArgs,
     ShadowOpts,
 };
@@ -56,7 +56,7 @@ fn read_env(e: &EnvArgs) -> Result<EnvFile, AgentError> {
 fn finish(result: Result<u8, AgentError>) -> u8 {
     result.unwrap_or_else(|e| {
         tracing::error!("{e}");
-        e.exit_code()
+        exit::of(e.outcome())
     })
 }
 
@@ -251,13 +251,13 @@ async fn drive(
         opts,
         outbox,
         plan,
-        transport::signal::shutdown_signal(),
+        cli::signal::shutdown_signal(),
         &reporter,
     )
     .await?;
     bar.finish_and_clear();
     out.event("summary", &summary, || summary_text(&summary));
-    Ok(summary.exit_code())
+    Ok(exit::of(summary.outcome()))
 }
 
 /// `hdm-telemetry send`.

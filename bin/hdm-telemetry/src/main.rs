@@ -2,22 +2,22 @@
 //! `certificate_store/`, `send` telemetry to basic ingest, `shadow` sync, and `run` (both, the
 //! shadow gating telemetry). Parses the command line and hands over to the `hdm` library.
 
-mod cli;
+mod args;
 mod cmd;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use transport::output;
+use cli::output;
 
-use crate::cli::{Cli, Command};
+use crate::args::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (verbose, quiet) = cmd::verbosity(&cli);
-    output::init_logging(verbose, quiet);
+    cli::logging::init(verbose, quiet);
     let out = output::Output::new(cli.output.output);
-    output::block_on(async {
+    cli::runtime::block_on(async {
         match cli.command {
             Command::Provision(args) => cmd::provision(args, out).await,
             Command::Send(args) => cmd::send(args, out).await,

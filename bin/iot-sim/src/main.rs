@@ -7,8 +7,8 @@ mod sim_cmd;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use transport::args::OutputArgs;
-use transport::output;
+use cli::args::OutputArgs;
+use cli::output;
 
 /// A local IoT cloud for edgewire's agents, and tools to exercise it.
 #[derive(Debug, Parser)]
@@ -36,9 +36,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    output::init_logging(cli.output.verbose, cli.output.quiet);
+    cli::logging::init(cli.output.verbose, cli.output.quiet);
     let out = output::Output::new(cli.output.output);
-    output::block_on(async {
+    cli::runtime::block_on(async {
         match cli.command {
             Command::Certs(args) => sim_cmd::certs(&args, out),
             Command::Up(args) => sim_cmd::up(&args, out).await,

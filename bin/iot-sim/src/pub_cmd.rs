@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use clap::Args;
-use transport::args::{AuthArgs, BrokerArgs, SpoolArgs, TlsArgs, parse_qos};
+use cli::args::{AuthArgs, BrokerArgs, SpoolArgs, TlsArgs, parse_qos};
+use cli::output::{Output, exit};
 use transport::bulk::{self, BulkPlan, PayloadSource};
-use transport::output::{Output, exit};
 use transport::session::StartError;
 use transport::{Qos, Session, StartMode};
 
@@ -111,7 +111,7 @@ async fn run_inner(args: PubArgs, out: Output) -> anyhow::Result<u8> {
         interval: args.interval_ms.map(Duration::from_millis),
         confirm_timeout: Duration::from_secs(args.confirm_timeout),
     };
-    let summary = bulk::publish_all(&session, plan, transport::signal::shutdown_signal(), |n| {
+    let summary = bulk::publish_all(&session, plan, cli::signal::shutdown_signal(), |n| {
         bar.set_position(n);
     })
     .await

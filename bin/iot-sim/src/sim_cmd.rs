@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use transport::args::{AuthArgs, BrokerArgs, TlsArgs};
-use transport::output::{Output, exit};
+use cli::args::{AuthArgs, BrokerArgs, TlsArgs};
+use cli::output::{Output, exit};
 
 #[derive(Debug, Args)]
 pub struct CertsArgs {
@@ -140,7 +140,7 @@ pub async fn up(a: &SimArgs, out: Output) -> u8 {
         ));
         s
     });
-    let shutdown = transport::signal::shutdown_signal();
+    let shutdown = cli::signal::shutdown_signal();
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {

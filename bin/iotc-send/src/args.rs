@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use transport::args::{AuthArgs, BrokerArgs, OutputArgs, TlsArgs};
+use cli::args::{AuthArgs, BrokerArgs, HookArgs, OutputArgs, TlsArgs};
 
 /// IoTConnect device agent (message protocol 1.0).
 #[derive(Debug, Parser)]
@@ -90,9 +90,11 @@ pub struct RunArgs {
     /// Program run after an OTA's files are downloaded; exit 0 acks success.
     #[arg(long, value_name = "PROGRAM")]
     pub on_ota: Option<PathBuf>,
-    /// Seconds a hook may run.
+    /// Seconds a hook may run (stdin and output included); then its process group is killed.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub hook_timeout: u64,
+    #[command(flatten)]
+    pub hooks: HookArgs,
     /// Do not acknowledge commands when no --on-command is set.
     #[arg(long)]
     pub no_auto_ack: bool,

@@ -3,29 +3,31 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cli::output::{Output, exit};
 use iotconnect::agent::hook::Hook;
-use iotconnect::agent::setup::{Flags, Setup, reconnect_with};
+use iotconnect::agent::setup::{Setup, reconnect_with};
 use iotconnect::agent::source::{self, Input, Simulation};
 use iotconnect::agent::{AgentError, Reporter, RunOptions, RunOutcome};
 use iotconnect::protocol::input::{parse_line, parse_value as value};
 use iotconnect::protocol::v1::ack::{AckData, AckKind, status};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use transport::output::{Output, exit};
+use transport::ConnectSettings;
 
 use crate::args::{AckArgs, DataArgs, RunArgs, TwinArgs};
 
-fn hook(program: Option<std::path::PathBuf>, timeout: u64) -> Option<Hook> {
+fn hook(program: Option<std::path::PathBuf>, timeout: u64, runner: &hook::Runner) -> Option<Hook> {
     program.map(|program| Hook {
         program,
         args: Vec::new(),
         timeout: Duration::from_secs(timeout),
+        runner: runner.clone(),
     })
 }
 
 pub async fn run(
     setup: Setup,
-    flags: &Flags,
+    settings: &ConnectSettings,
     a: RunArgs,
     reporter: Arc<dyn Reporter>,
 ) -> Result<u8, AgentError> {
@@ -48,22 +50,22 @@ pub async fn run(
     } else {
         drop(tx);
     }
-    let reconnect = reconnect_with(flags.clone(), setup.config.clone());
-    let (agent, platform, config) = setup.connect(flags, offline, reporter).await?;
+    let reconnect = reconnect_with(settings.clone(), setup.config.clone());
+    let (agent, platform, config) = setup.connect(settings, offline, reporter).await?;
+    // One runner for both hooks: `--hook-concurrency` limits them together.
+    let runner = a.hooks.runner();
     let opts = RunOptions {
-        command_hook: hook(a.on_command, a.hook_timeout),
+        command_hook: hook(a.on_command, a.hook_timeout, &runner),
         auto_ack: !a.no_auto_ack,
         ota_dir: Some(a.ota_dir),
         ota_max_bytes: a.ota_max_mb.saturating_mul(1024 * 1024),
-        ota_hook: hook(a.on_ota, a.hook_timeout),
+        ota_hook: hook(a.on_ota, a.hook_timeout, &runner),
         platform: Some((platform, config)),
         twin: a.twin.iter().map(|(k, v)| (k.clone(), value(v))).collect(),
         exit_after_input: a.exit_after_input,
         reconnect: Some(reconnect),
     };
-    let outcome = agent
-        .run(rx, opts, transport::signal::shutdown_signal())
-        .await;
+    let outcome = agent.run(rx, opts, cli::signal::shutdown_signal()).await;
     sources.abort_all();
     Ok(match outcome? {
         RunOutcome::Shutdown | RunOutcome::InputDone => exit::OK,
@@ -73,7 +75,7 @@ pub async fn run(
 
 pub async fn data(
     setup: Setup,
-    flags: &Flags,
+    settings: &ConnectSettings,
     a: DataArgs,
     reporter: Arc<dyn Reporter>,
 ) -> Result<u8, AgentError> {
@@ -86,7 +88,7 @@ pub async fn data(
             .map_err(AgentError::Input)?,
         (None, None) => Vec::new(),
     };
-    let (mut agent, _, _) = setup.connect(flags, None, reporter.clone()).await?;
+    let (mut agent, _, _) = setup.connect(settings, None, reporter.clone()).await?;
     let wait = Duration::from_secs(a.wait);
     let rest = agent.send_data(&records, wait).await;
     let unconfirmed = agent.close(Duration::from_secs(2)).await;
@@ -104,12 +106,12 @@ pub async fn data(
 
 pub async fn twin(
     setup: Setup,
-    flags: &Flags,
+    settings: &ConnectSettings,
     a: TwinArgs,
     reporter: Arc<dyn Reporter>,
     out: Output,
 ) -> Result<u8, AgentError> {
-    let (mut agent, _, _) = setup.connect(flags, None, reporter).await?;
+    let (mut agent, _, _) = setup.connect(settings, None, reporter).await?;
     let wait = Duration::from_secs(a.wait);
     let result = async {
         for (k, v) in &a.set {
@@ -135,7 +137,7 @@ pub async fn twin(
 
 pub async fn ack(
     setup: Setup,
-    flags: &Flags,
+    settings: &ConnectSettings,
     a: AckArgs,
     reporter: Arc<dyn Reporter>,
 ) -> Result<u8, AgentError> {
@@ -151,7 +153,7 @@ pub async fn ack(
             AgentError::Input(format!("--status `{n}` is not ok, failed or a number"))
         })?,
     };
-    let (mut agent, _, _) = setup.connect(flags, None, reporter).await?;
+    let (mut agent, _, _) = setup.connect(settings, None, reporter).await?;
     let data = AckData {
         ack_id: a.ack_id,
         st,

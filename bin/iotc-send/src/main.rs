@@ -10,18 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use iotconnect::agent::setup::{Flags, setup};
-use iotconnect::agent::{AgentError, Reporter};
+use cli::output::{Output, exit};
+use iotconnect::agent::setup::setup;
+use iotconnect::agent::{AgentError, Event, Reporter};
 use iotconnect::config::Config;
 use transport::auth::PasswordSource;
-use transport::output::{Output, exit, init_logging};
 
 use args::{Cli, Cmd};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.output.verbose, cli.output.quiet);
+    cli::logging::init(cli.output.verbose, cli.output.quiet);
     let out = Output::new(cli.output.output);
     let code = match run(cli, out).await {
         Ok(code) => code,
@@ -29,7 +29,7 @@ async fn main() -> ExitCode {
             let message = e.to_string();
             let data = std::collections::BTreeMap::from([("message", message.clone())]);
             out.event("error", &data, || format!("error: {message}"));
-            e.exit_code()
+            exit::of(e.outcome())
         }
     };
     ExitCode::from(code)
@@ -43,7 +43,7 @@ fn device_key(cli: &Cli) -> Result<Option<String>, AgentError> {
     };
     source
         .read()
-        .map(Some)
+        .map(|s| Some(transport::auth::ExposeSecret::expose_secret(&s).to_owned()))
         .map_err(|e| AgentError::Input(format!("device key: {e}")))
 }
 
@@ -52,33 +52,30 @@ async fn run(cli: Cli, out: Output) -> Result<u8, AgentError> {
     if let Some(key) = device_key(&cli)? {
         config.device_primary_key = Some(key);
     }
-    let reporter: Arc<dyn Reporter> = Arc::new(out);
+    let reporter: Arc<dyn Reporter> =
+        Arc::new(move |e: Event| out.event(&e.kind(), &e.data(), || e.text()));
     let df = match &cli.cmd {
         Cmd::Run(r) => r.df.map(Duration::from_secs),
         _ => Some(Duration::ZERO),
     };
+    let settings = cli.broker.settings(&cli.tls, &cli.auth);
     let setup = setup(
         config,
-        &cli.tls,
+        &settings,
         df,
         Duration::from_secs(cli.http_timeout),
         reporter.as_ref(),
     )
     .await?;
-    let flags = Flags {
-        broker: cli.broker,
-        tls: cli.tls,
-        auth: cli.auth,
-    };
     match cli.cmd {
         Cmd::Attributes => {
             let attributes = setup.device.attributes();
             out.event("attributes", &attributes, || format!("{attributes:#}"));
             Ok(exit::OK)
         }
-        Cmd::Run(a) => cmd::run(setup, &flags, a, reporter).await,
-        Cmd::Data(a) => cmd::data(setup, &flags, a, reporter).await,
-        Cmd::Twin(a) => cmd::twin(setup, &flags, a, reporter, out).await,
-        Cmd::Ack(a) => cmd::ack(setup, &flags, a, reporter).await,
+        Cmd::Run(a) => cmd::run(setup, &settings, a, reporter).await,
+        Cmd::Data(a) => cmd::data(setup, &settings, a, reporter).await,
+        Cmd::Twin(a) => cmd::twin(setup, &settings, a, reporter, out).await,
+        Cmd::Ack(a) => cmd::ack(setup, &settings, a, reporter).await,
     }
 }

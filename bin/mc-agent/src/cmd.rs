@@ -1,12 +1,12 @@
 //! `mc-agent`'s subcommands: read the config, build the run or one-shot from the flags, call the
 //! library; each returns the exit code or the error that decides it.
 
+use cli::output::{Format, Output, exit};
 use mindconnect::agent::oneshot::{self, OneShot};
 use mindconnect::agent::source::{ValueSource, Values};
 use mindconnect::agent::{AgentError, Event, Reporter};
-use mindconnect::cli::output_reporter;
 use mindconnect::protocol::template::Kind;
-use transport::output::{Format, Output, exit};
+use mindconnect_cli::output_reporter;
 
 use crate::{Cli, Command};
 
@@ -39,8 +39,7 @@ pub async fn run(cli: Cli, out: Output) -> Result<u8, AgentError> {
     match cli.command {
         Command::Run { run: args, .. } => {
             let opts = args.options(&config, settings.clone())?;
-            mindconnect::agent::run::run(opts, transport::signal::shutdown_signal(), report)
-                .await?;
+            mindconnect::agent::run::run(opts, cli::signal::shutdown_signal(), report).await?;
             Ok(exit::OK)
         }
         Command::Timeseries { values: args, .. } => {

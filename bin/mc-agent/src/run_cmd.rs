@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use cli::args::{HookArgs, SpoolArgs};
 use mindconnect::agent::AgentError;
 use mindconnect::agent::run::RunOptions;
 use mindconnect::agent::source::ValueSource;
-use mindconnect::cli::{ConfigArgs, parse_interval};
 use mindconnect::config::Settings;
 use mindconnect::protocol::machine::{Plan, Task};
-use transport::args::SpoolArgs;
+use mindconnect_cli::{ConfigArgs, parse_interval};
 
 /// An interval flag: a duration, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +108,9 @@ pub struct RunArgs {
     /// Longest a command hook may run.
     #[arg(long, value_name = "TIME", default_value = "60s", value_parser = duration)]
     pub hook_timeout: Duration,
+    /// How many hooks at once, and what else of the environment they see.
+    #[command(flatten)]
+    pub hook_limits: HookArgs,
     /// Store-and-forward spool.
     #[command(flatten)]
     pub spool: SpoolArgs,
@@ -146,6 +149,7 @@ impl RunArgs {
             datalake_file: self.datalake_file.clone(),
             hooks: self.hooks.iter().cloned().collect(),
             hook_timeout: self.hook_timeout,
+            hook_runner: self.hook_limits.runner(),
             qos: cfg.qos,
             outbox: self
                 .spool

@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
+use cli::output::{Output, exit};
 use mindconnect::agent::model::{SendOptions, prepare, send};
 use mindconnect::agent::{AgentError, Event, instance_created};
-use mindconnect::cli::output_reporter;
 use mindconnect::protocol::template::Kind;
 use mindconnect::templates::load_file;
-use transport::output::{Output, exit};
+use mindconnect_cli::output_reporter;
 
 use crate::{Cli, Command, prompt};
 

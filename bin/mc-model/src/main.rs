@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mindconnect::cli::{ConfigArgs, fail};
-use transport::args::OutputArgs;
-use transport::output::{self, Output};
+use cli::args::OutputArgs;
+use cli::output::Output;
+use mindconnect_cli::{ConfigArgs, fail};
 
 /// Publish and instantiate an Insights Hub asset model (MindConnect MQTT, Asset Modeler v3).
 #[derive(Debug, Parser)]
@@ -64,9 +64,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    output::init_logging(cli.output.verbose, cli.output.quiet);
+    cli::logging::init(cli.output.verbose, cli.output.quiet);
     let out = Output::new(cli.output.output);
-    output::block_on(async move {
+    cli::runtime::block_on(async move {
         match cmd::run(&cli, out).await {
             Ok(code) => code,
             Err(e) => fail(out, &e),

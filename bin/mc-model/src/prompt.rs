@@ -4,9 +4,9 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use cli::output::{Format, Output};
 use mindconnect::agent::AgentError;
 use mindconnect::templates::TemplateDir;
-use transport::output::{Format, Output};
 
 /// Whether to ask.
 pub fn interactive(yes: bool, out: Output) -> bool {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use transport::output::{Output, exit};
+use cli::output::{Output, exit};
 
 #[derive(Debug, Args)]
 pub struct BridgeArgs {

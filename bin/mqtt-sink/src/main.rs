@@ -10,8 +10,8 @@ mod sink_cmd;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use transport::args::OutputArgs;
-use transport::output::{self, exit};
+use cli::args::OutputArgs;
+use cli::output::{self, exit};
 
 /// Store MQTT readings in SQL, nothing lost: messages are acknowledged only after the COMMIT
 /// that stored them.
@@ -57,12 +57,12 @@ pub fn fail(e: &anyhow::Error) -> u8 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    output::init_logging(cli.output.verbose, cli.output.quiet);
+    cli::logging::init(cli.output.verbose, cli.output.quiet);
     let out = output::Output::new(cli.output.output);
     if let Some(Command::BridgeConfig(args)) = &cli.command {
         return ExitCode::from(bridge_cmd::run(args, out));
     }
-    output::block_on(async {
+    cli::runtime::block_on(async {
         let result = match cli.command {
             Some(Command::Simulate(args)) => simulate_cmd::run(args, out).await,
             Some(Command::BridgeConfig(_)) => Ok(exit::OK),

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use clap::Args;
+use cli::args::{AuthArgs, BrokerArgs, TlsArgs};
+use cli::output::{Output, exit};
 use transport::Session;
-use transport::args::{AuthArgs, BrokerArgs, TlsArgs};
-use transport::output::{Output, exit};
 use transport::session::StartError;
 
 use crate::Usage;
@@ -54,8 +54,7 @@ pub async fn run(args: SimulateArgs, out: Output) -> anyhow::Result<u8> {
         start,
         confirm_timeout: Duration::from_secs(args.confirm_timeout),
     };
-    let summary =
-        sink::simulate::simulate(&session, plan, transport::signal::shutdown_signal()).await?;
+    let summary = sink::simulate::simulate(&session, plan, cli::signal::shutdown_signal()).await?;
     out.event("summary", &summary, || {
         format!(
             "published {} reading(s), {} confirmed in {:.2} s ({:.0}/s)",

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use transport::args::{AuthArgs, BrokerArgs, TlsArgs};
-use transport::output::{Output, exit};
+use cli::args::{AuthArgs, BrokerArgs, TlsArgs};
+use cli::output::{Output, exit};
 
 use crate::Usage;
 
@@ -187,7 +187,7 @@ pub async fn run(args: SinkArgs, out: Output) -> anyhow::Result<u8> {
     let ready = sink::prepare(config).await?;
     let reporter = move |ev: &sink::Event| out.event(ev.kind(), ev, || ev.text());
     let stats = ready
-        .run(session, transport::signal::shutdown_signal(), &reporter)
+        .run(session, cli::signal::shutdown_signal(), &reporter)
         .await?;
     out.event("summary", &stats, || stats.text());
     Ok(exit::OK)

@@ -10,8 +10,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub mod access;
+
 use transport::SessionOptions;
-pub use transport::access::{AccessPolicy, Identity, ListenerKind, Verdict};
+
+pub use access::{AccessPolicy, Identity, ListenerKind, Verdict};
 use transport::auth::Credentials;
 pub use transport::message::{Message, Qos};
 use transport::tls::TlsOptions;

@@ -61,7 +61,7 @@ fn options(l: &Listener, token: Option<&str>) -> Result<SessionOptions, String> 
     if let Some(t) = token {
         o.credentials = Some(Credentials {
             username: USERNAME.to_owned(),
-            password: Some(t.to_owned()),
+            password: Some(t.into()),
         });
     }
     Ok(o)

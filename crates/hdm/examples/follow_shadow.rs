@@ -37,7 +37,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         opts,
         Outbox::memory(100),
         plan,
-        transport::signal::shutdown_signal(),
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
         &print,
     )
     .await?;

@@ -16,6 +16,8 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+#[cfg(feature = "cloud")]
 pub mod cloud;
+#[cfg(feature = "cloud")]
 pub mod demo;
 pub mod protocol;

@@ -99,14 +99,14 @@ impl OfflineStorage {
         let files = self.file_count.max(1);
         Some(match self.avail_space_mb {
             Some(mb) if mb > 0.0 => SpoolConfig {
-                dir,
                 max_bytes: ((mb * 1024.0 * 1024.0) as u64).max(4096),
                 max_files: files,
+                ..SpoolConfig::new(dir)
             },
             _ => SpoolConfig {
-                dir,
                 max_bytes: UNLIMITED_FILE_BYTES * u64::from(UNLIMITED_FILES),
                 max_files: UNLIMITED_FILES,
+                ..SpoolConfig::new(dir)
             },
         })
     }

@@ -10,9 +10,10 @@ use std::time::Duration;
 use cloudkit::{DemoEnv, DemoRow, Listener};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
-use transport::args::{AuthArgs, BrokerArgs, TlsArgs};
+use transport::ConnectSettings;
+use transport::auth::PasswordSource;
 
-use crate::agent::setup::{Flags, setup};
+use crate::agent::setup::setup;
 use crate::agent::source::Input;
 use crate::agent::{Collect, Event, RunOptions};
 use crate::cloud::admin::{self, OtaFile, Request};
@@ -105,44 +106,39 @@ impl Ctx<'_> {
         Config::load(&path).map_err(|e| e.to_string())
     }
 
-    /// Flags: trust and, for an external broker, its URL and identity as `--broker` etc. (sync
-    /// names the broker's host and port, not its scheme or credentials). With the embedded
-    /// broker the device goes where sync points it, unless `broker` says otherwise.
-    fn flags(&self, broker: Option<String>) -> Result<Flags, String> {
+    /// Settings: trust and, for an external broker, its URL and identity as `--broker` etc.
+    /// would give them (sync names the broker's host and port, not its scheme or credentials).
+    /// With the embedded broker the device goes where sync points it, unless `broker` says
+    /// otherwise.
+    fn settings(&self, broker: Option<String>) -> Result<ConnectSettings, String> {
         let l = self.device;
-        let mut tls = TlsArgs {
-            cafile: l.tls.ca_files.clone(),
-            ..TlsArgs::default()
+        let mut s = ConnectSettings {
+            broker: broker.or_else(|| (l.name != "mtls").then(|| l.url.clone())),
+            allow_plaintext: true,
+            keep_alive: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            reconnect_max: Duration::from_secs(1),
+            ..ConnectSettings::default()
         };
-        tls.cafile.push(self.env.ca.clone());
-        let mut auth = AuthArgs::default();
+        s.tls.ca_files.clone_from(&l.tls.ca_files);
+        s.tls.ca_files.push(self.env.ca.clone());
         if l.name != "mtls" {
-            tls.cert.clone_from(&l.tls.client_cert);
-            tls.key.clone_from(&l.tls.client_key);
+            s.tls.client_cert.clone_from(&l.tls.client_cert);
+            s.tls.client_key.clone_from(&l.tls.client_key);
             if let Some(c) = &l.credentials {
-                auth.username = Some(c.username.clone());
+                s.username = Some(c.username.clone());
                 if let Some(pw) = &c.password {
                     let path = self.env.work_dir.join("iotconnect-broker-password");
-                    std::fs::write(&path, pw)
-                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                    auth.password_file = Some(path);
+                    transport::auth::write_secret_file(
+                        &path,
+                        transport::auth::ExposeSecret::expose_secret(pw).as_bytes(),
+                    )
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    s.password = Some(PasswordSource::File(path));
                 }
             }
         }
-        Ok(Flags {
-            broker: BrokerArgs {
-                broker: broker.or_else(|| (l.name != "mtls").then(|| l.url.clone())),
-                allow_plaintext: true,
-                client_id: None,
-                keep_alive: 30,
-                persistent: false,
-                inflight: 100,
-                connect_timeout: 5,
-                reconnect_max: 1,
-            },
-            tls,
-            auth,
-        })
+        Ok(s)
     }
 
     async fn admin(&self, req: &Request) -> Result<(admin::Sent, Vec<admin::AckSeen>), String> {
@@ -174,10 +170,10 @@ impl Agent {
         mut opts: RunOptions,
     ) -> Result<Agent, String> {
         let events = Arc::new(Collect::default());
-        let flags = cx.flags(broker)?;
+        let settings = cx.settings(broker)?;
         let s = setup(
             cx.config(id, offline.is_some())?,
-            &flags.tls,
+            &settings,
             df,
             Duration::from_secs(10),
             events.as_ref(),
@@ -186,7 +182,7 @@ impl Agent {
         .map_err(|e| e.to_string())?;
         let store = offline.and_then(|d| s.offline(Some(d)));
         let (agent, platform, config) = s
-            .connect(&flags, store, events.clone())
+            .connect(&settings, store, events.clone())
             .await
             .map_err(|e| e.to_string())?;
         opts.platform = Some((platform, config));

@@ -13,7 +13,9 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+#[cfg(feature = "cloud")]
 pub mod cloud;
 pub mod config;
+#[cfg(feature = "cloud")]
 pub mod demo;
 pub mod protocol;

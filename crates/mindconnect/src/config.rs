@@ -10,9 +10,9 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
-use transport::SessionOptions;
-use transport::args::{ArgsError, AuthArgs, BrokerArgs, TlsArgs};
+use transport::settings::SettingsError;
 use transport::tls::{TlsError, TlsOptions};
+use transport::{ConnectSettings, SessionOptions};
 
 use crate::protocol::topic::{TopicError, Topics};
 
@@ -135,9 +135,9 @@ pub enum ConfigError {
     /// Tenant or client id unusable in topics.
     #[error(transparent)]
     Topic(#[from] TopicError),
-    /// Connection flags.
+    /// Connection settings (broker URL, password source).
     #[error(transparent)]
-    Args(#[from] ArgsError),
+    Settings(#[from] SettingsError),
 }
 
 /// The details of a CLIENT_ID that does not match the certificate.
@@ -363,12 +363,10 @@ impl ConfigFile {
 /// Values that override the file (from flags).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
-    /// `--broker`, `--client-id`, keep-alive, timeouts.
-    pub broker: Option<BrokerArgs>,
-    /// `--cafile`, `--cert`, `--key`, `--alpn`.
-    pub tls: TlsArgs,
-    /// `--username`, `--password-env`, `--password-file` (not used by EU1; kept for other brokers).
-    pub auth: AuthArgs,
+    /// `--broker`, `--client-id`, keep-alive, timeouts; `--cafile`, `--cert`, `--key`, `--alpn`;
+    /// `--username`, `--password-env`, `--password-file` (not used by EU1; kept for other
+    /// brokers).
+    pub connect: ConnectSettings,
     /// `--tenant`.
     pub tenant: Option<String>,
     /// `--model-name`.
@@ -460,7 +458,7 @@ impl Settings {
                 value: p.clone(),
             });
         }
-        let broker = o.broker.clone().unwrap_or_else(default_broker_args);
+        let broker = &o.connect;
         let tenant = o
             .tenant
             .clone()
@@ -496,19 +494,19 @@ impl Settings {
             }
         };
         let cert = existing(
-            &o.tls.cert,
+            &broker.tls.client_cert,
             &file.device_cert_path,
             "DEVICE_CERT_PATH",
             "--cert",
         )?;
         let key = existing(
-            &o.tls.key,
+            &broker.tls.client_key,
             &file.device_key_path,
             "DEVICE_KET_PATH",
             "--key",
         )?;
-        let cafile = match (o.tls.cafile.is_empty(), &file.ca_path) {
-            (false, _) => o.tls.cafile.clone(),
+        let cafile = match (broker.tls.ca_files.is_empty(), &file.ca_path) {
+            (false, _) => broker.tls.ca_files.clone(),
             (true, Some(_)) => vec![existing(&None, &file.ca_path, "CA_PATH", "--cafile")?],
             (true, None) => Vec::new(),
         };
@@ -520,13 +518,16 @@ impl Settings {
             (None, Some(h)) => Some(broker_url(h)),
             (None, None) => return Err(file.missing("IOT_HOST", "--broker")),
         };
-        let tls = TlsArgs {
-            cafile,
-            cert: Some(cert),
-            key: Some(key),
-            alpn: o.tls.alpn.clone(),
+        let connect = ConnectSettings {
+            tls: TlsOptions {
+                ca_files: cafile,
+                client_cert: Some(cert),
+                client_key: Some(key),
+                alpn: broker.tls.alpn.clone(),
+            },
+            ..broker.clone()
         };
-        let mut session = broker.to_options(&tls, &o.auth, url.as_deref())?;
+        let mut session = connect.session_options(url.as_deref())?;
         session.client_id.clone_from(&client_id);
         let http_ca = match (&o.http_cafile, &file.http_ca_path) {
             (Some(f), _) => vec![f.clone()],
@@ -572,20 +573,6 @@ impl Settings {
         self.model_name
             .as_deref()
             .ok_or_else(|| self.file.missing("MODEL_NAME", "--model-name"))
-    }
-}
-
-/// The defaults of [`BrokerArgs`] (as if no flag was given).
-pub fn default_broker_args() -> BrokerArgs {
-    BrokerArgs {
-        broker: None,
-        allow_plaintext: false,
-        client_id: None,
-        keep_alive: 60,
-        persistent: false,
-        inflight: 100,
-        connect_timeout: 10,
-        reconnect_max: 30,
     }
 }
 

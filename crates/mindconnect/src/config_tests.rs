@@ -195,10 +195,10 @@ fn a_wrong_client_id_or_a_missing_certificate_is_refused() {
         "{e}"
     );
     let o = Overrides {
-        broker: Some(BrokerArgs {
+        connect: ConnectSettings {
             client_id: Some("tenantid_otheragent".into()),
-            ..default_broker_args()
-        }),
+            ..ConnectSettings::default()
+        },
         ..Overrides::default()
     };
     assert!(

@@ -187,6 +187,7 @@ async fn check(env: &DemoEnv) -> Result<Vec<DemoRow>, String> {
         datalake_file: None,
         hooks: BTreeMap::new(),
         hook_timeout: Duration::from_secs(10),
+        hook_runner: hook::Runner::default(),
         qos: Qos::AtLeastOnce,
         outbox: Outbox::memory(1024),
     };
@@ -244,6 +245,7 @@ async fn check(env: &DemoEnv) -> Result<Vec<DemoRow>, String> {
             file: None,
             datalake_file: None,
             hook_timeout: Duration::from_secs(10),
+            hook_runner: hook::Runner::default(),
             qos: Qos::AtLeastOnce,
         };
         if let Err(e) = run_agent(second, std::future::pending(), reporter.clone()).await {

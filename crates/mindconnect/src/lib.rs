@@ -8,12 +8,15 @@
 //!   check; [`templates`]: the `example_json/` folder.
 //! - [`agent`]: the device side on `transport`: model publishing, the agent loop, one-shots.
 //! - [`cloud`]: the platform side for iot-sim (MQTT handler, access policy, HTTPS endpoints).
-//! - [`demo`]: the `iot-sim demo` check; [`cli`]: clap groups both binaries share.
+//! - [`demo`]: the `iot-sim demo` check.
+//!
+//! No command line here: `mc-model` and `mc-agent` share their flags through `mindconnect-cli`.
 
 pub mod agent;
-pub mod cli;
+#[cfg(feature = "cloud")]
 pub mod cloud;
 pub mod config;
+#[cfg(feature = "cloud")]
 pub mod demo;
 pub mod protocol;
 pub mod templates;

@@ -9,11 +9,11 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::broker::{BrokerSetup, EmbeddedBroker};
 pub use cloudkit::Listener;
 use cloudkit::{CloudSide, Report};
 use transport::SessionOptions;
 use transport::auth::Credentials;
-use transport::broker::{BrokerSetup, EmbeddedBroker};
 use transport::tls::TlsOptions;
 
 use crate::certs::{self, DevPki};
@@ -58,7 +58,7 @@ pub enum SimError {
     Certs(#[from] certs::CertsError),
     /// Broker.
     #[error(transparent)]
-    Broker(#[from] transport::broker::BrokerError),
+    Broker(#[from] crate::broker::BrokerError),
     /// A cloud side.
     #[error(transparent)]
     Runner(#[from] RunnerError),
@@ -174,7 +174,7 @@ impl Sim {
             let device = pki.client(DEMO_DEVICE).cloned();
             let creds = Some(Credentials {
                 username: DEV_USER.to_owned(),
-                password: Some(password),
+                password: Some(password.into()),
             });
             let listeners = vec![
                 Listener {

@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`certs`]: the development PKI (`iot-sim certs`).
+//! - [`broker`]: the embedded MQTT broker (mqtt5 behind our own TLS front listeners) that
+//!   applies the cloud sides' access policies.
 //! - [`engine`]: starts the embedded broker (or uses `--broker`) and the cloud sides; writes the
 //!   state folder (`iot-sim up`).
 //! - [`https`]: the cloud sides' HTTPS endpoints.
@@ -11,6 +13,7 @@
 //! - [`demo`]: `iot-sim demo` and its summary table.
 //! - [`status`]: `iot-sim status`.
 
+pub mod broker;
 pub mod certs;
 pub mod demo;
 pub mod echo;

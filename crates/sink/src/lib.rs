@@ -24,6 +24,7 @@
 pub mod bridge;
 pub mod config;
 pub mod db;
+#[cfg(feature = "cloud")]
 pub mod demo;
 pub mod extract;
 pub mod ident;

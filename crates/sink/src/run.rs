@@ -89,7 +89,7 @@ impl Sink {
             all_writers.push(sibling);
         }
         session.manual_acks = true;
-        session.incoming_capacity = session.incoming_capacity.max(config.batch_rows);
+        session.incoming_bytes = session.incoming_bytes.max(config.batch_rows * 1024);
         // Rows wait up to `batch_age` anyway; reading in gulps costs them next to nothing.
         let read_coalesce = READ_COALESCE.min(config.batch_age / 4);
         session.read_coalesce = read_coalesce;

@@ -59,6 +59,9 @@ pub enum ConnectError {
         endpoint: String,
         /// What is wrong and what to do.
         problem: String,
+        /// The certificate is outside its validity period: this machine's clock may be wrong
+        /// (not yet set after boot), so a later attempt may succeed.
+        clock: bool,
     },
     /// The broker rejected our client certificate.
     #[error("the broker at {endpoint} rejected our client certificate: {problem}")]
@@ -75,6 +78,9 @@ pub enum ConnectError {
         endpoint: String,
         /// Detail.
         detail: String,
+        /// The handshake was cut short (reset or closed by the peer, or a server-side error
+        /// alert): a load balancer or a restarting broker does this, so a retry may succeed.
+        transient: bool,
     },
     /// WebSocket upgrade failed.
     #[error("the WebSocket handshake with {endpoint} failed: {detail}")]
@@ -83,6 +89,8 @@ pub enum ConnectError {
         endpoint: String,
         /// Detail.
         detail: String,
+        /// The HTTP status of a refused upgrade, if the server answered with one.
+        status: Option<u16>,
     },
     /// An established connection broke, or the peer closed it.
     #[error("the connection to {endpoint} was lost: {detail}")]
@@ -95,15 +103,42 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// Whether retrying the same connection can succeed without someone changing something.
+    /// Whether retrying the same connection cannot succeed until someone changes something: a
+    /// refused identity or password, a certificate for another name or from an unknown CA, a
+    /// client certificate the broker rejects, a WebSocket path that is not there. Network
+    /// failures, handshakes cut short, a broker that is busy or restarting (CONNACK 3, HTTP 429
+    /// and 5xx) and certificates outside their validity period (this machine's clock may not be
+    /// set yet) are transient. One-shot commands end on a permanent failure; long-running
+    /// sessions retry every failure (see `StartMode`).
     pub fn is_permanent(&self) -> bool {
         match self {
             ConnectError::Refused { code, .. } => *code != 3,
-            ConnectError::ServerCertificate { .. }
-            | ConnectError::ClientCertificate { .. }
-            | ConnectError::Tls { .. } => true,
-            ConnectError::WebSocket { detail, .. } => detail.starts_with("HTTP 4"),
-            _ => false,
+            ConnectError::ServerCertificate { clock, .. } => !clock,
+            ConnectError::ClientCertificate { .. } => true,
+            ConnectError::Tls { transient, .. } => !transient,
+            ConnectError::WebSocket { status, .. } => {
+                status.is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429)
+            }
+            ConnectError::NotListening { .. }
+            | ConnectError::Dns { .. }
+            | ConnectError::Timeout { .. }
+            | ConnectError::Lost { .. } => false,
+        }
+    }
+
+    /// A short name of the failure's cause, for deciding whether it changed between attempts
+    /// (logs say a cause once, not once per attempt).
+    pub fn cause(&self) -> &'static str {
+        match self {
+            ConnectError::Refused { .. } => "refused",
+            ConnectError::NotListening { .. } => "not_listening",
+            ConnectError::Dns { .. } => "dns",
+            ConnectError::Timeout { .. } => "timeout",
+            ConnectError::ServerCertificate { .. } => "server_certificate",
+            ConnectError::ClientCertificate { .. } => "client_certificate",
+            ConnectError::Tls { .. } => "tls",
+            ConnectError::WebSocket { .. } => "websocket",
+            ConnectError::Lost { .. } => "lost",
         }
     }
 }
@@ -234,12 +269,14 @@ pub(crate) fn classify(err: &LinkError, endpoint: &Endpoint, timeout_secs: u64) 
             return ConnectError::Tls {
                 endpoint: ep,
                 detail: format!("`{}` is not a valid TLS server name", endpoint.host()),
+                transient: false,
             };
         }
         LinkError::Subprotocol(_) => {
             return ConnectError::WebSocket {
                 endpoint: ep,
                 detail: format!("{err}; is this path an MQTT endpoint?"),
+                status: None,
             };
         }
         _ => {}
@@ -250,18 +287,35 @@ pub(crate) fn classify(err: &LinkError, endpoint: &Endpoint, timeout_secs: u64) 
     };
     if let Some(tls) = find::<rustls::Error>(as_std) {
         return match tls {
-            rustls::Error::InvalidCertificate(ce) => {
-                ConnectError::ServerCertificate { endpoint: ep, problem: server_cert_problem(ce, endpoint.host()) }
-            }
+            rustls::Error::InvalidCertificate(ce) => ConnectError::ServerCertificate {
+                endpoint: ep,
+                problem: server_cert_problem(ce, endpoint.host()),
+                clock: matches!(
+                    ce,
+                    CertificateError::Expired
+                        | CertificateError::ExpiredContext { .. }
+                        | CertificateError::NotValidYet
+                        | CertificateError::NotValidYetContext { .. }
+                ),
+            },
             rustls::Error::AlertReceived(alert) => match alert_problem(*alert) {
                 Some(problem) => ConnectError::ClientCertificate { endpoint: ep, problem },
                 None if *alert == AlertDescription::HandshakeFailure => ConnectError::Tls {
                     endpoint: ep,
                     detail: "the broker ended the handshake (TLS alert: handshake failure); it may require a client certificate (--cert/--key) or a TLS version we do not offer".into(),
+                    transient: false,
                 },
-                None => ConnectError::Tls { endpoint: ep, detail: format!("the broker sent TLS alert {alert:?}") },
+                // The server's own trouble (a broker shutting down, an overloaded proxy).
+                None => ConnectError::Tls {
+                    endpoint: ep,
+                    detail: format!("the broker sent TLS alert {alert:?}"),
+                    transient: matches!(
+                        alert,
+                        AlertDescription::InternalError | AlertDescription::CloseNotify | AlertDescription::UserCanceled
+                    ),
+                },
             },
-            other => ConnectError::Tls { endpoint: ep, detail: other.to_string() },
+            other => ConnectError::Tls { endpoint: ep, detail: other.to_string(), transient: false },
         };
     }
     if let LinkError::TlsHandshake(io) = err
@@ -270,12 +324,14 @@ pub(crate) fn classify(err: &LinkError, endpoint: &Endpoint, timeout_secs: u64) 
             std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
         )
     {
+        // A load balancer or a restarting broker does this as well as a plain listener does.
         return ConnectError::Tls {
             endpoint: ep,
             detail: format!(
-                "the server closed the connection during the TLS handshake; is port {} a TLS listener (mqtts:// is usually 8883)?",
+                "the server closed the connection during the TLS handshake (if this persists: is port {} a TLS listener? mqtts:// is usually 8883)",
                 endpoint.port()
             ),
+            transient: true,
         };
     }
     if let LinkError::WebSocket(ws) = err {
@@ -307,14 +363,24 @@ pub(crate) fn classify(err: &LinkError, endpoint: &Endpoint, timeout_secs: u64) 
 }
 
 fn websocket_error(err: &tungstenite::Error, endpoint: String) -> ConnectError {
-    let detail = match err {
+    let (detail, status) = match err {
         tungstenite::Error::Http(resp) => {
-            format!(
-                "HTTP {} from the server; check the WebSocket path in the broker URL",
-                resp.status()
+            let status = resp.status();
+            let hint = if status.is_server_error() || status.as_u16() == 429 {
+                "the server is busy or restarting; retrying"
+            } else {
+                "check the WebSocket path in the broker URL"
+            };
+            (
+                format!("HTTP {status} from the server; {hint}"),
+                Some(status.as_u16()),
             )
         }
-        other => other.to_string(),
+        other => (other.to_string(), None),
     };
-    ConnectError::WebSocket { endpoint, detail }
+    ConnectError::WebSocket {
+        endpoint,
+        detail,
+        status,
+    }
 }

@@ -2,22 +2,20 @@
 //!
 //! # Layout
 //! - [`endpoint`]: broker URLs and the plaintext rule.
-//! - [`tls`]: rustls client configs, PEM loading, key permission checks.
+//! - [`tls`]: rustls client (and server) configs, PEM loading, key permission checks.
 //! - [`auth`]: username and password from env or file.
+//! - [`settings`]: the connection as a user describes it, before a vendor fills in defaults.
 //! - [`session`]: the connection: publish-and-confirm, subscribe-and-wait, reconnect.
 //! - [`outbox`]: where messages wait for their PUBACK, in memory or in a disk spool.
 //! - [`error`]: connection failures as sentences.
-//! - [`access`]: identities and access policies; `broker` (feature `broker`): the embedded broker iot-sim runs.
-//! - [`topic`], [`message`], [`backoff`]: small pure pieces; [`bulk`]: publish a stream and confirm it.
-//! - [`args`]: clap argument groups every binary flattens in; [`output`]: text/NDJSON output,
-//!   logging, exit codes; [`signal`]: Ctrl-C/SIGTERM.
+//! - [`topic`], [`message`], [`backoff`], [`payload`], [`outcome`]: small pure pieces;
+//!   [`bulk`]: publish a stream and confirm it; [`http`] (feature `http`): the HTTPS client.
+//!
+//! No command line and no terminal here: the front end (`cli`) turns flags into
+//! [`ConnectSettings`] and prints what the libraries report.
 
-pub mod access;
-pub mod args;
 pub mod auth;
 pub mod backoff;
-#[cfg(feature = "broker")]
-pub mod broker;
 pub mod bulk;
 pub mod endpoint;
 pub mod error;
@@ -25,14 +23,17 @@ pub mod error;
 pub mod http;
 pub mod message;
 pub mod outbox;
-pub mod output;
+pub mod outcome;
+pub mod payload;
 pub mod session;
-pub mod signal;
+pub mod settings;
 pub mod tls;
 pub mod topic;
 
 pub use endpoint::{Endpoint, Scheme};
 pub use error::ConnectError;
 pub use message::{Message, Qos, Received};
-pub use outbox::{Outbox, SpoolConfig};
+pub use outbox::{Outbox, SpoolConfig, SpoolSync};
+pub use outcome::Outcome;
 pub use session::{Session, SessionEvent, SessionOptions, StartMode, Status};
+pub use settings::ConnectSettings;

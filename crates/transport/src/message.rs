@@ -79,6 +79,10 @@ impl Message {
     }
 }
 
+/// How many payload bytes of an oversized incoming message are kept (for a report or a dead
+/// letter).
+pub const OVERSIZED_PREFIX: usize = 1024;
+
 /// A message the broker delivered to us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
@@ -92,6 +96,12 @@ pub struct Received {
     pub retain: bool,
     /// Set when the broker resent it (it may have been delivered before).
     pub dup: bool,
+    /// Set when the payload was larger than the session's packet limit: the full payload size
+    /// in bytes. The message was read off the connection without being held, `payload` has
+    /// only its first bytes (at most [`OVERSIZED_PREFIX`]), and it is acknowledged like any
+    /// other, so it cannot come back and wedge the session. Report or dead-letter it; never
+    /// treat the prefix as the message.
+    pub oversized: Option<usize>,
     /// Packet id (0 for QoS 0) and the connection it arrived on; used by manual acks.
     pub(crate) pkid: u16,
     pub(crate) connection: u64,

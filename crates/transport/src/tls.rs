@@ -201,20 +201,7 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// A warning for a key file that group or others can read, naming the file and the fix.
 pub fn key_permission_warning(path: &Path) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path).ok()?.permissions().mode();
-    permission_warning_for_mode(path, mode)
-}
-
-fn permission_warning_for_mode(path: &Path, mode: u32) -> Option<String> {
-    (mode & 0o077 != 0).then(|| {
-        format!(
-            "private key `{}` is readable by group or others (mode {:o}); run: chmod 600 {}",
-            path.display(),
-            mode & 0o777,
-            path.display()
-        )
-    })
+    crate::auth::secret_file_warning(path, "private key")
 }
 
 /// The common name (CN) of a DER certificate's subject, if it has one. Used to check device
@@ -276,21 +263,6 @@ pub fn server_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn permission_warning_names_file_and_fix() {
-        let p = Path::new("agent_cert/device.key");
-        assert_eq!(permission_warning_for_mode(p, 0o100_600), None);
-        assert_eq!(permission_warning_for_mode(p, 0o100_400), None);
-        let w = permission_warning_for_mode(p, 0o100_644).unwrap();
-        assert!(
-            w.contains("agent_cert/device.key")
-                && w.contains("chmod 600 agent_cert/device.key")
-                && w.contains("644"),
-            "{w}"
-        );
-        assert!(permission_warning_for_mode(p, 0o100_640).is_some());
-    }
 
     #[test]
     fn missing_ca_file_names_it() {

@@ -159,14 +159,11 @@ impl CloudTask {
 
     /// Waits (bounded) until `counter` reaches `n`; returns its value.
     pub async fn wait_counter(&self, counter: &str, n: u64) -> u64 {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let got = self.cloud.report().get(counter);
-            if got >= n || tokio::time::Instant::now() > deadline {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        testkit::wait::until(Duration::from_secs(10), || {
+            self.cloud.report().get(counter) >= n
+        })
+        .await;
+        self.cloud.report().get(counter)
     }
 
     /// Stops serving.

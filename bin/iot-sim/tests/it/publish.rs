@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use cli::output::exit;
 use testkit::{Broker, BrokerOpts, Subscriber};
-use transport::output::exit;
 
 use crate::{Running, events, iot_sim, run};
 

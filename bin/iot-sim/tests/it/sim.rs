@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use transport::output::exit;
+use cli::output::exit;
 
 use crate::{Running, events, iot_sim, run};
 
@@ -54,7 +54,26 @@ fn demo_exits_zero_with_every_check_passed_and_one_when_broken() {
     assert_eq!(out.status.code(), Some(i32::from(exit::OK)));
     let ev = events(&out.stdout);
     assert_eq!(ev[0].1["ok"], true);
-    assert!(ev[0].1["rows"].as_array().unwrap().len() >= 10);
+    // Every vendor's rows, each passing on its own terms: a dropped check changes a count.
+    let rows = ev[0].1["rows"].as_array().unwrap();
+    let count = |vendor: &str| rows.iter().filter(|r| r["vendor"] == vendor).count();
+    let per_vendor = [
+        ("transport", 10),
+        ("gooee", 16),
+        ("hdm", 6),
+        ("mindconnect", 12),
+        ("iotconnect", 11),
+        ("mqtt-sink", 3),
+    ];
+    for (vendor, n) in per_vendor {
+        assert_eq!(count(vendor), n, "{vendor}'s rows: {rows:#?}");
+    }
+    assert_eq!(rows.len(), per_vendor.iter().map(|(_, n)| n).sum::<usize>());
+    assert!(
+        rows.iter()
+            .all(|r| r["ok"] == true && r["expected"] == r["got"]),
+        "{rows:#?}"
+    );
 
     let out =
         run(iot_sim()

@@ -66,10 +66,7 @@ impl Env {
     /// The cloud side's counter once it reaches `want` (it may lag the broker's PUBACK), or
     /// whatever it is at the deadline.
     async fn eventually(&self, key: &str, want: u64) -> u64 {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while self.report(key) < want && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        testkit::wait::until(WAIT, || self.report(key) >= want).await;
         self.report(key)
     }
 }

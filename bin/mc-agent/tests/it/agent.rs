@@ -62,6 +62,24 @@ async fn deliver(env: &Env, payload: serde_json::Value) {
     s.close(Duration::from_secs(1)).await;
 }
 
+/// Once the running agent subscribed, sends it one command of `command_type` and waits for the
+/// agent to answer it and end with exit code 0.
+async fn answer_one_command(env: &Env, bg: &mut testkit::cli::Running, command_type: &str) {
+    tokio::task::block_in_place(|| {
+        bg.wait_for_stdout(
+            &["\"type\":\"subscribed\"", "cmd_v3/c"],
+            Duration::from_secs(20),
+        );
+    });
+    deliver(env, json!({ "commandType": command_type })).await;
+    assert_eq!(
+        tokio::task::block_in_place(|| bg.wait(Duration::from_secs(60))),
+        Some(0),
+        "{:?}",
+        bg.stdout.lock().unwrap()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_twice_with_a_command_hook() {
     let env = Env::start().await;
@@ -89,19 +107,7 @@ async fn run_twice_with_a_command_hook() {
             "json",
         ],
     );
-    tokio::task::block_in_place(|| {
-        bg.wait_for_stdout(
-            &["\"type\":\"subscribed\"", "cmd_v3/c"],
-            Duration::from_secs(20),
-        );
-    });
-    deliver(&env, json!({"commandType": "firmware_update"})).await;
-    assert_eq!(
-        tokio::task::block_in_place(|| bg.wait(Duration::from_secs(60))),
-        Some(0),
-        "{:?}",
-        bg.stdout.lock().unwrap()
-    );
+    answer_one_command(&env, &mut bg, "firmware_update").await;
     let lines = bg.stdout.lock().unwrap().clone();
     assert!(lines.iter().any(|l| l.contains("\"instance_created\"")));
     assert!(
@@ -250,4 +256,65 @@ async fn errors_map_to_exit_codes() {
         "no timeseries before the instance exists"
     );
     env.sim.stop().await;
+}
+
+/// A hook starts from a minimal environment: the agent's secrets stay out, `--hook-env`
+/// names and the agent's `MC_*` context come in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_hook_gets_the_minimal_environment_only() {
+    let env = Env::start().await;
+    publish_model(&env).await;
+    let cwd = env.agent();
+    let dump = env.dir.path().join("hook-env.txt");
+    let hook = format!("reboot=env > '{}'; echo rebooted", dump.display());
+    let mut cmd = super::command(
+        &cwd,
+        &[
+            "run",
+            "--count",
+            "1",
+            "--wait-commands",
+            "1",
+            "--ts-interval",
+            "20ms",
+            "--event-interval",
+            "off",
+            "--file-interval",
+            "off",
+            "--datalake-interval",
+            "off",
+            "--on-command",
+            &hook,
+            "--hook-env",
+            "EDGEWIRE_TEST_SITE",
+            "--output",
+            "json",
+        ],
+    );
+    cmd.env("GOOEE_TOKEN", "secret-gooee-token")
+        .env("HDM_API_KEY", "secret-hdm-key")
+        .env("EDGEWIRE_TEST_BROKER_PASSWORD", "secret-password")
+        .env("EDGEWIRE_TEST_SITE", "plant-7");
+    let mut bg = testkit::cli::Running::spawn(&mut cmd);
+    answer_one_command(&env, &mut bg, "reboot").await;
+    let seen = std::fs::read_to_string(&dump).unwrap();
+    for secret in [
+        "GOOEE_TOKEN",
+        "HDM_API_KEY",
+        "EDGEWIRE_TEST_BROKER_PASSWORD",
+        "secret-",
+    ] {
+        assert!(!seen.contains(secret), "the hook saw {secret}:\n{seen}");
+    }
+    for wanted in [
+        "EDGEWIRE_TEST_SITE=plant-7",
+        "MC_COMMAND_TYPE=reboot",
+        "MC_JOB_ID=job-cli",
+        "PATH=",
+    ] {
+        assert!(
+            seen.lines().any(|l| l.starts_with(wanted)),
+            "no {wanted}:\n{seen}"
+        );
+    }
 }

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use cli::output::exit;
 use testkit::{Broker, BrokerOpts};
-use transport::output::exit;
 
 use crate::{Running, events, mqtt_sink, run, sqlite_counts};
 
@@ -98,8 +98,10 @@ async fn simulate_feeds_the_sink_end_to_end() {
     ]));
     assert_eq!(out.status.code(), Some(i32::from(exit::OK)));
     let ev = events(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(ev[0].0, "summary");
-    assert_eq!(ev[0].1["confirmed"], 50);
+    // Connection events come first; the summary is the last line.
+    let (kind, published) = ev.last().expect("simulate printed events");
+    assert_eq!(kind, "summary");
+    assert_eq!(published["confirmed"], 50);
     let summary = sink.wait_event("summary", Duration::from_secs(30));
     assert_eq!(summary["stored"], 50);
     assert_eq!(summary["dead_lettered"], 0);

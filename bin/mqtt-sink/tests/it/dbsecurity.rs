@@ -10,9 +10,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ::cli::output::exit;
 use testkit::cli::{Running, run};
 use testkit::{Broker, BrokerOpts, MariaDb, Pki, Postgres};
-use transport::output::exit;
 
 use crate::mqtt_sink;
 

@@ -1,10 +1,10 @@
 //! What the agent reports while it works, and how a publish ended. The binary renders events as
-//! text or NDJSON (`transport::output`); tests and the demo collect them. No I/O.
+//! text or NDJSON (`cli::output` in the binary); tests and the demo collect them. No I/O.
 
 use serde::Serialize;
 use serde_json::Value;
 use transport::Received;
-use transport::output::PayloadJson;
+use transport::payload::PayloadJson;
 
 use crate::protocol::Rejection;
 

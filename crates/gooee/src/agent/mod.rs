@@ -21,7 +21,7 @@ pub use options::{DEFAULT_BROKER, DEFAULT_WS_HOST, TOKEN_ENV, session_options};
 use crate::protocol::topics::{self, TopicRefused};
 use crate::protocol::{Publication, PublicationError, Rejection};
 
-/// Why the agent could not do what was asked. [`AgentError::exit_code`] maps each to the
+/// Why the agent could not do what was asked. [`AgentError::outcome`] classifies each for the
 /// documented exit codes.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -90,17 +90,16 @@ impl From<topics::TopicError> for AgentError {
 }
 
 impl AgentError {
-    /// The exit code for this failure: usage errors (bad flags, local refusals, input) are
-    /// `USAGE`, everything that happened on the wire is `FAILURE`.
-    pub fn exit_code(&self) -> u8 {
-        use transport::output::exit;
+    /// The class of this failure: usage errors (bad flags, local refusals, input) are
+    /// `Usage`, everything that happened on the wire is `Failure`.
+    pub fn outcome(&self) -> transport::Outcome {
         match self {
             AgentError::NoToken
             | AgentError::Options(_)
             | AgentError::Publication(_)
             | AgentError::Refused(_)
-            | AgentError::Input(_) => exit::USAGE,
-            _ => exit::FAILURE,
+            | AgentError::Input(_) => transport::Outcome::Usage,
+            _ => transport::Outcome::Failure,
         }
     }
 }

@@ -1,10 +1,10 @@
-//! Turning the shared connection flags into session options for Gooee: the documented hosts
+//! Turning the user's connection settings into session options for Gooee: the documented hosts
 //! (`mqtts://mqtt.gooee.io:8883`, WebSockets on `ws.gooee.io:443`), username `authorization`
 //! unless told otherwise, and the API token from `GOOEE_TOKEN` unless `--password-env` or
 //! `--password-file` names another source. The token is never a flag value.
 
-use transport::SessionOptions;
-use transport::args::{AuthArgs, BrokerArgs, TlsArgs};
+use transport::auth::PasswordSource;
+use transport::{ConnectSettings, SessionOptions};
 
 use super::AgentError;
 use crate::protocol::USERNAME;
@@ -29,33 +29,34 @@ pub fn default_broker(ws_path: Option<&str>) -> Result<String, AgentError> {
     }
 }
 
-/// Session options from the shared flags with Gooee's defaults. `ws_path` is `Some` with `--ws`.
+/// Session options from the user's settings with Gooee's defaults. `ws_path` is `Some` with
+/// `--ws`.
 pub fn session_options(
-    broker: &BrokerArgs,
-    tls: &TlsArgs,
-    auth: &AuthArgs,
+    settings: &ConnectSettings,
     ws_path: Option<&str>,
 ) -> Result<SessionOptions, AgentError> {
-    let mut auth = auth.clone();
-    match auth.username.as_deref() {
-        None => auth.username = Some(USERNAME.to_owned()),
+    let mut settings = settings.clone();
+    match settings.username.as_deref() {
+        None => settings.username = Some(USERNAME.to_owned()),
         Some(u) if u != USERNAME => tracing::warn!(
             "Gooee's broker expects the username `{USERNAME}` (with the API token as password), not `{u}`"
         ),
         Some(_) => {}
     }
-    if auth.password_env.is_none() && auth.password_file.is_none() {
+    if settings.password.is_none() {
         match std::env::var(TOKEN_ENV) {
-            Ok(v) if !v.is_empty() => auth.password_env = Some(TOKEN_ENV.to_owned()),
+            Ok(v) if !v.is_empty() => {
+                settings.password = Some(PasswordSource::Env(TOKEN_ENV.to_owned()));
+            }
             _ => return Err(AgentError::NoToken),
         }
     }
     let default = default_broker(ws_path)?;
-    if let (Some(_), Some(url)) = (ws_path, &broker.broker) {
+    if let (Some(_), Some(url)) = (ws_path, &settings.broker) {
         tracing::info!("--ws only chooses the default endpoint; using the broker URL `{url}`");
     }
-    broker
-        .to_options(tls, &auth, Some(&default))
+    settings
+        .session_options(Some(&default))
         .map_err(|e| AgentError::Options(e.to_string()))
 }
 

@@ -84,7 +84,7 @@ async fn an_invalid_meta_name_is_refused_locally_and_nothing_is_sent() {
     let bad = MetaList(vec![MetaEntry::new("Meta_New", json!(10))]);
     let e = Publication::meta("dev-bad", &bad, Check::Full).unwrap_err();
     let e = AgentError::from(e);
-    assert_eq!(e.exit_code(), transport::output::exit::USAGE);
+    assert_eq!(e.outcome(), transport::Outcome::Usage);
     assert!(e.to_string().contains("`Meta_New`"), "{e}");
     // A valid marker afterwards: once it arrived, anything sent before it would have too.
     let marker = MetaList(vec![MetaEntry::new("als", json!(1))]);
@@ -143,7 +143,7 @@ async fn a_wrong_token_is_a_clear_error() {
             matches!(e, AgentError::TokenRefused { .. }),
             "{kind}: {e:?}"
         );
-        assert_eq!(e.exit_code(), transport::output::exit::FAILURE);
+        assert_eq!(e.outcome(), transport::Outcome::Failure);
         let s = e.to_string();
         assert!(
             s.contains("refused the login as `authorization`") && s.contains("CONNACK code 5"),

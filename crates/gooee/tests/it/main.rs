@@ -1,7 +1,7 @@
 //! Integration tests of the gooee crate: the protocol and the platform side fed with Gooee's
 //! documented bytes, property tests, and the agent against a real mosquitto (TLS + password and
-//! WebSockets over TLS + password, username `authorization`, the topic table as ACL) and against
-//! iot-sim's embedded broker with the Gooee policy.
+//! WebSockets over TLS + password, username `authorization`, the topic table as ACL). The demo
+//! against iot-sim's embedded broker with the Gooee policy is in `crates/e2e`.
 
 // Test helpers fail by panicking with a message; that is how a test reports.
 #![allow(
@@ -12,7 +12,6 @@
 )]
 
 mod agent;
-mod embedded;
 mod props;
 mod raw_cloud;
 mod vectors;
@@ -176,14 +175,11 @@ impl CloudTask {
 
     /// Waits (bounded) until `counter` reaches `n`; returns its value.
     pub async fn wait_counter(&self, counter: &str, n: u64) -> u64 {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let got = self.cloud.report().get(counter);
-            if got >= n || tokio::time::Instant::now() > deadline {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        testkit::wait::until(Duration::from_secs(10), || {
+            self.cloud.report().get(counter) >= n
+        })
+        .await;
+        self.cloud.report().get(counter)
     }
 
     /// The cloud side's report now.

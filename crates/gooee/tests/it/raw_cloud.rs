@@ -2,8 +2,10 @@
 //! (not our agent), judged by an independent `mosquitto_sub` (on `devices/d1/+/+`, since it
 //! prints one line per message and the documentation's payloads span lines).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use cloudkit::CloudSide;
 use testkit::Subscriber;
 use transport::{Message, Outbox, Session, SessionOptions};
 
@@ -58,4 +60,12 @@ async fn documented_payloads_get_the_documented_answers() {
     );
     assert_eq!(cloud.report().get("meta_relayed"), 2);
     cloud.stop().await;
+}
+
+#[test]
+fn the_registry_entry_type_checks() {
+    let cloud: Arc<dyn CloudSide> = Arc::new(gooee::cloud::GooeeCloud::default());
+    assert_eq!(cloud.name(), "gooee");
+    assert_eq!(cloud.filters().len(), 14);
+    assert!(cloud.policy().is_some());
 }

@@ -14,7 +14,7 @@ pub mod telemetry;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use transport::output::exit;
+use transport::Outcome;
 
 use crate::protocol::config::API_KEY_HEADER;
 use crate::protocol::env::EnvError;
@@ -283,8 +283,8 @@ pub enum AgentError {
 }
 
 impl AgentError {
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
+    /// The class of this error (for the documented exit codes).
+    pub fn outcome(&self) -> Outcome {
         match self {
             AgentError::Env(_)
             | AgentError::Config(_)
@@ -296,8 +296,8 @@ impl AgentError {
             | AgentError::Connect(transport::session::StartError::Options(_))
             | AgentError::HttpStatus {
                 status: 401 | 403, ..
-            } => exit::USAGE,
-            _ => exit::FAILURE,
+            } => Outcome::Usage,
+            _ => Outcome::Failure,
         }
     }
 
@@ -308,27 +308,9 @@ impl AgentError {
     }
 }
 
-/// A random (version 4) UUID for `senderEventUuid`.
+/// A random (version 4) UUID for `senderEventUuid`, lower-case hyphenated.
 pub fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    for x in &mut b {
-        *x = fastrand::u8(..);
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = b.iter().fold(String::with_capacity(32), |mut s, x| {
-        use std::fmt::Write as _;
-        let _ = write!(s, "{x:02x}");
-        s
-    });
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 #[cfg(test)]

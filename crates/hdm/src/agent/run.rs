@@ -1,22 +1,32 @@
-//! The device loop behind `send`, `shadow` and `run`: one session, one `select!` over incoming
-//! shadow messages, the shadow machine's deadline, session events (a reconnect re-gets the
-//! shadow), the next telemetry event, confirmations and shutdown. With a shadow, its response
-//! topics are subscribed (SUBACK awaited) before `get`, telemetry waits for the first sync (or
-//! the sync timeout) and every event passes the shadow's gate (`event_publishing_enabled`,
-//! `event_type_blacklist`). Telemetry is published at QoS 1, never retained.
+//! The device loop behind `send`, `shadow` and `run`, in named steps: **connect** (one session),
+//! **bootstrap** (the shadow machine and the telemetry producer from the plan), **subscribe**
+//! (with a shadow, its response topics; SUBACK awaited before `get`), **serve** (one `select!`
+//! over incoming shadow messages, the shadow machine's deadline, session events — a reconnect
+//! re-gets the shadow —, the next telemetry event, confirmations and shutdown, each handled by a
+//! method of its own) and **shut down** (flush, close, count what was confirmed). Telemetry waits
+//! for the first sync (or the sync timeout) and every event passes the shadow's gate
+//! (`event_publishing_enabled`, `event_type_blacklist`). Telemetry is published at QoS 1, never
+//! retained.
+//!
+//! The failure policy lives in one place, [`Loop::serve`]: a handler that returns an error ends
+//! the run with it; events that cannot be built or are held back by the shadow are counted and
+//! reported, and the run goes on.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use tokio::sync::broadcast;
 use tokio::task::JoinSet;
-use transport::output::exit;
+use transport::session::Incoming;
 use transport::session::StartError;
-use transport::{Message, Outbox, Qos, Session, SessionEvent, SessionOptions};
+use transport::{Message, Outbox, Outcome, Qos, Session, SessionEvent, SessionOptions, Status};
 
 use crate::agent::telemetry::{Item, Producer, build_event};
 use crate::agent::{AgentError, Event, Reporter, TelemetryPlan};
+use crate::protocol::envelope::Header;
 use crate::protocol::shadow::device::{Action, DeviceConfig, DeviceShadow, ShadowEvent};
 use crate::protocol::topics::ShadowTopics;
 
@@ -85,35 +95,392 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The exit code: usage for refused events, rejected for a shadow refusal, failure for
+    /// How the run ended: usage for refused events, rejected for a shadow refusal, failure for
     /// unconfirmed or dropped events, a sync that did not finish, or a send cut short (a
     /// signal is the normal end of a `--follow` run).
-    pub fn exit_code(&self) -> u8 {
+    pub fn outcome(&self) -> Outcome {
         if self.events_refused > 0 {
-            exit::USAGE
+            Outcome::Usage
         } else if self.shadow_rejected {
-            exit::REJECTED
+            Outcome::Rejected
         } else if (self.wants_sync && self.shadow_synced != Some(true))
             || self.unacked > 0
             || self.dropped > 0
             || (!self.telemetry_done && !self.follow)
         {
-            exit::FAILURE
+            Outcome::Failure
         } else {
-            exit::OK
+            Outcome::Ok
         }
     }
+}
+
+/// Whether the run goes on after a step.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// The telemetry half of a run, once started.
+struct Telemetry {
+    topic: String,
+    header: Header,
+    interval: Option<Duration>,
+    count: Option<u64>,
+    confirm_timeout: Duration,
+    producer: Producer,
+    /// When the next event may be taken (after `interval`).
+    next_at: Option<tokio::time::Instant>,
+    produced: u64,
 }
 
 struct Loop<'a> {
     session: &'a Session,
     reporter: &'a dyn Reporter,
+    endpoint: String,
+    first: Status,
+    events: broadcast::Receiver<SessionEvent>,
+    events_open: bool,
     summary: Summary,
     machine: Option<DeviceShadow>,
+    telemetry: Option<Telemetry>,
+    deliveries: JoinSet<bool>,
+    sync_deadline: Option<tokio::time::Instant>,
+    sync_waived: bool,
+    subscribing: bool,
 }
 
-impl Loop<'_> {
-    async fn execute(&mut self, actions: Vec<Action>) -> Result<(), AgentError> {
+fn far() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400)
+}
+
+/// Connects with `opts` over `outbox` and runs `plan` until it is done or `shutdown` resolves.
+pub async fn run(
+    opts: SessionOptions,
+    outbox: Outbox,
+    plan: Plan,
+    shutdown: impl Future<Output = ()>,
+    reporter: &dyn Reporter,
+) -> Result<Summary, AgentError> {
+    let start = Instant::now();
+    let endpoint = opts.endpoint.to_string();
+    let thing = opts.client_id.clone();
+    let (session, mut incoming) = connect(opts, outbox).await?;
+    let mut lp = Loop::bootstrap(&session, reporter, endpoint, &thing, plan)?;
+    tokio::pin!(shutdown);
+    let outcome = lp.serve(&mut incoming, shutdown.as_mut()).await;
+    lp.shut_down(outcome, start, shutdown).await
+}
+
+/// Starts the session (it reconnects by itself from here on).
+async fn connect(opts: SessionOptions, outbox: Outbox) -> Result<(Session, Incoming), AgentError> {
+    Session::start(opts, outbox).await.map_err(|e| match e {
+        StartError::Options(o) => AgentError::Options(o),
+        other => AgentError::Connect(other),
+    })
+}
+
+impl<'a> Loop<'a> {
+    /// The shadow machine and the telemetry producer from `plan`; reports the first connection.
+    fn bootstrap(
+        session: &'a Session,
+        reporter: &'a dyn Reporter,
+        endpoint: String,
+        thing: &str,
+        plan: Plan,
+    ) -> Result<Self, AgentError> {
+        let first = session.status();
+        if first.connected {
+            reporter.report(Event::Connected {
+                endpoint: endpoint.clone(),
+                connection: first.connections,
+            });
+        }
+        let Plan { shadow, telemetry } = plan;
+        let follow = shadow.as_ref().is_some_and(|s| s.follow);
+        let machine = match &shadow {
+            Some(s) => Some(DeviceShadow::new(
+                ShadowTopics::new(thing, None)?,
+                s.initial_state.clone(),
+                &format!(
+                    "{}-{:08x}",
+                    thing.chars().take(24).collect::<String>(),
+                    fastrand::u32(..)
+                ),
+                s.config,
+            )),
+            None => None,
+        };
+        Ok(Loop {
+            session,
+            reporter,
+            endpoint,
+            events: session.events(),
+            events_open: true,
+            summary: Summary {
+                shadow_synced: shadow.as_ref().map(|_| false),
+                wants_sync: shadow.as_ref().is_some_and(|s| !s.follow),
+                telemetry_done: telemetry.is_none(),
+                follow,
+                ..Summary::default()
+            },
+            subscribing: machine.is_some(),
+            machine,
+            telemetry: telemetry.map(|t| Telemetry {
+                topic: t.topic,
+                header: t.header,
+                interval: t.interval,
+                count: t.count,
+                confirm_timeout: t.confirm_timeout,
+                producer: Producer::new(t.source),
+                next_at: None,
+                produced: 0,
+            }),
+            deliveries: JoinSet::new(),
+            sync_deadline: shadow
+                .as_ref()
+                .map(|s| tokio::time::Instant::now() + s.sync_timeout),
+            sync_waived: false,
+            first,
+        })
+    }
+
+    /// Subscribes (with a shadow) and serves until the plan is done, the shadow's verdict, a
+    /// failure or `shutdown`. Every handler's error ends the run here, and only here.
+    async fn serve(
+        &mut self,
+        incoming: &mut Incoming,
+        mut shutdown: Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<(), AgentError> {
+        let filters: Vec<(String, Qos)> = self
+            .machine
+            .as_ref()
+            .map(|m| {
+                m.subscriptions()
+                    .into_iter()
+                    .map(|f| (f, Qos::AtLeastOnce))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let session = self.session;
+        let subscribe = session.subscribe(&filters);
+        tokio::pin!(subscribe);
+        loop {
+            if self.done() {
+                return Ok(());
+            }
+            let synced = self.synced();
+            let tele_ready = self.telemetry.is_some()
+                && !self.summary.telemetry_done
+                && (synced || self.sync_waived || self.summary.shadow_rejected);
+            let deadline = self.machine.as_ref().and_then(DeviceShadow::next_deadline);
+            let tick_at = deadline.map_or_else(far, tokio::time::Instant::from_std);
+            let sync_pending = self.sync_deadline.is_some() && !synced && !self.sync_waived;
+            let sync_at = self.sync_deadline.unwrap_or_else(far);
+            let next_at = self.telemetry.as_ref().and_then(|t| t.next_at);
+            let step = tokio::select! {
+                () = &mut shutdown => {
+                    self.summary.interrupted = true;
+                    Ok(Flow::Stop)
+                }
+                r = &mut subscribe, if self.subscribing => self.on_subscribed(r).await,
+                msg = incoming.recv() => self.on_message(msg).await,
+                ev = self.events.recv(), if self.events_open => self.on_session_event(ev).await,
+                () = tokio::time::sleep_until(tick_at), if deadline.is_some() => self.on_tick().await,
+                () = tokio::time::sleep_until(sync_at), if sync_pending => Ok(Flow::Continue),
+                Some(done) = self.deliveries.join_next(), if !self.deliveries.is_empty() => {
+                    self.summary.events_confirmed += u64::from(done.unwrap_or(false));
+                    Ok(Flow::Continue)
+                }
+                item = next_input(self.telemetry.as_mut(), next_at), if tele_ready => {
+                    self.on_input(item).await
+                }
+            };
+            match step {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Stop) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn synced(&self) -> bool {
+        self.machine.as_ref().is_none_or(DeviceShadow::is_synced)
+    }
+
+    /// Whether the plan is complete; waives the first sync once its deadline passed.
+    fn done(&mut self) -> bool {
+        let synced = self.synced();
+        if !self.sync_waived
+            && !synced
+            && self
+                .sync_deadline
+                .is_some_and(|d| tokio::time::Instant::now() >= d)
+        {
+            self.sync_waived = true;
+            self.summary.shadow_error = Some("the shadow was not synced in time".into());
+            if self.telemetry.is_none() {
+                return true;
+            }
+            tracing::warn!(
+                "the shadow was not synced in time; sending telemetry with the device's current state"
+            );
+        }
+        let has_telemetry = self.telemetry.is_some();
+        if self.summary.telemetry_done
+            && (self.machine.is_none() || (!self.summary.follow && has_telemetry))
+        {
+            return true;
+        }
+        self.machine.is_some()
+            && !has_telemetry
+            && !self.summary.follow
+            && (synced || self.summary.shadow_rejected)
+    }
+
+    /// The SUBACK: the shadow machine starts (`get`).
+    async fn on_subscribed(
+        &mut self,
+        r: Result<(), transport::session::SubscribeError>,
+    ) -> Result<Flow, AgentError> {
+        self.subscribing = false;
+        r?;
+        let actions = self
+            .machine
+            .as_mut()
+            .map(|m| m.start(Instant::now()))
+            .unwrap_or_default();
+        self.execute(actions).await
+    }
+
+    /// A shadow response (anything else is the machine's to ignore).
+    async fn on_message(&mut self, msg: Option<transport::Received>) -> Result<Flow, AgentError> {
+        let Some(msg) = msg else {
+            let st = self.session.status();
+            let why = st
+                .last_error
+                .map(|e| e.to_string())
+                .or(st.ended)
+                .unwrap_or_else(|| "closed".into());
+            return Err(AgentError::Ended(why));
+        };
+        let actions = match self
+            .machine
+            .as_mut()
+            .map(|m| m.on_message(&msg.topic, &msg.payload, Instant::now()))
+        {
+            Some(Ok(a)) => a,
+            Some(Err(e)) => {
+                tracing::warn!("{e}");
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        self.execute(actions).await
+    }
+
+    /// Connection changes: a reconnect re-gets the shadow; a permanent failure ends the run.
+    async fn on_session_event(
+        &mut self,
+        ev: Result<SessionEvent, broadcast::error::RecvError>,
+    ) -> Result<Flow, AgentError> {
+        match ev {
+            Ok(SessionEvent::Connected { connection, .. })
+                if connection > self.first.connections =>
+            {
+                self.reporter.report(Event::Connected {
+                    endpoint: self.endpoint.clone(),
+                    connection,
+                });
+                if !self.subscribing {
+                    let actions = self
+                        .machine
+                        .as_mut()
+                        .map(|m| m.on_reconnect(Instant::now()))
+                        .unwrap_or_default();
+                    return self.execute(actions).await;
+                }
+            }
+            Ok(SessionEvent::Disconnected { reason }) => {
+                self.reporter.report(Event::Disconnected { reason });
+            }
+            Ok(SessionEvent::Failed { reason }) => return Err(AgentError::Ended(reason)),
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => self.events_open = false,
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// The shadow machine's deadline.
+    async fn on_tick(&mut self) -> Result<Flow, AgentError> {
+        let actions = self
+            .machine
+            .as_mut()
+            .map(|m| m.on_tick(Instant::now()))
+            .unwrap_or_default();
+        self.execute(actions).await
+    }
+
+    /// One telemetry input: built, gated by the shadow, published.
+    async fn on_input(&mut self, item: Option<Item>) -> Result<Flow, AgentError> {
+        let Some(t) = self.telemetry.as_mut() else {
+            return Ok(Flow::Continue);
+        };
+        t.next_at = t.interval.map(|i| tokio::time::Instant::now() + i);
+        t.produced += 1;
+        if t.count.is_some_and(|c| t.produced >= c) {
+            self.summary.telemetry_done = true;
+        }
+        let input = match item {
+            None => {
+                self.summary.telemetry_done = true;
+                return Ok(Flow::Continue);
+            }
+            Some(Item::Bad(reason)) => {
+                self.refused(reason);
+                return Ok(Flow::Continue);
+            }
+            Some(Item::Input(v)) => v,
+        };
+        let (env, bytes) = match build_event(&t.header, input, time::OffsetDateTime::now_utc()) {
+            Ok(b) => b,
+            Err(e) => {
+                self.refused(e.to_string());
+                return Ok(Flow::Continue);
+            }
+        };
+        if let Some(m) = &self.machine
+            && let Err(why) = m.gate().check(&env.event_type)
+        {
+            self.summary.events_blocked += 1;
+            self.reporter.report(Event::Blocked {
+                event_type: env.event_type,
+                reason: why.to_string(),
+            });
+            return Ok(Flow::Continue);
+        }
+        let d = self
+            .session
+            .publish(Message::new(t.topic.clone(), bytes))
+            .await?;
+        self.summary.events_sent += 1;
+        self.deliveries
+            .spawn(async move { d.confirmed().await.is_ok() });
+        self.reporter.report(Event::Sent {
+            n: self.summary.events_sent,
+            event_type: env.event_type,
+            uuid: env.sender_event_uuid,
+        });
+        Ok(Flow::Continue)
+    }
+
+    fn refused(&mut self, reason: String) {
+        self.summary.events_refused += 1;
+        self.reporter.report(Event::Refused { reason });
+    }
+
+    /// Performs the shadow machine's actions.
+    async fn execute(&mut self, actions: Vec<Action>) -> Result<Flow, AgentError> {
         for a in actions {
             match a {
                 Action::Publish(o) => {
@@ -139,270 +506,56 @@ impl Loop<'_> {
                 }
             }
         }
-        Ok(())
+        Ok(Flow::Continue)
+    }
+
+    /// Waits for the last confirmations (unless interrupted or failed; `shutdown` cuts the
+    /// wait short), disconnects and completes the summary.
+    async fn shut_down(
+        mut self,
+        outcome: Result<(), AgentError>,
+        start: Instant,
+        shutdown: Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<Summary, AgentError> {
+        if let Some(t) = &self.telemetry
+            && !self.summary.interrupted
+            && outcome.is_ok()
+        {
+            tokio::select! {
+                _ = self.session.flush(t.confirm_timeout) => {}
+                () = shutdown => self.summary.interrupted = true,
+            }
+        }
+        self.telemetry = None;
+        let closed = self.session.close(Duration::from_secs(2)).await;
+        while let Some(done) = self.deliveries.join_next().await {
+            self.summary.events_confirmed += u64::from(done.unwrap_or(false));
+        }
+        outcome?;
+        let mut summary = self.summary;
+        summary.unacked = closed.unacked;
+        summary.spooled = closed.spooled;
+        summary.dropped = closed.dropped;
+        summary.shadow_version = self
+            .machine
+            .as_ref()
+            .and_then(DeviceShadow::version)
+            .or(summary.shadow_version);
+        summary.elapsed_s = start.elapsed().as_secs_f64();
+        Ok(summary)
     }
 }
 
-fn far() -> tokio::time::Instant {
-    tokio::time::Instant::now() + Duration::from_secs(86_400)
-}
-
-/// Connects with `opts` over `outbox` and runs `plan` until it is done or `shutdown` resolves.
-pub async fn run(
-    opts: SessionOptions,
-    outbox: Outbox,
-    plan: Plan,
-    shutdown: impl Future<Output = ()>,
-    reporter: &dyn Reporter,
-) -> Result<Summary, AgentError> {
-    let start = Instant::now();
-    let endpoint = opts.endpoint.to_string();
-    let thing = opts.client_id.clone();
-    let (session, mut incoming) = Session::start(opts, outbox).await.map_err(|e| match e {
-        StartError::Options(o) => AgentError::Options(o),
-        other => AgentError::Connect(other),
-    })?;
-    let mut events = session.events();
-    let first = session.status();
-    if first.connected {
-        reporter.report(Event::Connected {
-            endpoint: endpoint.clone(),
-            connection: first.connections,
-        });
+/// Waits out `next_at`, then takes the next input (`None` when the source ended).
+async fn next_input(
+    telemetry: Option<&mut Telemetry>,
+    next_at: Option<tokio::time::Instant>,
+) -> Option<Item> {
+    if let Some(t) = next_at {
+        tokio::time::sleep_until(t).await;
     }
-    let Plan { shadow, telemetry } = plan;
-    let follow = shadow.as_ref().is_some_and(|s| s.follow);
-    let sync_deadline = shadow
-        .as_ref()
-        .map(|s| tokio::time::Instant::now() + s.sync_timeout);
-    let mut lp = Loop {
-        session: &session,
-        reporter,
-        summary: Summary {
-            shadow_synced: shadow.as_ref().map(|_| false),
-            wants_sync: shadow.as_ref().is_some_and(|s| !s.follow),
-            telemetry_done: telemetry.is_none(),
-            follow,
-            ..Summary::default()
-        },
-        machine: match &shadow {
-            Some(s) => Some(DeviceShadow::new(
-                ShadowTopics::new(&thing, None)?,
-                s.initial_state.clone(),
-                &format!(
-                    "{}-{:08x}",
-                    thing.chars().take(24).collect::<String>(),
-                    fastrand::u32(..)
-                ),
-                s.config,
-            )),
-            None => None,
-        },
-    };
-    let filters: Vec<(String, Qos)> = lp
-        .machine
-        .as_ref()
-        .map(|m| {
-            m.subscriptions()
-                .into_iter()
-                .map(|f| (f, Qos::AtLeastOnce))
-                .collect()
-        })
-        .unwrap_or_default();
-    let subscribe = session.subscribe(&filters);
-    tokio::pin!(subscribe);
-    let mut subscribing = lp.machine.is_some();
-    let (topic, header, interval, count, confirm_timeout, mut producer) = match telemetry {
-        Some(t) => (
-            t.topic,
-            Some(t.header),
-            t.interval,
-            t.count,
-            t.confirm_timeout,
-            Some(Producer::new(t.source)),
-        ),
-        None => (String::new(), None, None, None, Duration::ZERO, None),
-    };
-    let mut next_at: Option<tokio::time::Instant> = None;
-    let mut produced = 0u64;
-    let mut sync_waived = false;
-    let mut deliveries: JoinSet<bool> = JoinSet::new();
-    let mut events_open = true;
-    tokio::pin!(shutdown);
-    let outcome: Result<(), AgentError> = loop {
-        let synced = lp.machine.as_ref().is_none_or(DeviceShadow::is_synced);
-        if !sync_waived
-            && !synced
-            && sync_deadline.is_some_and(|d| tokio::time::Instant::now() >= d)
-        {
-            sync_waived = true;
-            lp.summary.shadow_error = Some("the shadow was not synced in time".into());
-            if producer.is_none() {
-                break Ok(());
-            }
-            tracing::warn!(
-                "the shadow was not synced in time; sending telemetry with the device's current state"
-            );
-        }
-        let tele_ready = producer.is_some()
-            && !lp.summary.telemetry_done
-            && (synced || sync_waived || lp.summary.shadow_rejected);
-        if lp.summary.telemetry_done && (lp.machine.is_none() || (!follow && producer.is_some())) {
-            break Ok(());
-        }
-        if lp.machine.is_some()
-            && producer.is_none()
-            && !follow
-            && (synced || lp.summary.shadow_rejected)
-        {
-            break Ok(());
-        }
-        let deadline = lp.machine.as_ref().and_then(DeviceShadow::next_deadline);
-        let tick_at = deadline.map_or_else(far, tokio::time::Instant::from_std);
-        let sync_pending = sync_deadline.is_some() && !synced && !sync_waived;
-        let sync_at = sync_deadline.unwrap_or_else(far);
-        tokio::select! {
-            () = &mut shutdown => {
-                lp.summary.interrupted = true;
-                break Ok(());
-            }
-            r = &mut subscribe, if subscribing => {
-                subscribing = false;
-                if let Err(e) = r {
-                    break Err(e.into());
-                }
-                let actions = lp.machine.as_mut().map(|m| m.start(Instant::now())).unwrap_or_default();
-                if let Err(e) = lp.execute(actions).await {
-                    break Err(e);
-                }
-            }
-            msg = incoming.recv() => {
-                let Some(msg) = msg else {
-                    let st = session.status();
-                    let why = st.last_error.map(|e| e.to_string()).or(st.ended).unwrap_or_else(|| "closed".into());
-                    break Err(AgentError::Ended(why));
-                };
-                let actions = match lp.machine.as_mut().map(|m| m.on_message(&msg.topic, &msg.payload, Instant::now())) {
-                    Some(Ok(a)) => a,
-                    Some(Err(e)) => {
-                        tracing::warn!("{e}");
-                        Vec::new()
-                    }
-                    None => Vec::new(),
-                };
-                if let Err(e) = lp.execute(actions).await {
-                    break Err(e);
-                }
-            }
-            ev = events.recv(), if events_open => {
-                match ev {
-                    Ok(SessionEvent::Connected { connection, .. }) if connection > first.connections => {
-                        reporter.report(Event::Connected { endpoint: endpoint.clone(), connection });
-                        if !subscribing {
-                            let actions = lp.machine.as_mut().map(|m| m.on_reconnect(Instant::now())).unwrap_or_default();
-                            if let Err(e) = lp.execute(actions).await {
-                                break Err(e);
-                            }
-                        }
-                    }
-                    Ok(SessionEvent::Disconnected { reason }) => reporter.report(Event::Disconnected { reason }),
-                    Ok(SessionEvent::Failed { reason }) => break Err(AgentError::Ended(reason)),
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => events_open = false,
-                }
-            }
-            () = tokio::time::sleep_until(tick_at), if deadline.is_some() => {
-                let actions = lp.machine.as_mut().map(|m| m.on_tick(Instant::now())).unwrap_or_default();
-                if let Err(e) = lp.execute(actions).await {
-                    break Err(e);
-                }
-            }
-            () = tokio::time::sleep_until(sync_at), if sync_pending => {}
-            Some(done) = deliveries.join_next(), if !deliveries.is_empty() => {
-                if done.unwrap_or(false) {
-                    lp.summary.events_confirmed += 1;
-                }
-            }
-            item = async {
-                if let Some(t) = next_at {
-                    tokio::time::sleep_until(t).await;
-                }
-                match producer.as_mut() {
-                    Some(p) => p.next().await,
-                    None => None,
-                }
-            }, if tele_ready => {
-                next_at = interval.map(|i| tokio::time::Instant::now() + i);
-                produced += 1;
-                if count.is_some_and(|c| produced >= c) {
-                    lp.summary.telemetry_done = true;
-                }
-                let input = match item {
-                    None => {
-                        lp.summary.telemetry_done = true;
-                        continue;
-                    }
-                    Some(Item::Bad(reason)) => {
-                        lp.summary.events_refused += 1;
-                        reporter.report(Event::Refused { reason });
-                        continue;
-                    }
-                    Some(Item::Input(v)) => v,
-                };
-                let Some(header) = header.as_ref() else { continue };
-                let (env, bytes) = match build_event(header, input, time::OffsetDateTime::now_utc()) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        lp.summary.events_refused += 1;
-                        reporter.report(Event::Refused { reason: e.to_string() });
-                        continue;
-                    }
-                };
-                if let Some(m) = &lp.machine
-                    && let Err(why) = m.gate().check(&env.event_type)
-                {
-                    lp.summary.events_blocked += 1;
-                    reporter.report(Event::Blocked { event_type: env.event_type, reason: why.to_string() });
-                    continue;
-                }
-                match session.publish(Message::new(topic.clone(), bytes)).await {
-                    Ok(d) => {
-                        lp.summary.events_sent += 1;
-                        deliveries.spawn(async move { d.confirmed().await.is_ok() });
-                        reporter.report(Event::Sent {
-                            n: lp.summary.events_sent,
-                            event_type: env.event_type,
-                            uuid: env.sender_event_uuid,
-                        });
-                    }
-                    Err(e) => break Err(e.into()),
-                }
-            }
-        }
-    };
-    if producer.is_some() && !lp.summary.interrupted && outcome.is_ok() {
-        tokio::select! {
-            _ = session.flush(confirm_timeout) => {}
-            () = &mut shutdown => lp.summary.interrupted = true,
-        }
+    match telemetry {
+        Some(t) => t.producer.next().await,
+        None => None,
     }
-    drop(producer);
-    let closed = session.close(Duration::from_secs(2)).await;
-    while let Some(done) = deliveries.join_next().await {
-        if done.unwrap_or(false) {
-            lp.summary.events_confirmed += 1;
-        }
-    }
-    outcome?;
-    let mut summary = lp.summary;
-    summary.unacked = closed.unacked;
-    summary.spooled = closed.spooled;
-    summary.dropped = closed.dropped;
-    summary.shadow_version = lp
-        .machine
-        .as_ref()
-        .and_then(DeviceShadow::version)
-        .or(summary.shadow_version);
-    summary.elapsed_s = start.elapsed().as_secs_f64();
-    Ok(summary)
 }

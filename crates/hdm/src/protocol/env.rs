@@ -1,6 +1,15 @@
 //! The reference client's env files (`env.dev`, `env.stg`, `env.prd`): dotenv lines with the
-//! keys `stage`, `base_url`, `api_key`, `api_version` and `loglevel` (hdm-aws.md A.2). Parses
-//! text; reading the file is the agent's job. Every error names the file, the line and the key.
+//! keys `stage`, `base_url`, `api_key`, `api_version` and `loglevel`. Parses text; reading the
+//! file is the agent's job. Every error names the file, the line and the key, and never shows
+//! a line that may hold the API key.
+//!
+//! Why not `dotenvy`: every error and every value here carries its line number (dotenvy's
+//! iterator yields none, so "line 4: `base_url` must be ..." could not be said); dotenvy
+//! substitutes `$NAME` and `${NAME}` from the process environment, which would silently alter
+//! an API key containing `$` and make a pure parser read the agent's environment; and its parse
+//! error carries the offending line, which may be `api_key VALUE` without its `=`. The format
+//! read here is python-dotenv's as the reference client writes it: `key=value`, optional
+//! `export `, single or double quotes, `#` comments. That is about forty lines of code.
 
 use std::fmt;
 
@@ -68,15 +77,16 @@ pub struct EnvFile {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EnvError {
-    /// A line that is not `key=value`.
-    #[error("{file} line {line}: expected `key=value`, found `{text}`")]
+    /// A line that is not `key=value`. The line itself is never shown: it may be
+    /// `api_key VALUE` with the `=` missing.
+    #[error(
+        "{file} line {line}: expected `key=value` (the line is not shown: it may hold the API key)"
+    )]
     Syntax {
         /// File.
         file: String,
         /// 1-based line.
         line: usize,
-        /// The line (shortened).
-        text: String,
     },
     /// A key with a bad value.
     #[error("{file} line {line}: `{key}` must be {expected}, found `{found}`")]
@@ -203,20 +213,16 @@ impl EnvFile {
                 continue;
             }
             let body = trimmed.strip_prefix("export ").unwrap_or(trimmed);
+            let syntax = || EnvError::Syntax {
+                file: file.to_owned(),
+                line,
+            };
             let Some((k, v)) = body.split_once('=') else {
-                return Err(EnvError::Syntax {
-                    file: file.to_owned(),
-                    line,
-                    text: shorten(trimmed),
-                });
+                return Err(syntax());
             };
             let key = k.trim();
             if key.is_empty() || key.contains(char::is_whitespace) {
-                return Err(EnvError::Syntax {
-                    file: file.to_owned(),
-                    line,
-                    text: shorten(trimmed),
-                });
+                return Err(syntax());
             }
             if let Some((_, first)) = seen.iter().find(|(s, _)| s == key) {
                 return Err(EnvError::Duplicate {
@@ -383,6 +389,16 @@ mod tests {
         assert!(s.starts_with("env.stg line 2: `base_url`"), "{s}");
         let err = EnvFile::parse("env.stg", "stage=stg\njust words\n").unwrap_err();
         assert!(matches!(err, EnvError::Syntax { line: 2, .. }), "{err}");
+        // A key line without its `=` holds the key itself: named by file and line, not shown.
+        let err = EnvFile::parse("env.stg", "stage=stg\napi_key s3cr3t-value\n").unwrap_err();
+        let s = err.to_string();
+        assert!(s.starts_with("env.stg line 2: expected `key=value`"), "{s}");
+        assert!(
+            !s.contains("s3cr3t") && !format!("{err:?}").contains("s3cr3t"),
+            "{s}"
+        );
+        let err = EnvFile::parse("env.stg", "api key=s3cr3t-value\n").unwrap_err();
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
         let err = EnvFile::parse("env.stg", "stage=stg\nstage=prd\n").unwrap_err();
         assert!(err.to_string().contains("first on line 1"), "{err}");
         let err = EnvFile::parse("env.stg", "loglevel=loud\n").unwrap_err();

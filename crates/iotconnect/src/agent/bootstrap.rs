@@ -6,10 +6,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use transport::SessionOptions;
-use transport::args::{AuthArgs, BrokerArgs, TlsArgs};
 use transport::auth::Credentials;
 use transport::tls::TlsOptions;
+use transport::{ConnectSettings, SessionOptions};
 
 use super::AgentError;
 use crate::config::Config;
@@ -102,12 +101,10 @@ impl Platform {
     }
 }
 
-/// Session options from the flags, the config file and the sync answer: flags win, then the
-/// config (`SSLCaPath`, `SSLCertPath`, `SSLKeyPath`), then sync (`p`).
+/// Session options from the user's settings, the config file and the sync answer: the
+/// settings win, then the config (`SSLCaPath`, `SSLCertPath`, `SSLKeyPath`), then sync (`p`).
 pub fn session_options(
-    broker: &BrokerArgs,
-    tls: &TlsArgs,
-    auth: &AuthArgs,
+    settings: &ConnectSettings,
     cfg: &Config,
     sync: &SyncData,
 ) -> Result<SessionOptions, AgentError> {
@@ -118,23 +115,21 @@ pub fn session_options(
             p.n
         )));
     }
-    let mut tls = tls.clone();
-    if tls.cafile.is_empty() {
-        tls.cafile.extend(cfg.ca.clone());
+    let mut settings = settings.clone();
+    settings.tls.ca_files = settings.ca_files_or(cfg.ca.clone());
+    if settings.tls.client_cert.is_none() {
+        settings.tls.client_cert.clone_from(&cfg.cert);
     }
-    if tls.cert.is_none() {
-        tls.cert.clone_from(&cfg.cert);
-    }
-    if tls.key.is_none() {
-        tls.key.clone_from(&cfg.key);
+    if settings.tls.client_key.is_none() {
+        settings.tls.client_key.clone_from(&cfg.key);
     }
     let default_broker =
         (!p.h.is_empty()).then(|| format!("mqtts://{}:{}", p.h, if p.p == 0 { 8883 } else { p.p }));
-    if broker.broker.is_none() && default_broker.is_none() {
+    if settings.broker.is_none() && default_broker.is_none() {
         return Err(crate::protocol::v1::sync::SyncError::Missing { field: "d.p.h" }.into());
     }
-    let mut opts = broker.to_options(&tls, auth, default_broker.as_deref())?;
-    if broker.client_id.is_none() {
+    let mut opts = settings.session_options(default_broker.as_deref())?;
+    if settings.client_id.is_none() {
         opts.client_id = if p.id.is_empty() {
             cfg.unique_id.clone()
         } else {
@@ -142,7 +137,7 @@ pub fn session_options(
         };
     }
     let at = sync.at.unwrap_or(2);
-    if auth.username.is_none() {
+    if settings.username.is_none() {
         let username = if p.un.is_empty() {
             format!("{}/{}/?api-version=2018-06-30", p.h, opts.client_id)
         } else {
@@ -151,7 +146,9 @@ pub fn session_options(
         opts.credentials = match at {
             1 => Some(Credentials {
                 username,
-                password: Some(p.pwd.clone()).filter(|s| !s.is_empty()),
+                password: Some(p.pwd.clone())
+                    .filter(|s| !s.is_empty())
+                    .map(Into::into),
             }),
             5 => {
                 let key = cfg.device_primary_key.as_deref().ok_or(AgentError::Unsupported(
@@ -163,7 +160,7 @@ pub fn session_options(
                 let resource = format!("{}/devices/{}", p.h, opts.client_id);
                 Some(Credentials {
                     username,
-                    password: Some(sas::build(&resource, key, now + 365 * 24 * 3600)?),
+                    password: Some(sas::build(&resource, key, now + 365 * 24 * 3600)?.into()),
                 })
             }
             _ => None,

@@ -1,12 +1,11 @@
 //! What the agent reports while it runs: typed events handed to a [`Reporter`] the caller
-//! chooses. The binary prints them through `transport::output::Output` (text, or NDJSON
-//! `{"type": ..., "data": ...}`); tests collect them with [`Collect`].
+//! chooses (any `Fn(Event)` is one). The binary prints them through its output (text, or
+//! NDJSON `{"type": ..., "data": ...}`); tests collect them with [`Collect`].
 
 use std::sync::Mutex;
 
 use serde::Serialize;
 use serde_json::Value;
-use transport::output::Output;
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -166,6 +165,12 @@ impl Event {
             .unwrap_or_default()
     }
 
+    /// The event's data without its `type` tag: what an NDJSON envelope carries under `data`.
+    pub fn data(&self) -> Value {
+        let v = serde_json::to_value(self).unwrap_or(Value::Null);
+        v.get("data").cloned().unwrap_or(Value::Null)
+    }
+
     /// A sentence for people.
     pub fn text(&self) -> String {
         match self {
@@ -282,11 +287,9 @@ pub trait Reporter: Send + Sync {
     fn event(&self, e: Event);
 }
 
-impl Reporter for Output {
+impl<F: Fn(Event) + Send + Sync> Reporter for F {
     fn event(&self, e: Event) {
-        let v = serde_json::to_value(&e).unwrap_or(Value::Null);
-        let data = v.get("data").cloned().unwrap_or(Value::Null);
-        Output::event(self, &e.kind(), &data, || e.text());
+        self(e);
     }
 }
 

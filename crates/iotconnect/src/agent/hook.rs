@@ -2,17 +2,19 @@
 //! rule command and OTA, with the command's JSON on stdin and in `IOTC_DATA`, and
 //! `IOTC_CMD_TYPE`, `IOTC_COMMAND`, `IOTC_UNIQUE_ID`, `IOTC_ACK_ID` (and `IOTC_OTA_FILES`) in
 //! its environment. Exit status 0 means success; the first line of its output becomes the
-//! acknowledgement message. A hook that outlives its timeout is killed and counts as failed.
+//! acknowledgement message. The shared runner (`hook`) bounds it: a timeout that kills its
+//! process group (the hook counts as failed), capped output, a limit on hooks at once, and an
+//! environment of `PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `TMPDIR`, the `IOTC_*` context and the
+//! `--hook-env` names only.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
+use hook::{Ending, Runner};
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
 
 /// A program to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Hook {
     /// The program.
     pub program: PathBuf,
@@ -20,6 +22,8 @@ pub struct Hook {
     pub args: Vec<String>,
     /// Longest run.
     pub timeout: Duration,
+    /// The limits it runs in (shared by the agent's hooks).
+    pub runner: Runner,
 }
 
 /// What to tell the hook.
@@ -67,59 +71,46 @@ impl Hook {
             .collect::<Vec<_>>()
             .join("\n");
         let data = call.data.to_string();
-        let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.args(&self.args)
-            .arg(&call.command)
-            .env("IOTC_CMD_TYPE", &call.cmd_type)
-            .env("IOTC_COMMAND", &call.command)
-            .env("IOTC_UNIQUE_ID", &call.unique_id)
-            .env("IOTC_ACK_ID", &call.ack_id)
-            .env("IOTC_DATA", &data)
-            .env("IOTC_OTA_FILES", files)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                return HookOutcome {
-                    ok: false,
-                    msg: format!("cannot run hook `{}`: {e}", self.program.display()),
-                };
-            }
-        };
-        if let Some(mut stdin) = child.stdin.take() {
-            // A hook that does not read stdin closes it early; that is not an error.
-            let _ = stdin.write_all(data.as_bytes()).await;
-        }
-        match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Err(_) => HookOutcome {
+        let mut args: Vec<std::ffi::OsString> = self.args.iter().map(Into::into).collect();
+        args.push(call.command.clone().into());
+        let done = self
+            .runner
+            .run(hook::Call {
+                program: self.program.clone().into(),
+                args,
+                env: vec![
+                    ("IOTC_CMD_TYPE".into(), call.cmd_type.clone()),
+                    ("IOTC_COMMAND".into(), call.command.clone()),
+                    ("IOTC_UNIQUE_ID".into(), call.unique_id.clone()),
+                    ("IOTC_ACK_ID".into(), call.ack_id.clone()),
+                    ("IOTC_DATA".into(), data.clone()),
+                    ("IOTC_OTA_FILES".into(), files),
+                ],
+                stdin: data.into_bytes(),
+                timeout: self.timeout,
+            })
+            .await;
+        let (stdout, stderr) = (done.stdout.text(), done.stderr.text());
+        match done.ending {
+            Ending::NotStarted(e) => HookOutcome {
+                ok: false,
+                msg: format!("cannot run hook `{}`: {e}", self.program.display()),
+            },
+            Ending::TimedOut => HookOutcome {
                 ok: false,
                 msg: format!("hook timed out after {} s", self.timeout.as_secs()),
             },
-            Ok(Err(e)) => HookOutcome {
-                ok: false,
-                msg: format!("hook failed: {e}"),
+            Ending::Exited(status) if status.success() => HookOutcome {
+                ok: true,
+                msg: clip(stdout.lines().next().unwrap_or("")),
             },
-            Ok(Ok(out)) => {
-                let stdout = String::from_utf8_lossy(&out.stdout);
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                if out.status.success() {
-                    HookOutcome {
-                        ok: true,
-                        msg: clip(stdout.lines().next().unwrap_or("")),
-                    }
-                } else {
-                    let last_of =
-                        |t: &str| t.lines().rfind(|l| !l.trim().is_empty()).map(str::to_owned);
-                    let last = last_of(&stderr).or_else(|| last_of(&stdout));
-                    HookOutcome {
-                        ok: false,
-                        msg: clip(
-                            &last.unwrap_or_else(|| format!("hook exited with {}", out.status)),
-                        ),
-                    }
+            Ending::Exited(status) => {
+                let last_of =
+                    |t: &str| t.lines().rfind(|l| !l.trim().is_empty()).map(str::to_owned);
+                let last = last_of(&stderr).or_else(|| last_of(&stdout));
+                HookOutcome {
+                    ok: false,
+                    msg: clip(&last.unwrap_or_else(|| format!("hook exited with {status}"))),
                 }
             }
         }

@@ -23,9 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use transport::output::exit;
 use transport::session::{Incoming, PublishError, ResendHook, StartError, SubscribeError};
-use transport::{Message, Outbox, Qos, Session, SessionOptions, SpoolConfig, StartMode};
+use transport::settings::SettingsError;
+use transport::{Message, Outbox, Outcome, Qos, Session, SessionOptions, SpoolConfig, StartMode};
 
 pub use events::{Collect, Event, Reporter};
 pub use run::{Reconnect, RunOptions, RunOutcome};
@@ -61,9 +61,9 @@ pub enum AgentError {
         /// Why.
         reason: String,
     },
-    /// Flags.
+    /// Connection settings (broker URL, password source).
     #[error(transparent)]
-    Args(#[from] transport::args::ArgsError),
+    Settings(#[from] SettingsError),
     /// The MQTT session could not start.
     #[error(transparent)]
     Start(#[from] StartError),
@@ -99,18 +99,18 @@ pub enum AgentError {
 }
 
 impl AgentError {
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
+    /// The class of this error (for the documented exit codes).
+    pub fn outcome(&self) -> Outcome {
         match self {
             AgentError::Config(_)
-            | AgentError::Args(_)
+            | AgentError::Settings(_)
             | AgentError::Unsupported(_)
             | AgentError::Sas(_)
-            | AgentError::Input(_) => exit::USAGE,
+            | AgentError::Input(_) => Outcome::Usage,
             AgentError::Sync(SyncError::Refused { .. } | SyncError::Status { .. }) => {
-                exit::REJECTED
+                Outcome::Rejected
             }
-            _ => exit::FAILURE,
+            _ => Outcome::Failure,
         }
     }
 }

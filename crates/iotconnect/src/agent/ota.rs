@@ -151,11 +151,7 @@ async fn fetch(
     tokio::fs::rename(&part, path)
         .await
         .map_err(|e| format!("cannot move the download to `{}`: {e}", path.display()))?;
-    let sha256 = hash.finalize().iter().fold(String::new(), |mut s, b| {
-        use std::fmt::Write;
-        let _ = write!(s, "{b:02x}");
-        s
-    });
+    let sha256 = hex::encode(hash.finalize());
     Ok(Downloaded {
         path: path.to_owned(),
         bytes,

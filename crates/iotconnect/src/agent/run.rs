@@ -1,6 +1,15 @@
-//! `iotc-send run`: one `select!` loop over shutdown, input, broker messages, the next edge
-//! window, session events and finished background work (hooks, OTA downloads, re-syncs, the
-//! subscription), all of which live in one `JoinSet`. The device decides; this loop executes.
+//! `iotc-send run`, in named steps. Connecting and bootstrapping (discovery, sync, the device
+//! state machine, the session) happen before, in `setup`; [`Agent::run`] then reads as
+//! **subscribe** (in the background, with the start-up twin report), **serve** (one `select!`
+//! over shutdown, input, broker messages, the next edge window, session events and finished
+//! background work — hooks, OTA downloads, re-syncs, the subscription — all of which live in one
+//! `JoinSet`) and **shut down** (flush or keep the offline store, close, 0x99's clean-up, the
+//! summary). The device decides; [`Agent::execute`] performs its actions, one method per kind.
+//!
+//! The failure policy lives in one place, the serve loop: an error from a step (a publish the
+//! session refused, a failed subscription, a re-sync that cannot be applied) ends the run;
+//! failures of background work (a hook, a download, a re-sync request) become acknowledgements
+//! or warnings and the run goes on.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -78,6 +87,15 @@ fn call(cmd_type: &str, command: &str, unique_id: &str, ack_id: &str, data: Valu
     }
 }
 
+/// The loop's view of the session, renewed after a 0x12 reconnect.
+struct Watch {
+    events: tokio::sync::broadcast::Receiver<SessionEvent>,
+    events_open: bool,
+    connected: bool,
+    generation: u64,
+    subscribing: bool,
+}
+
 impl Agent {
     /// Runs until shutdown, the end of the input (`exit_after_input`) or 0x99.
     pub async fn run(
@@ -87,101 +105,153 @@ impl Agent {
         shutdown: impl Future<Output = ()>,
     ) -> Result<RunOutcome, AgentError> {
         let mut tasks: JoinSet<Done> = JoinSet::new();
-        let mut events = self.session.events();
-        let mut seen_generation = self.generation;
-        let mut events_open = true;
-        let mut connected = self.session.status().connected;
-        if connected {
+        let mut watch = self.subscribe_in_background(&mut tasks, &opts).await?;
+        tokio::pin!(shutdown);
+        let served = self
+            .serve(&mut input, &mut tasks, &mut watch, &opts, shutdown)
+            .await;
+        tasks.abort_all();
+        let outcome = served?;
+        self.shut_down(outcome).await;
+        Ok(outcome)
+    }
+
+    /// Reports the first connection, starts the subscription, sends the start-up twin report.
+    async fn subscribe_in_background(
+        &mut self,
+        tasks: &mut JoinSet<Done>,
+        opts: &RunOptions,
+    ) -> Result<Watch, AgentError> {
+        let watch = Watch {
+            events: self.session.events(),
+            events_open: true,
+            connected: self.session.status().connected,
+            generation: self.generation,
+            subscribing: true,
+        };
+        if watch.connected {
             self.on_connected(1);
         }
-        self.spawn_subscribe(&mut tasks);
+        self.spawn_subscribe(tasks);
         for (k, v) in &opts.twin {
             let out = self.device.twin_report(k, v.clone());
             self.publish(out).await?;
         }
+        Ok(watch)
+    }
+
+    /// The loop: one event at a time, the device's actions executed after each.
+    async fn serve(
+        &mut self,
+        input: &mut mpsc::Receiver<Input>,
+        tasks: &mut JoinSet<Done>,
+        w: &mut Watch,
+        opts: &RunOptions,
+        mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<RunOutcome, AgentError> {
         let mut input_open = true;
-        let mut subscribing = true;
-        tokio::pin!(shutdown);
-        let outcome = loop {
+        loop {
             if self.device.is_barred() {
-                break RunOutcome::Barred;
+                return Ok(RunOutcome::Barred);
             }
-            let busy = tasks.len() > usize::from(subscribing);
+            let busy = tasks.len() > usize::from(w.subscribing);
             if !input_open
                 && opts.exit_after_input
                 && !busy
                 && self.device.pending_until().is_none()
             {
-                break RunOutcome::InputDone;
+                return Ok(RunOutcome::InputDone);
             }
-            if seen_generation != self.generation {
+            if w.generation != self.generation {
                 // A new session after 0x12: its events, its subscriptions.
-                seen_generation = self.generation;
-                events = self.session.events();
-                events_open = true;
-                connected = self.session.status().connected;
-                subscribing = true;
-                self.spawn_subscribe(&mut tasks);
+                *w = Watch {
+                    events: self.session.events(),
+                    events_open: true,
+                    connected: self.session.status().connected,
+                    generation: self.generation,
+                    subscribing: true,
+                };
+                self.spawn_subscribe(tasks);
             }
             let wake = self.device.next_wake().map(|m| self.origin + m);
             let actions = tokio::select! {
-                () = &mut shutdown => break RunOutcome::Shutdown,
-                item = input.recv(), if input_open => match item {
-                    Some(Input::Records(r)) => self.device.send_data(&r, self.now(), time::OffsetDateTime::now_utc()),
-                    Some(Input::Bad(e)) => vec![Action::Ignored(e.to_string())],
-                    Some(Input::Failed(e)) => {
-                        input_open = false;
-                        vec![Action::Ignored(e)]
-                    }
-                    None => {
-                        input_open = false;
-                        Vec::new()
-                    }
-                },
+                () = &mut shutdown => return Ok(RunOutcome::Shutdown),
+                item = input.recv(), if input_open => self.on_input(item, &mut input_open),
                 msg = self.incoming.recv() => match msg {
                     Some(m) => self.device.on_message(&m.topic, &m.payload),
                     None => return Err(AgentError::Ended(self.session.status().ended.unwrap_or_else(|| "closed".into()))),
                 },
                 () = sleep_until(wake), if wake.is_some() => self.device.tick(self.now(), time::OffsetDateTime::now_utc()),
-                ev = events.recv(), if events_open => match ev {
-                    Ok(SessionEvent::Connected { connection, .. }) => {
-                        connected = true;
-                        self.on_connected(connection);
-                        Vec::new()
-                    }
-                    Ok(SessionEvent::Disconnected { reason }) if connected => {
-                        connected = false;
-                        self.reporter.event(Event::Disconnected { reason });
-                        vec![self.device.connection(false)]
-                    }
-                    Ok(SessionEvent::Dropped { count }) => {
-                        self.reporter.event(Event::OfflineFull { count });
-                        Vec::new()
-                    }
-                    Ok(SessionEvent::Failed { reason }) => return Err(AgentError::Ended(reason)),
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        // The session is gone; `incoming` ends too and says why.
-                        events_open = false;
-                        Vec::new()
-                    }
-                    _ => Vec::new(),
-                },
+                ev = w.events.recv(), if w.events_open => self.on_session_event(ev, w)?,
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
                     Ok(d) => {
-                        subscribing &= !matches!(d, Done::Subscribed(_));
-                        self.finish(d, &opts).await?
+                        w.subscribing &= !matches!(d, Done::Subscribed(_));
+                        self.finish(d, opts).await?
                     }
                     Err(e) => vec![Action::Ignored(format!("background task failed: {e}"))],
                 },
             };
-            self.execute(actions, &mut tasks, &opts).await?;
-        };
-        tasks.abort_all();
+            self.execute(actions, tasks, opts).await?;
+        }
+    }
+
+    /// A line of input (records to send), or its end.
+    fn on_input(&mut self, item: Option<Input>, open: &mut bool) -> Vec<Action> {
+        match item {
+            Some(Input::Records(r)) => {
+                self.device
+                    .send_data(&r, self.now(), time::OffsetDateTime::now_utc())
+            }
+            Some(Input::Bad(e)) => vec![Action::Ignored(e.to_string())],
+            Some(Input::Failed(e)) => {
+                *open = false;
+                vec![Action::Ignored(e)]
+            }
+            None => {
+                *open = false;
+                Vec::new()
+            }
+        }
+    }
+
+    /// Connection changes: reported, and told to the device (connection status messages).
+    fn on_session_event(
+        &mut self,
+        ev: Result<SessionEvent, tokio::sync::broadcast::error::RecvError>,
+        w: &mut Watch,
+    ) -> Result<Vec<Action>, AgentError> {
+        Ok(match ev {
+            Ok(SessionEvent::Connected { connection, .. }) => {
+                w.connected = true;
+                self.on_connected(connection);
+                Vec::new()
+            }
+            Ok(SessionEvent::Disconnected { reason }) if w.connected => {
+                w.connected = false;
+                self.reporter.event(Event::Disconnected { reason });
+                vec![self.device.connection(false)]
+            }
+            Ok(SessionEvent::Dropped { count }) => {
+                self.reporter.event(Event::OfflineFull { count });
+                Vec::new()
+            }
+            Ok(SessionEvent::Failed { reason }) => return Err(AgentError::Ended(reason)),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                // The session is gone; `incoming` ends too and says why.
+                w.events_open = false;
+                Vec::new()
+            }
+            _ => Vec::new(),
+        })
+    }
+
+    /// Flushes (or, offline with a disk store, leaves the messages there for the next run),
+    /// closes, clears the offline store after 0x99, and reports the summary.
+    async fn shut_down(self, outcome: RunOutcome) {
         let unconfirmed = if outcome == RunOutcome::Barred {
             self.session.close(Duration::from_secs(1)).await;
             0
         } else {
-            // Stopped while offline with a disk store: the messages wait there for the next run.
             if outcome == RunOutcome::InputDone
                 || self.session.status().connected
                 || self.spool.is_none()
@@ -204,7 +274,6 @@ impl Agent {
             acks: c.acks,
             unconfirmed,
         });
-        Ok(outcome)
     }
 
     fn on_connected(&mut self, connection: u64) {
@@ -224,7 +293,6 @@ impl Agent {
         let session = self.session.clone();
         tasks.spawn(async move { Done::Subscribed(session.subscribe(&filters).await) });
     }
-
     async fn finish(&mut self, done: Done, opts: &RunOptions) -> Result<Vec<Action>, AgentError> {
         match done {
             Done::Subscribed(r) => {
@@ -282,6 +350,7 @@ impl Agent {
         Ok(Vec::new())
     }
 
+    /// Performs the device's actions, one method per kind of work.
     async fn execute(
         &mut self,
         actions: Vec<Action>,
@@ -294,170 +363,16 @@ impl Agent {
                     self.publish(out).await?;
                 }
                 Action::Command { command, raw } => {
-                    let ack_id = command.ack_id.clone();
-                    self.reporter.event(Event::Command {
-                        cmd_type: "0x01".into(),
-                        unique_id: command.unique_id.clone(),
-                        command: command.command.clone(),
-                        ack_id: ack_id.clone(),
-                    });
-                    let c = call(
-                        "0x01",
-                        &command.command,
-                        &command.unique_id,
-                        ack_id.as_deref().unwrap_or(""),
-                        raw,
-                    );
-                    match (&opts.command_hook, ack_id) {
-                        (Some(hook), ack_id) => {
-                            let hook = hook.clone();
-                            tasks.spawn(async move {
-                                let r = hook.run(&c).await;
-                                let st = if r.ok {
-                                    status::COMMAND_OK
-                                } else {
-                                    status::FAILED
-                                };
-                                let acks = ack_id
-                                    .map(|ack_id| {
-                                        (
-                                            AckKind::Command,
-                                            AckData {
-                                                ack_id,
-                                                st,
-                                                msg: r.msg,
-                                                child_id: String::new(),
-                                            },
-                                        )
-                                    })
-                                    .into_iter()
-                                    .collect();
-                                Done::Acks(acks, Vec::new())
-                            });
-                        }
-                        (None, Some(ack_id)) if opts.auto_ack => {
-                            let data = AckData {
-                                ack_id,
-                                st: status::COMMAND_OK,
-                                msg: "received".into(),
-                                child_id: String::new(),
-                            };
-                            self.finish(
-                                Done::Acks(vec![(AckKind::Command, data)], Vec::new()),
-                                opts,
-                            )
-                            .await?;
-                        }
-                        (None, _) => {}
-                    }
+                    self.on_command(&command, raw, tasks, opts).await?;
                 }
                 Action::RuleCommand { unique_id, raw } => {
-                    let command = raw
-                        .get("command")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned();
-                    self.reporter.event(Event::Command {
-                        cmd_type: "rule".into(),
-                        unique_id: unique_id.clone(),
-                        command: command.clone(),
-                        ack_id: None,
-                    });
-                    if let Some(hook) = opts.command_hook.clone() {
-                        let c = call("rule", &command, &unique_id, "", raw);
-                        tasks.spawn(async move {
-                            hook.run(&c).await;
-                            Done::Nothing
-                        });
-                    }
+                    self.on_rule_command(&unique_id, raw, tasks, opts);
                 }
-                Action::Ota { ota, raw } => {
-                    self.reporter.event(Event::Command {
-                        cmd_type: "0x02".into(),
-                        unique_id: ota.command.unique_id.clone(),
-                        command: ota.command.command.clone(),
-                        ack_id: ota.command.ack_id.clone(),
-                    });
-                    let targets = ota::targets(
-                        &ota,
-                        &self.device.devices(),
-                        &self.device.identity().unique_id,
-                    );
-                    let http = opts.platform.as_ref().map(|(p, _)| p.http.clone());
-                    let dir = opts.ota_dir.clone().map(|d| {
-                        d.join(ota::safe_name(
-                            ota.command.ack_id.as_deref().unwrap_or(&ota.command.guid),
-                            "ota",
-                        ))
-                    });
-                    let (hook, max) = (opts.ota_hook.clone(), opts.ota_max_bytes.max(1));
-                    let ack_id = ota.command.ack_id.clone();
-                    tasks.spawn(async move {
-                        let mut acks = Vec::new();
-                        let mut files = Vec::new();
-                        for t in targets {
-                            let result = match (&http, &dir) {
-                                (Some(http), Some(dir)) => ota::download(http, dir, &t, max).await,
-                                _ => Err("OTA downloads are not enabled (no --ota-dir)".to_owned()),
-                            };
-                            let (st, msg) = match result {
-                                Ok(got) => {
-                                    let mut c = call(
-                                        "0x02",
-                                        "ota",
-                                        &t.unique_id,
-                                        ack_id.as_deref().unwrap_or(""),
-                                        raw.clone(),
-                                    );
-                                    c.files = got.iter().map(|f| f.path.clone()).collect();
-                                    files.extend(got.into_iter().map(|f| (t.unique_id.clone(), f)));
-                                    match &hook {
-                                        Some(h) => {
-                                            let r = h.run(&c).await;
-                                            (
-                                                if r.ok { status::OTA_OK } else { status::FAILED },
-                                                r.msg,
-                                            )
-                                        }
-                                        None => (
-                                            status::OTA_OK,
-                                            format!("downloaded {} file(s)", c.files.len()),
-                                        ),
-                                    }
-                                }
-                                Err(e) => (status::FAILED, e),
-                            };
-                            if let Some(ack_id) = &ack_id {
-                                acks.push((
-                                    AckKind::Ota,
-                                    AckData {
-                                        ack_id: ack_id.clone(),
-                                        st,
-                                        msg,
-                                        child_id: t.child_id,
-                                    },
-                                ));
-                            }
-                        }
-                        Done::Acks(acks, files)
-                    });
-                }
+                Action::Ota { ota, raw } => self.on_ota(&ota, raw, tasks, opts),
                 Action::ModuleUpdate(v) => self.reporter.event(Event::Warning {
                     message: format!("0x03 module update received and not acted on: {v}"),
                 }),
-                Action::Resync(scope) => match &opts.platform {
-                    Some((platform, cfg)) => {
-                        let (platform, cfg) = (platform.clone(), cfg.clone());
-                        tasks.spawn(async move {
-                            Done::Resynced(scope, Box::new(platform.sync(&cfg, scope).await))
-                        });
-                    }
-                    None => self.reporter.event(Event::Warning {
-                        message: format!(
-                            "re-sync of {scope:?} asked for, but no platform connection"
-                        ),
-                    }),
-                },
+                Action::Resync(scope) => self.on_resync(scope, tasks, opts),
                 Action::DfChanged(df) => self.reporter.event(Event::DfChanged { df: df.as_secs() }),
                 Action::TwinDesired(twin) | Action::TwinFull(twin) => {
                     self.reporter.event(Event::Twin { twin });
@@ -478,6 +393,200 @@ impl Agent {
             }
         }
         Ok(())
+    }
+
+    /// 0x01: the hook in the background (its exit status becomes the ack), or an automatic ack.
+    async fn on_command(
+        &mut self,
+        command: &crate::protocol::v1::c2d::DeviceCommand,
+        raw: Value,
+        tasks: &mut JoinSet<Done>,
+        opts: &RunOptions,
+    ) -> Result<(), AgentError> {
+        let ack_id = command.ack_id.clone();
+        self.reporter.event(Event::Command {
+            cmd_type: "0x01".into(),
+            unique_id: command.unique_id.clone(),
+            command: command.command.clone(),
+            ack_id: ack_id.clone(),
+        });
+        let c = call(
+            "0x01",
+            &command.command,
+            &command.unique_id,
+            ack_id.as_deref().unwrap_or(""),
+            raw,
+        );
+        match (&opts.command_hook, ack_id) {
+            (Some(hook), ack_id) => {
+                let hook = hook.clone();
+                tasks.spawn(async move {
+                    let r = hook.run(&c).await;
+                    let st = if r.ok {
+                        status::COMMAND_OK
+                    } else {
+                        status::FAILED
+                    };
+                    let acks = ack_id
+                        .map(|ack_id| (AckKind::Command, ack(ack_id, st, r.msg, String::new())))
+                        .into_iter()
+                        .collect();
+                    Done::Acks(acks, Vec::new())
+                });
+            }
+            (None, Some(ack_id)) if opts.auto_ack => {
+                let data = ack(ack_id, status::COMMAND_OK, "received".into(), String::new());
+                self.finish(Done::Acks(vec![(AckKind::Command, data)], Vec::new()), opts)
+                    .await?;
+            }
+            (None, _) => {}
+        }
+        Ok(())
+    }
+
+    /// An edge rule's command: reported, and the hook run in the background (no ack).
+    fn on_rule_command(
+        &self,
+        unique_id: &str,
+        raw: Value,
+        tasks: &mut JoinSet<Done>,
+        opts: &RunOptions,
+    ) {
+        let command = raw
+            .get("command")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        self.reporter.event(Event::Command {
+            cmd_type: "rule".into(),
+            unique_id: unique_id.to_owned(),
+            command: command.clone(),
+            ack_id: None,
+        });
+        if let Some(hook) = opts.command_hook.clone() {
+            let c = call("rule", &command, unique_id, "", raw);
+            tasks.spawn(async move {
+                hook.run(&c).await;
+                Done::Nothing
+            });
+        }
+    }
+
+    /// 0x02: downloads (and the OTA hook) in the background, one ack per target.
+    fn on_ota(
+        &self,
+        ota: &crate::protocol::v1::c2d::OtaCommand,
+        raw: Value,
+        tasks: &mut JoinSet<Done>,
+        opts: &RunOptions,
+    ) {
+        self.reporter.event(Event::Command {
+            cmd_type: "0x02".into(),
+            unique_id: ota.command.unique_id.clone(),
+            command: ota.command.command.clone(),
+            ack_id: ota.command.ack_id.clone(),
+        });
+        let job = OtaJob {
+            targets: ota::targets(
+                ota,
+                &self.device.devices(),
+                &self.device.identity().unique_id,
+            ),
+            http: opts.platform.as_ref().map(|(p, _)| p.http.clone()),
+            dir: opts.ota_dir.clone().map(|d| {
+                d.join(ota::safe_name(
+                    ota.command.ack_id.as_deref().unwrap_or(&ota.command.guid),
+                    "ota",
+                ))
+            }),
+            hook: opts.ota_hook.clone(),
+            max_bytes: opts.ota_max_bytes.max(1),
+            ack_id: ota.command.ack_id.clone(),
+            raw,
+        };
+        tasks.spawn(job.run());
+    }
+
+    /// A re-sync the device asked for, in the background.
+    fn on_resync(&self, scope: SyncScope, tasks: &mut JoinSet<Done>, opts: &RunOptions) {
+        match &opts.platform {
+            Some((platform, cfg)) => {
+                let (platform, cfg) = (platform.clone(), cfg.clone());
+                tasks.spawn(async move {
+                    Done::Resynced(scope, Box::new(platform.sync(&cfg, scope).await))
+                });
+            }
+            None => self.reporter.event(Event::Warning {
+                message: format!("re-sync of {scope:?} asked for, but no platform connection"),
+            }),
+        }
+    }
+}
+
+fn ack(ack_id: String, st: u8, msg: String, child_id: String) -> AckData {
+    AckData {
+        ack_id,
+        st,
+        msg,
+        child_id,
+    }
+}
+
+/// One OTA's background work: download each target's files, run the OTA hook, ack each.
+struct OtaJob {
+    targets: Vec<ota::OtaTarget>,
+    http: Option<reqwest::Client>,
+    dir: Option<PathBuf>,
+    hook: Option<Hook>,
+    max_bytes: u64,
+    ack_id: Option<String>,
+    raw: Value,
+}
+
+impl OtaJob {
+    async fn run(self) -> Done {
+        let mut acks = Vec::new();
+        let mut files = Vec::new();
+        for t in &self.targets {
+            let (st, msg) = match self.download(t).await {
+                Ok(got) => {
+                    let mut c = call(
+                        "0x02",
+                        "ota",
+                        &t.unique_id,
+                        self.ack_id.as_deref().unwrap_or(""),
+                        self.raw.clone(),
+                    );
+                    c.files = got.iter().map(|f| f.path.clone()).collect();
+                    files.extend(got.into_iter().map(|f| (t.unique_id.clone(), f)));
+                    match &self.hook {
+                        Some(h) => {
+                            let r = h.run(&c).await;
+                            (if r.ok { status::OTA_OK } else { status::FAILED }, r.msg)
+                        }
+                        None => (
+                            status::OTA_OK,
+                            format!("downloaded {} file(s)", c.files.len()),
+                        ),
+                    }
+                }
+                Err(e) => (status::FAILED, e),
+            };
+            if let Some(ack_id) = &self.ack_id {
+                acks.push((
+                    AckKind::Ota,
+                    ack(ack_id.clone(), st, msg, t.child_id.clone()),
+                ));
+            }
+        }
+        Done::Acks(acks, files)
+    }
+
+    async fn download(&self, t: &ota::OtaTarget) -> Result<Vec<Downloaded>, String> {
+        match (&self.http, &self.dir) {
+            (Some(http), Some(dir)) => ota::download(http, dir, t, self.max_bytes).await,
+            _ => Err("OTA downloads are not enabled (no --ota-dir)".to_owned()),
+        }
     }
 }
 

@@ -1,14 +1,13 @@
-//! From flags and the config file to a ready device: the HTTPS client, discovery, the full sync,
-//! the [`Device`] state machine and the session options. What every `iotc-send` subcommand does
-//! first.
+//! From the user's settings and the config file to a ready device: the HTTPS client, discovery,
+//! the full sync, the [`Device`] state machine and the session options. What every `iotc-send`
+//! subcommand does first.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use transport::SpoolConfig;
-use transport::args::{AuthArgs, BrokerArgs, TlsArgs};
 use transport::tls::TlsOptions;
+use transport::{ConnectSettings, SpoolConfig};
 
 use super::bootstrap::{self, Platform};
 use super::{Agent, AgentError, Event, Reporter};
@@ -28,32 +27,18 @@ pub struct Setup {
     pub device: Device,
 }
 
-/// Connection flags, kept for reconnects after 0x12.
-#[derive(Debug, Clone)]
-pub struct Flags {
-    /// `--broker` etc.
-    pub broker: BrokerArgs,
-    /// `--cafile` etc.
-    pub tls: TlsArgs,
-    /// `--username` etc.
-    pub auth: AuthArgs,
-}
-
-/// Discovery and sync; sets the device up (`df` replaces `sc.df` when given).
+/// Discovery and sync; sets the device up (`df` replaces `sc.df` when given). HTTPS trusts the
+/// settings' CA files, or the config's when none are given.
 pub async fn setup(
     config: Config,
-    tls: &TlsArgs,
+    settings: &ConnectSettings,
     df: Option<Duration>,
     http_timeout: Duration,
     reporter: &dyn Reporter,
 ) -> Result<Setup, AgentError> {
-    let mut ca_files = tls.cafile.clone();
-    if ca_files.is_empty() {
-        ca_files.extend(config.ca.clone());
-    }
     let http = bootstrap::http_client(
         &TlsOptions {
-            ca_files,
+            ca_files: settings.ca_files_or(config.ca.clone()),
             ..TlsOptions::default()
         },
         http_timeout,
@@ -77,11 +62,9 @@ pub async fn setup(
     })
 }
 
-/// New session options after a protocol re-sync (0x12), from the same flags and config.
-pub fn reconnect_with(flags: Flags, config: Config) -> super::Reconnect {
-    Arc::new(move |sync: &SyncData| {
-        bootstrap::session_options(&flags.broker, &flags.tls, &flags.auth, &config, sync)
-    })
+/// New session options after a protocol re-sync (0x12), from the same settings and config.
+pub fn reconnect_with(settings: ConnectSettings, config: Config) -> super::Reconnect {
+    Arc::new(move |sync: &SyncData| bootstrap::session_options(&settings, &config, sync))
 }
 
 impl Setup {
@@ -92,20 +75,14 @@ impl Setup {
         self.config.offline.spool(dir)
     }
 
-    /// Connects: session options from the flags, the config and sync; reports `synced`.
+    /// Connects: session options from the settings, the config and sync; reports `synced`.
     pub async fn connect(
         self,
-        flags: &Flags,
+        settings: &ConnectSettings,
         offline: Option<SpoolConfig>,
         reporter: Arc<dyn Reporter>,
     ) -> Result<(Agent, Platform, Config), AgentError> {
-        let opts = bootstrap::session_options(
-            &flags.broker,
-            &flags.tls,
-            &flags.auth,
-            &self.config,
-            &self.sync,
-        )?;
+        let opts = bootstrap::session_options(settings, &self.config, &self.sync)?;
         reporter.event(Event::Synced {
             cp_id: self.config.cp_id.clone(),
             unique_id: self.config.unique_id.clone(),

@@ -3,14 +3,16 @@
 //! command's payload on stdin and `MC_COMMAND_TYPE`, `MC_EXECUTE_COMMAND`, `MC_JOB_ID`,
 //! `MC_REQUEST_ID` in its environment. Exit 0 → `EXECUTED` (stdout as the message, or as the
 //! whole response when it is a JSON object); otherwise or on timeout → `FAILED` with the reason.
+//! The shared runner (`hook`) bounds each hook: the timeout kills its process group, output is
+//! capped, hooks at once are limited, and the environment is `PATH`, `HOME`, `LANG`, `LC_*`,
+//! `TZ`, `TMPDIR`, the `MC_*` context and the `--hook-env` names only.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hook::{Ending, Runner};
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 use transport::{Message, Qos, Session};
 
 use crate::protocol::command::{
@@ -36,6 +38,8 @@ pub struct CommandRunner {
     pub hooks: Arc<BTreeMap<String, String>>,
     /// Longest a hook may run.
     pub hook_timeout: Duration,
+    /// The limits hooks run in.
+    pub hook_runner: Runner,
     /// QoS of the status messages.
     pub qos: Qos,
     /// Where events go.
@@ -53,7 +57,9 @@ impl CommandRunner {
             .await?;
         let steps = match plan(&cmd.data, &self.hooks) {
             Plan::Builtin(steps) => steps,
-            Plan::Hook(program) => vec![run_hook(&program, &cmd, self.hook_timeout).await],
+            Plan::Hook(program) => {
+                vec![run_hook(&self.hook_runner, &program, &cmd, self.hook_timeout).await]
+            }
         };
         let mut last = ExecStatus::Failed;
         for (status, response) in steps {
@@ -103,53 +109,42 @@ fn clip(s: &[u8]) -> String {
         .collect()
 }
 
-/// Runs `program` for `cmd`; the status and response to send.
+/// Runs `program` for `cmd` with `sh -c` in `runner`'s limits; the status and response to send.
 pub async fn run_hook(
+    runner: &Runner,
     program: &str,
     cmd: &CommandMessage,
     timeout: Duration,
 ) -> (ExecStatus, Value) {
     let kind = cmd.data.command_type().unwrap_or_default();
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(program)
-        .env("MC_COMMAND_TYPE", kind)
-        .env(
-            "MC_EXECUTE_COMMAND",
-            cmd.data.execute_command().unwrap_or_default(),
-        )
-        .env("MC_JOB_ID", &cmd.data.job_id)
-        .env("MC_REQUEST_ID", &cmd.id)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            return (
-                ExecStatus::Failed,
-                json!({"message": format!("cannot run `{program}`: {e}")}),
-            );
-        }
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        let payload = encode(&cmd.data.payload);
-        // A hook that does not read its input is fine.
-        let _ = stdin.write_all(&payload).await;
-    }
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Err(_) => (
+    let done = runner
+        .run(hook::Call {
+            program: "sh".into(),
+            args: vec!["-c".into(), program.into()],
+            env: vec![
+                ("MC_COMMAND_TYPE".into(), kind.to_owned()),
+                (
+                    "MC_EXECUTE_COMMAND".into(),
+                    cmd.data.execute_command().unwrap_or_default().to_owned(),
+                ),
+                ("MC_JOB_ID".into(), cmd.data.job_id.clone()),
+                ("MC_REQUEST_ID".into(), cmd.id.clone()),
+            ],
+            stdin: encode(&cmd.data.payload),
+            timeout,
+        })
+        .await;
+    match done.ending {
+        Ending::NotStarted(e) => (
+            ExecStatus::Failed,
+            json!({"message": format!("cannot run `{program}`: {e}")}),
+        ),
+        Ending::TimedOut => (
             ExecStatus::Failed,
             json!({"message": format!("`{program}` did not finish within {} s", timeout.as_secs())}),
         ),
-        Ok(Err(e)) => (
-            ExecStatus::Failed,
-            json!({"message": format!("`{program}` failed: {e}")}),
-        ),
-        Ok(Ok(out)) if out.status.success() => {
-            let text = clip(&out.stdout);
+        Ending::Exited(status) if status.success() => {
+            let text = clip(&done.stdout.bytes);
             match serde_json::from_str::<Value>(&text) {
                 Ok(v @ Value::Object(_)) => (ExecStatus::Executed, v),
                 _ if text.is_empty() => (
@@ -159,9 +154,9 @@ pub async fn run_hook(
                 _ => (ExecStatus::Executed, json!({"message": text})),
             }
         }
-        Ok(Ok(out)) => (
+        Ending::Exited(status) => (
             ExecStatus::Failed,
-            json!({"message": format!("`{program}` exited with {}: {}", out.status, clip(&out.stderr))}),
+            json!({"message": format!("`{program}` exited with {status}: {}", clip(&done.stderr.bytes))}),
         ),
     }
 }
@@ -186,7 +181,9 @@ mod tests {
     #[tokio::test]
     async fn hooks_decide_executed_or_failed() {
         let s = Duration::from_secs(10);
+        let runner = Runner::default();
         let (st, r) = run_hook(
+            &runner,
             "cat >/dev/null; echo \"done $MC_COMMAND_TYPE $MC_EXECUTE_COMMAND $MC_JOB_ID\"",
             &cmd(),
             s,
@@ -196,9 +193,9 @@ mod tests {
             (st, r["message"].as_str()),
             (ExecStatus::Executed, Some("done reboot NOW j1"))
         );
-        let (st, r) = run_hook("echo '{\"progress\":\"100%\"}'", &cmd(), s).await;
+        let (st, r) = run_hook(&runner, "echo '{\"progress\":\"100%\"}'", &cmd(), s).await;
         assert_eq!((st, r), (ExecStatus::Executed, json!({"progress":"100%"})));
-        let (st, r) = run_hook("echo nope >&2; exit 3", &cmd(), s).await;
+        let (st, r) = run_hook(&runner, "echo nope >&2; exit 3", &cmd(), s).await;
         assert_eq!(st, ExecStatus::Failed);
         assert!(
             r["message"]
@@ -208,13 +205,13 @@ mod tests {
             "{r}"
         );
         // The payload arrives on stdin; echoed back, it is a JSON object and becomes the response.
-        let (st, r) = run_hook("read x; echo \"$x\"", &cmd(), s).await;
+        let (st, r) = run_hook(&runner, "read x; echo \"$x\"", &cmd(), s).await;
         assert_eq!(
             (st, &r["commandType"]),
             (ExecStatus::Executed, &json!("reboot")),
             "{r}"
         );
-        let (st, r) = run_hook("sleep 5", &cmd(), Duration::from_millis(100)).await;
+        let (st, r) = run_hook(&runner, "sleep 5", &cmd(), Duration::from_millis(100)).await;
         assert_eq!(st, ExecStatus::Failed);
         assert!(
             r["message"].as_str().unwrap().contains("did not finish"),

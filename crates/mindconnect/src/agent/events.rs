@@ -1,5 +1,5 @@
 //! What the agent reports while it works. The binaries render each [`Event`] as a sentence or
-//! as NDJSON `{"type": kind, "data": ...}` (`transport::output`); tests and the demo collect
+//! as NDJSON `{"type": kind, "data": ...}` (the front end's `cli::output`); tests and the demo collect
 //! them. No I/O here.
 
 use std::sync::Arc;

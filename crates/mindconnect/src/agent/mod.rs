@@ -15,7 +15,7 @@ pub mod source;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use transport::output::exit;
+use transport::Outcome;
 use transport::session::{Incoming, PublishError, StartError, SubscribeError};
 use transport::{Message, Outbox, Qos, Session};
 
@@ -129,19 +129,19 @@ pub enum AgentError {
 }
 
 impl AgentError {
-    /// The documented exit code.
-    pub fn exit_code(&self) -> u8 {
+    /// The class of this error (for the documented exit codes).
+    pub fn outcome(&self) -> Outcome {
         match self {
             AgentError::Config(_)
             | AgentError::Template(_)
             | AgentError::Input(_)
             | AgentError::Invalid { .. }
-            | AgentError::Start(StartError::Options(_)) => exit::USAGE,
-            AgentError::Rejected { .. } => exit::REJECTED,
+            | AgentError::Start(StartError::Options(_)) => Outcome::Usage,
+            AgentError::Rejected { .. } => Outcome::Rejected,
             AgentError::Http {
                 status: Some(s), ..
-            } if (400..500).contains(s) => exit::REJECTED,
-            _ => exit::FAILURE,
+            } if (400..500).contains(s) => Outcome::Rejected,
+            _ => Outcome::Failure,
         }
     }
 }
@@ -274,25 +274,25 @@ mod tests {
     }
 
     #[test]
-    fn exit_codes_follow_the_contract() {
+    fn outcomes_follow_the_contract() {
         assert_eq!(
             AgentError::Rejected {
                 what: "x",
                 errors: vec![],
                 message: None
             }
-            .exit_code(),
-            exit::REJECTED
+            .outcome(),
+            Outcome::Rejected
         );
-        assert_eq!(AgentError::Input("x".into()).exit_code(), exit::USAGE);
+        assert_eq!(AgentError::Input("x".into()).outcome(), Outcome::Usage);
         assert_eq!(
             AgentError::NoAnswer {
                 what: "x",
                 topic: "t".into(),
                 waited: Duration::from_secs(1)
             }
-            .exit_code(),
-            exit::FAILURE
+            .outcome(),
+            Outcome::Failure
         );
         assert_eq!(
             AgentError::Http {
@@ -301,8 +301,8 @@ mod tests {
                 reason: "r".into(),
                 status: Some(401)
             }
-            .exit_code(),
-            exit::REJECTED
+            .outcome(),
+            Outcome::Rejected
         );
     }
 }

@@ -119,15 +119,8 @@ impl Signer {
 
     /// A keyed digest of `data` as 32 hex digits (upload tickets, asset ids).
     pub fn digest(&self, data: &str) -> String {
-        hmac::sign(&self.key, data.as_bytes())
-            .as_ref()
-            .iter()
-            .take(16)
-            .fold(String::with_capacity(32), |mut s, b| {
-                use std::fmt::Write;
-                let _ = write!(s, "{b:02x}");
-                s
-            })
+        let tag = hmac::sign(&self.key, data.as_bytes());
+        hex::encode(&tag.as_ref()[..16])
     }
 }
 

@@ -93,6 +93,20 @@ impl MemoryQueue {
         self.cursor = self.cursor.max(self.front_seq);
     }
 
+    /// What became of `seq` (a memory queue never drops).
+    pub fn fate(&self, seq: u64) -> super::Fate {
+        let idx = seq
+            .checked_sub(self.front_seq)
+            .and_then(|i| usize::try_from(i).ok());
+        match idx {
+            None => super::Fate::Acked,
+            Some(i) => match self.entries.get(i) {
+                Some(e) if e.acked => super::Fate::Acked,
+                _ => super::Fate::Pending,
+            },
+        }
+    }
+
     /// Sends the reader back to the oldest unacknowledged message.
     pub fn rewind(&mut self) {
         self.cursor = self.front_seq;

@@ -9,7 +9,7 @@ mod spool;
 use std::path::PathBuf;
 
 pub use memory::MemoryQueue;
-pub use spool::{DiskSpool, SpoolConfig};
+pub use spool::{DiskSpool, SpoolConfig, SpoolSync};
 
 use crate::message::Message;
 
@@ -20,6 +20,19 @@ pub struct Dropped {
     pub count: u64,
     /// Every message with a lower seq is gone or was acknowledged.
     pub below_seq: u64,
+}
+
+/// What became of an accepted message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Still waiting to be sent or confirmed.
+    Pending,
+    /// Confirmed by the broker (QoS 1) or written (QoS 0).
+    Acked,
+    /// Dropped from a full spool before it could be sent.
+    Dropped,
+    /// Its spool record was found damaged; it cannot be sent.
+    Lost,
 }
 
 /// Why the outbox could not take or give a message.
@@ -52,16 +65,6 @@ pub enum OutboxError {
         /// Spool cap.
         max: u64,
     },
-    /// A record could not be read back.
-    #[error("spool segment `{path}` is damaged at byte {offset}: {reason}")]
-    Corrupt {
-        /// The segment file.
-        path: PathBuf,
-        /// Where.
-        offset: u64,
-        /// What is wrong.
-        reason: String,
-    },
 }
 
 /// The queue of unacknowledged messages, in memory or on disk.
@@ -70,7 +73,7 @@ pub enum Outbox {
     /// Bounded memory queue; publishing waits when it is full.
     Memory(MemoryQueue),
     /// Durable disk spool.
-    Disk(DiskSpool),
+    Disk(Box<DiskSpool>),
 }
 
 impl Outbox {
@@ -81,7 +84,7 @@ impl Outbox {
 
     /// Opens the disk spool described by `cfg`.
     pub fn disk(cfg: SpoolConfig) -> Result<Self, OutboxError> {
-        DiskSpool::open(cfg).map(Outbox::Disk)
+        DiskSpool::open(cfg).map(|s| Outbox::Disk(Box::new(s)))
     }
 
     /// Whether accepted messages survive a crash.
@@ -89,11 +92,28 @@ impl Outbox {
         matches!(self, Outbox::Disk(_))
     }
 
-    /// Whether `push` can take a message now (a disk spool always can; it drops the oldest).
+    /// Whether `push` can take a message now. A full disk spool drops its oldest to make
+    /// room; it has none only while its writer has fallen far behind (a slow or failing disk).
     pub fn has_room(&self) -> bool {
         match self {
             Outbox::Memory(q) => q.has_room(),
-            Outbox::Disk(_) => true,
+            Outbox::Disk(s) => s.has_room(),
+        }
+    }
+
+    /// What became of `seq`.
+    pub fn fate(&self, seq: u64) -> Fate {
+        match self {
+            Outbox::Memory(q) => q.fate(seq),
+            Outbox::Disk(s) => s.fate(seq),
+        }
+    }
+
+    /// Records of a disk spool found damaged and skipped.
+    pub fn lost(&self) -> u64 {
+        match self {
+            Outbox::Memory(_) => 0,
+            Outbox::Disk(s) => s.lost(),
         }
     }
 
@@ -113,7 +133,9 @@ impl Outbox {
         }
     }
 
-    /// Accepts a message; returns its seq and what a full spool dropped to make room.
+    /// Takes a message; returns its seq and what a full spool dropped to make room. A memory
+    /// outbox accepts it at once; a disk spool once its writer has stored it (see
+    /// [`DiskSpool::accepted`]).
     pub fn push(&mut self, message: Message) -> Result<(u64, Option<Dropped>), OutboxError> {
         match self {
             Outbox::Memory(q) => Ok((q.push(message), None)),
@@ -122,20 +144,17 @@ impl Outbox {
     }
 
     /// The next message to send.
-    pub fn next_unsent(&mut self) -> Result<Option<(u64, Message)>, OutboxError> {
+    pub fn next_unsent(&mut self) -> Option<(u64, Message)> {
         match self {
-            Outbox::Memory(q) => Ok(q.next_unsent()),
+            Outbox::Memory(q) => q.next_unsent(),
             Outbox::Disk(s) => s.next_unsent(),
         }
     }
 
     /// The broker confirmed `seq`.
-    pub fn ack(&mut self, seq: u64) -> Result<(), OutboxError> {
+    pub fn ack(&mut self, seq: u64) {
         match self {
-            Outbox::Memory(q) => {
-                q.ack(seq);
-                Ok(())
-            }
+            Outbox::Memory(q) => q.ack(seq),
             Outbox::Disk(s) => s.ack(seq),
         }
     }
@@ -148,11 +167,17 @@ impl Outbox {
         }
     }
 
-    /// Makes the current state durable (disk only).
-    pub fn persist(&mut self) -> Result<(), OutboxError> {
-        match self {
-            Outbox::Memory(_) => Ok(()),
-            Outbox::Disk(s) => s.persist(),
+    /// Saves the acknowledgement state soon (disk only; the writer thread does the I/O).
+    pub fn persist(&mut self) {
+        if let Outbox::Disk(s) = self {
+            s.persist();
+        }
+    }
+
+    /// Blocks until everything accepted is on the device and the state is saved (disk only).
+    pub fn sync(&mut self) {
+        if let Outbox::Disk(s) = self {
+            s.sync();
         }
     }
 }

@@ -11,7 +11,7 @@ fn m(i: u64) -> Message {
 
 fn drain(o: &mut Outbox) -> Vec<u64> {
     let mut out = Vec::new();
-    while let Some((seq, msg)) = o.next_unsent().unwrap() {
+    while let Some((seq, msg)) = o.next_unsent() {
         assert_eq!(msg.topic, format!("t/{}", payload_index(&msg)));
         out.push(seq);
     }
@@ -37,9 +37,9 @@ fn memory_queue_hands_out_in_order_and_resends_unacked_after_rewind() {
         o.push(m(i)).unwrap();
     }
     assert_eq!(drain(&mut o), vec![1, 2, 3, 4, 5]);
-    o.ack(2).unwrap();
-    o.ack(1).unwrap();
-    o.ack(4).unwrap();
+    o.ack(2);
+    o.ack(1);
+    o.ack(4);
     assert_eq!(o.unacked(), 2);
     o.rewind();
     assert_eq!(drain(&mut o), vec![3, 5]);
@@ -51,7 +51,7 @@ fn memory_queue_reports_full() {
     o.push(m(0)).unwrap();
     o.push(m(1)).unwrap();
     assert!(!o.has_room());
-    o.ack(1).unwrap();
+    o.ack(1);
     assert!(o.has_room());
 }
 
@@ -66,14 +66,14 @@ fn disk_spool_replays_unacked_in_order_after_reopen() {
         let sent = drain(&mut o);
         assert_eq!(sent.len(), 100);
         for seq in (1..=40).chain([50, 60]) {
-            o.ack(seq).unwrap();
+            o.ack(seq);
         }
-        o.persist().unwrap();
+        o.sync();
     }
     let mut o = disk(dir.path());
     assert_eq!(o.unacked(), 58);
     let mut got = Vec::new();
-    while let Some((_, msg)) = o.next_unsent().unwrap() {
+    while let Some((_, msg)) = o.next_unsent() {
         got.push(payload_index(&msg));
     }
     let want: Vec<u64> = (40..100).filter(|i| *i != 49 && *i != 59).collect();
@@ -91,9 +91,9 @@ fn disk_spool_without_persist_loses_nothing_only_resends() {
             o.push(m(i)).unwrap();
         }
         drain(&mut o);
-        o.ack(1).unwrap();
-        o.persist().unwrap();
-        o.ack(2).unwrap();
+        o.ack(1);
+        o.sync();
+        o.ack(2);
         std::mem::forget(o); // no Drop, no persist: like SIGKILL
     }
     // The lock dies with the file handle in a real kill; forget() leaks it, so break it here.
@@ -107,7 +107,7 @@ fn disk_spool_without_persist_loses_nothing_only_resends() {
         }
     };
     let mut got = Vec::new();
-    while let Some((_, msg)) = o.next_unsent().unwrap() {
+    while let Some((_, msg)) = o.next_unsent() {
         got.push(payload_index(&msg));
     }
     assert_eq!(
@@ -134,6 +134,7 @@ fn full_spool_drops_oldest_segment_and_counts_lost_messages() {
         dir: dir.path().to_owned(),
         max_bytes: 4 * 4096,
         max_files: 4,
+        ..SpoolConfig::new(dir.path())
     };
     let mut o = Outbox::disk(cfg).unwrap();
     let big =
@@ -143,7 +144,7 @@ fn full_spool_drops_oldest_segment_and_counts_lost_messages() {
         let (_, d) = o.push(big(i)).unwrap();
         assert!(d.is_none(), "nothing dropped while it fits (i={i})");
     }
-    o.ack(1).unwrap(); // one of the oldest was delivered
+    o.ack(1); // one of the oldest was delivered
     for i in 16..20 {
         if let (_, Some(d)) = o.push(big(i)).unwrap() {
             dropped_total += d.count;
@@ -158,7 +159,7 @@ fn full_spool_drops_oldest_segment_and_counts_lost_messages() {
     assert_eq!(s.files(), 4);
     assert!(s.bytes() <= 4 * 4096);
     let mut first = None;
-    while let Some((seq, _)) = o.next_unsent().unwrap() {
+    while let Some((seq, _)) = o.next_unsent() {
         first.get_or_insert(seq);
     }
     assert_eq!(first, Some(5));
@@ -184,7 +185,7 @@ fn torn_tail_is_truncated_and_earlier_records_kept() {
     drop(f);
     let mut o = disk(dir.path());
     let mut got = Vec::new();
-    while let Some((_, msg)) = o.next_unsent().unwrap() {
+    while let Some((_, msg)) = o.next_unsent() {
         got.push(payload_index(&msg));
     }
     assert_eq!(got, vec![0, 1, 2]);
@@ -200,6 +201,7 @@ fn acknowledged_segments_are_deleted() {
         dir: dir.path().to_owned(),
         max_bytes: 16 * 4096,
         max_files: 16,
+        ..SpoolConfig::new(dir.path())
     };
     let mut o = Outbox::disk(cfg).unwrap();
     for i in 0..40 {
@@ -209,10 +211,25 @@ fn acknowledged_segments_are_deleted() {
     let Outbox::Disk(s) = &o else { unreachable!() };
     assert_eq!(s.files(), 10);
     for seq in 1..=40 {
-        o.ack(seq).unwrap();
+        o.ack(seq);
     }
+    o.sync();
     let Outbox::Disk(s) = &o else { unreachable!() };
     assert_eq!(s.files(), 1, "only the active segment stays");
+    let on_disk = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "log")
+        })
+        .count();
+    assert_eq!(
+        on_disk, 1,
+        "the finished segment files are gone from the folder"
+    );
     assert_eq!(o.unacked(), 0);
 }
 
@@ -223,6 +240,7 @@ fn large_message_is_refused_with_the_cap_named() {
         dir: dir.path().to_owned(),
         max_bytes: 10_000,
         max_files: 2,
+        ..SpoolConfig::new(dir.path())
     };
     let mut o = Outbox::disk(cfg).unwrap();
     let err = o.push(Message::new("t", vec![0u8; 20_000])).unwrap_err();

@@ -1,164 +1,119 @@
 //! The driver task: connects (`link.rs`), writes what handles encoded, reads and dispatches
-//! the broker's packets (PUBACK and SUBACK answers, incoming messages), pings, and reconnects
-//! with back-off. The persister task saves spool acknowledgements on an interval.
-
-use std::collections::VecDeque;
-use std::sync::Arc;
+//! the broker's packets (PUBACK and SUBACK answers, incoming messages), pings, and after a
+//! failure asks the failure policy (`policy.rs`) whether and when to try again. The persister
+//! task hands spool acknowledgements to the spool's writer on an interval.
 
 use rumqttc::mqttbytes::v4::{self, Packet};
 use rumqttc::{QoS, SubscribeReasonCode};
-use tokio::sync::{mpsc, watch};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::link::{self, Link, LinkError};
+use super::inbox::{Inbox, Offer};
+use super::link::{self, Frame, Link, LinkError, OversizedPublish};
+use super::policy::{Next, Policy, Verdict};
 use super::tracker::Completed;
 use super::{SessionEvent, Shared, SubWaiter};
-use crate::backoff::Backoff;
-use crate::error::classify;
+use crate::error::{ConnectError, classify};
 use crate::message::{Qos, Received};
 
-pub(super) async fn run(
-    shared: Arc<Shared>,
-    incoming: mpsc::Sender<Received>,
-    mut stop: watch::Receiver<bool>,
-) {
+pub(super) async fn run(shared: Arc<Shared>, inbox: Arc<Inbox>, mut stop: watch::Receiver<bool>) {
     let opts = &shared.opts;
-    let mut backoff = Backoff::new(opts.backoff_initial, opts.backoff_max);
+    let mut policy = Policy::new(opts, std::time::Instant::now());
     loop {
         let attempt = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
             r = link::open(opts, shared.tls.as_ref()) => r,
         };
-        let failure = match attempt {
+        let (failure, up_for) = match attempt {
             Ok((mut link, session_present)) => {
-                backoff.reset();
+                policy.connected();
+                let since = Instant::now();
                 on_connected(&shared, session_present);
-                match serve(&shared, &mut link, &incoming, &mut stop).await {
+                match serve(&shared, &mut link, &inbox, &mut stop).await {
                     Ok(()) => break,
-                    Err(e) => e,
+                    Err(e) => (e, Some(since.elapsed())),
                 }
             }
-            Err(e) => e,
+            Err(e) => (e, None),
         };
         let err = classify(&failure, &opts.endpoint, opts.connect_timeout_secs());
-        let permanent = err.is_permanent();
-        on_disconnected(&shared, &err, permanent);
-        if permanent {
+        let verdict = policy.failed(&err, up_for, std::time::Instant::now(), fastrand::f64());
+        on_disconnected(&shared, &err, &verdict);
+        let Next::Retry(delay) = verdict.next else {
             break;
-        }
-        let delay = backoff.next_delay(fastrand::f64());
-        tracing::info!(
+        };
+        tracing::debug!(
             "reconnecting to {} in {} ms (attempt {})",
             opts.endpoint,
             delay.as_millis(),
-            backoff.attempts()
+            verdict.attempt
         );
         shared.emit(SessionEvent::Reconnecting {
             delay,
-            attempt: backoff.attempts(),
+            attempt: verdict.attempt,
         });
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
             () = tokio::time::sleep(delay) => {}
         }
     }
+    inbox.close();
     let mut inner = shared.lock();
     inner.connected = false;
     inner.status.connected = false;
     shared.publish_status(&inner);
 }
 
+/// Keep-alive bookkeeping. A PINGRESP can only be seen while the socket is read, so a ping
+/// answered while reads were paused (the application is behind) is not a timeout.
+#[derive(Debug, Default)]
+struct Ping {
+    /// A PINGREQ is unanswered.
+    sent: bool,
+    /// Reads were paused at some point since it was sent.
+    blind: bool,
+}
+
 /// Runs one connection until it fails (`Err`), the session stops or DISCONNECT is written.
 async fn serve(
     shared: &Shared,
     link: &mut Link,
-    incoming: &mpsc::Sender<Received>,
+    inbox: &Inbox,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), LinkError> {
     let keep_alive = shared.opts.keep_alive;
-    let auto_ack = !shared.opts.manual_acks;
     let coalesce = shared.opts.read_coalesce;
     let connection = shared.lock().connection;
     let mut last_write = Instant::now();
-    let mut ping_sent = false;
-    // Parsed messages the reader has no room for yet; the socket is not read meanwhile, so the
-    // broker holds back the rest.
-    let mut backlog: VecDeque<Received> = VecDeque::new();
+    let mut ping = Ping::default();
     let mut qos0_written = Vec::new();
-    // The broker may have sent more right behind the CONNACK (messages queued for a persistent
-    // session), already in the read buffer: nothing else may come for a keep-alive interval.
-    let early = drain_packets(link)?;
-    dispatch(
-        shared,
-        early,
-        connection,
-        auto_ack,
-        &mut backlog,
-        &mut ping_sent,
-    )?;
     loop {
-        // Write until nothing is queued: completing QoS 0 publishes makes room for more.
-        loop {
-            let disconnect = {
-                let mut inner = shared.lock();
-                std::mem::swap(&mut inner.wbuf, &mut link.wbuf);
-                std::mem::swap(&mut inner.qos0_queued, &mut qos0_written);
-                std::mem::take(&mut inner.disconnect_queued)
-            };
-            if link.wbuf.is_empty() {
-                break;
-            }
-            link.flush().await?;
-            last_write = Instant::now();
-            if disconnect {
-                return Ok(());
-            }
-            if !qos0_written.is_empty() {
-                let mut inner = shared.lock();
-                inner.tracker.written(qos0_written.len());
-                for seq in qos0_written.drain(..) {
-                    inner.complete(seq);
-                }
-                refill(shared, &mut inner);
-            }
+        // Frames already read but held back while the inbox was full (or that came right
+        // behind the CONNACK: a persistent session's queued messages) are handled first;
+        // the socket may have nothing more to say for a keep-alive interval.
+        dispatch_buffered(shared, link, inbox, connection, &mut ping)?;
+        match write_queued(shared, link, &mut qos0_written).await? {
+            Wrote::Disconnect => return Ok(()),
+            Wrote::Some => last_write = Instant::now(),
+            Wrote::Nothing => {}
         }
-        while let Some(msg) = backlog.pop_front() {
-            match incoming.try_send(msg) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(msg)) => {
-                    backlog.push_front(msg);
-                    break;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    tracing::trace!(
-                        "incoming message dropped: nobody reads this session's messages"
-                    );
-                }
-            }
-        }
+        let paused = inbox.is_full();
+        ping.blind |= paused;
         let ping_due = last_write + keep_alive;
         let step = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => Step::Stop,
             () = shared.wake.notified() => Step::Write,
-            read = link.fill(), if backlog.is_empty() => Step::Read(read),
-            permit = incoming.reserve(), if !backlog.is_empty() => {
-                match permit {
-                    Ok(permit) => {
-                        if let Some(msg) = backlog.pop_front() {
-                            permit.send(msg);
-                        }
-                    }
-                    Err(_) => backlog.clear(),
-                }
-                Step::Write
-            }
+            read = link.fill(), if !paused => Step::Read(read),
+            () = inbox.room(), if paused => Step::Resume,
             () = tokio::time::sleep_until(ping_due), if !keep_alive.is_zero() => Step::Ping,
         };
         match step {
             Step::Stop => return Ok(()),
-            Step::Write => {}
+            Step::Write | Step::Resume => {}
             Step::Read(read) => {
                 read?;
                 if !coalesce.is_zero() {
@@ -167,22 +122,17 @@ async fn serve(
                     tokio::time::sleep(coalesce).await;
                     link.fill_now()?;
                 }
-                let packets = drain_packets(link)?;
-                dispatch(
-                    shared,
-                    packets,
-                    connection,
-                    auto_ack,
-                    &mut backlog,
-                    &mut ping_sent,
-                )?;
             }
             Step::Ping => {
-                if ping_sent {
+                if ping.sent && !ping.blind {
                     return Err(LinkError::PingTimeout);
                 }
-                ping_sent = true;
+                ping = Ping {
+                    sent: true,
+                    blind: inbox.is_full(),
+                };
                 shared.lock().encode(&Packet::PingReq);
+                last_write = Instant::now();
             }
         }
     }
@@ -192,66 +142,109 @@ async fn serve(
 enum Step {
     Stop,
     Write,
+    Resume,
     Read(Result<(), LinkError>),
     Ping,
 }
 
-/// Every complete packet in the read buffer.
-fn drain_packets(link: &mut Link) -> Result<Vec<Packet>, LinkError> {
-    let mut packets = Vec::new();
-    while let Some(p) = link.next_packet()? {
-        packets.push(p);
-    }
-    Ok(packets)
+/// What [`write_queued`] did.
+enum Wrote {
+    Nothing,
+    Some,
+    /// A queued DISCONNECT went out: the connection is done.
+    Disconnect,
 }
 
-/// Handles one read's worth of packets under one lock.
-fn dispatch(
+/// Writes until nothing is queued (completing QoS 0 publishes makes room for more, and the
+/// spool may have stored more to send).
+async fn write_queued(
     shared: &Shared,
-    packets: Vec<Packet>,
+    link: &mut Link,
+    qos0_written: &mut Vec<u64>,
+) -> Result<Wrote, LinkError> {
+    let mut wrote = Wrote::Nothing;
+    loop {
+        let disconnect = {
+            let mut inner = shared.lock();
+            inner.feed();
+            std::mem::swap(&mut inner.wbuf, &mut link.wbuf);
+            std::mem::swap(&mut inner.qos0_queued, qos0_written);
+            std::mem::take(&mut inner.disconnect_queued)
+        };
+        if link.wbuf.is_empty() {
+            return Ok(wrote);
+        }
+        link.flush().await?;
+        if disconnect {
+            link.wait_closed(Duration::from_secs(1)).await;
+            return Ok(Wrote::Disconnect);
+        }
+        wrote = Wrote::Some;
+        if !qos0_written.is_empty() {
+            let mut inner = shared.lock();
+            inner.tracker.written(qos0_written.len());
+            for seq in qos0_written.drain(..) {
+                inner.complete(seq);
+            }
+            refill(shared, &mut inner);
+        }
+    }
+}
+
+/// Handles the frames in the read buffer under one lock, while the inbox has room; the rest
+/// stays in the buffer (and the socket unread) until the application catches up.
+fn dispatch_buffered(
+    shared: &Shared,
+    link: &mut Link,
+    inbox: &Inbox,
     connection: u64,
-    auto_ack: bool,
-    backlog: &mut VecDeque<Received>,
-    ping_sent: &mut bool,
+    ping: &mut Ping,
 ) -> Result<(), LinkError> {
+    let mut room = inbox.room_left();
+    let mut frames = Vec::new();
+    while room > 0 {
+        let Some(frame) = link.next_frame()? else {
+            break;
+        };
+        if let Frame::Packet(Packet::Publish(p)) = &frame {
+            room = room.saturating_sub(p.topic.len() + p.payload.len() + 16);
+        }
+        frames.push(frame);
+    }
+    if frames.is_empty() {
+        return Ok(());
+    }
     let mut inner = shared.lock();
     let mut completed = false;
     let mut subacks = Vec::new();
-    for packet in packets {
-        match packet {
-            Packet::PubAck(ack) => {
+    let mut arrived = Vec::new();
+    let mut oversized = Vec::new();
+    for frame in frames {
+        match frame {
+            Frame::Packet(Packet::PubAck(ack)) => {
                 if let Some(Completed::Message(seq)) = inner.tracker.on_puback(ack.pkid) {
                     inner.complete(seq);
                     completed = true;
                 }
             }
-            Packet::Publish(p) => {
-                let qos = match p.qos {
-                    QoS::AtMostOnce => Qos::AtMostOnce,
-                    QoS::AtLeastOnce => Qos::AtLeastOnce,
-                    QoS::ExactlyOnce => {
-                        return Err(LinkError::Protocol(format!(
-                            "the broker sent a QoS 2 message on `{}`, but every subscription asked for QoS 1 at most",
-                            p.topic
-                        )));
-                    }
-                };
-                if auto_ack && qos == Qos::AtLeastOnce {
-                    inner.encode(&Packet::PubAck(v4::PubAck::new(p.pkid)));
-                }
-                backlog.push_back(Received {
-                    qos,
-                    topic: p.topic,
-                    payload: p.payload,
-                    retain: p.retain,
-                    dup: p.dup,
-                    pkid: p.pkid,
-                    connection,
-                });
+            Frame::Packet(Packet::Publish(p)) => arrived.push(Received {
+                qos: incoming_qos(p.qos, &p.topic)?,
+                topic: p.topic,
+                payload: p.payload,
+                retain: p.retain,
+                dup: p.dup,
+                pkid: p.pkid,
+                connection,
+                oversized: None,
+            }),
+            Frame::Oversized(o) => {
+                let m = oversized_message(o, connection)?;
+                oversized.push((m.topic.clone(), m.oversized.unwrap_or_default()));
+                arrived.push(m);
             }
-            Packet::SubAck(ack) => subacks.push(ack),
-            Packet::PingResp => *ping_sent = false,
-            other => {
+            Frame::Packet(Packet::SubAck(ack)) => subacks.push(ack),
+            Frame::Packet(Packet::PingResp) => *ping = Ping::default(),
+            Frame::Packet(other) => {
                 return Err(LinkError::Protocol(format!(
                     "unexpected {} from the broker",
                     link::packet_name(&other)
@@ -263,16 +256,65 @@ fn dispatch(
         refill(shared, &mut inner);
     }
     drop(inner);
+    for (topic, size) in oversized {
+        tracing::warn!(
+            "a message of {size} bytes on `{topic}` is over the packet limit of {} bytes; it was skipped and handed over as oversized (raise --max-packet-size to take such messages)",
+            shared.opts.max_packet_size
+        );
+        shared.emit(SessionEvent::Oversized { topic, size });
+    }
+    let unwanted: Vec<Received> = arrived
+        .into_iter()
+        .filter_map(|m| match inbox.offer(m) {
+            Offer::Queued => None,
+            Offer::Unwanted(m) => Some(m),
+        })
+        .collect();
+    if !unwanted.is_empty() {
+        // Nobody reads this session's messages: acknowledge them so the broker does not send
+        // them again and again.
+        tracing::trace!(
+            "{} incoming message(s) dropped: nobody reads them",
+            unwanted.len()
+        );
+        super::ack_received(shared, &unwanted);
+    }
     for ack in subacks {
         on_suback(shared, &ack);
     }
     Ok(())
 }
 
-fn refill(shared: &Shared, inner: &mut super::Inner) {
-    if let Err(e) = inner.feed() {
-        tracing::error!("{e}");
+fn incoming_qos(qos: QoS, topic: &str) -> Result<Qos, LinkError> {
+    match qos {
+        QoS::AtMostOnce => Ok(Qos::AtMostOnce),
+        QoS::AtLeastOnce => Ok(Qos::AtLeastOnce),
+        QoS::ExactlyOnce => Err(LinkError::Protocol(format!(
+            "the broker sent a QoS 2 message on `{topic}`, but every subscription asked for QoS 1 at most"
+        ))),
     }
+}
+
+fn oversized_message(o: OversizedPublish, connection: u64) -> Result<Received, LinkError> {
+    let qos = match o.qos {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    };
+    Ok(Received {
+        qos: incoming_qos(qos, &o.topic)?,
+        topic: o.topic,
+        payload: o.prefix,
+        retain: o.retain,
+        dup: o.dup,
+        pkid: o.pkid,
+        connection,
+        oversized: Some(o.size),
+    })
+}
+
+fn refill(shared: &Shared, inner: &mut super::Inner) {
+    inner.feed();
     inner.status.unacked = inner.outbox.unacked();
     shared.publish_status(inner);
     shared.room.notify_waiters();
@@ -337,15 +379,20 @@ fn on_suback(shared: &Shared, ack: &v4::SubAck) {
     }
 }
 
-fn on_disconnected(shared: &Shared, err: &crate::error::ConnectError, permanent: bool) {
+fn on_disconnected(shared: &Shared, err: &ConnectError, verdict: &Verdict) {
+    let give_up = match &verdict.next {
+        Next::GiveUp(why) => Some(why.clone()),
+        Next::Retry(_) => None,
+    };
     let mut inner = shared.lock();
     let was_connected = inner.connected;
     inner.connected = false;
     // Packets encoded for the lost connection are void: the outbox resends unacknowledged
-    // messages, and the broker resends the messages whose PUBACKs were not written.
+    // messages (a persistent session with their old packet ids and DUP set), and the broker
+    // resends the messages whose PUBACKs were not written.
     inner.discard_unwritten();
     inner.resend_below = inner.handed_up_to;
-    let open = inner.tracker.reset();
+    let open = inner.tracker.reset(!shared.opts.clean_session);
     for id in open {
         if let Some(req) = inner.sub_requests.remove(&id) {
             inner.orphan_waiters.extend(req.waiters);
@@ -354,51 +401,62 @@ fn on_disconnected(shared: &Shared, err: &crate::error::ConnectError, permanent:
     inner.outbox.rewind();
     inner.status.connected = false;
     inner.status.last_error = Some(err.clone());
-    if permanent {
-        inner.status.ended = Some(err.to_string());
+    if let Some(why) = &give_up {
+        inner.status.ended = Some(why.clone());
         for w in std::mem::take(&mut inner.orphan_waiters) {
             let _ = w.tx.send(Err(super::SubscribeError::Ended));
         }
     }
     shared.publish_status(&inner);
+    let caller_reports =
+        shared.opts.start_mode == super::StartMode::RequireConnection && inner.connection == 0;
     drop(inner);
-    if was_connected {
-        tracing::warn!("{err}");
-    } else {
+    // A cause is said once; the same failure again (each retry) only at debug level.
+    if give_up.is_some() && caller_reports {
         tracing::info!("{err}");
+    } else if verdict.new_cause || was_connected {
+        if err.is_permanent() && give_up.is_none() {
+            tracing::warn!(
+                "{err} (retrying with back-off up to {} s; this needs a change on this side or the broker's)",
+                shared.opts.backoff_max.as_secs()
+            );
+        } else {
+            tracing::warn!("{err}");
+        }
+    } else {
+        tracing::debug!("{err}");
     }
     shared.emit(SessionEvent::Disconnected {
         reason: err.to_string(),
     });
-    if permanent {
+    if let Some(why) = give_up {
         // Before the first connection a caller waiting for it gets this error back and reports it.
-        if reported_by_caller(shared) {
-            tracing::info!("giving up: {err}");
+        if caller_reports {
+            tracing::info!("giving up: {why}");
         } else {
-            tracing::error!("giving up: {err}");
+            tracing::error!("giving up: {why}");
         }
-        shared.emit(SessionEvent::Failed {
-            reason: err.to_string(),
-        });
+        shared.emit(SessionEvent::Failed { reason: why });
     }
     shared.room.notify_waiters();
 }
 
-fn reported_by_caller(shared: &Shared) -> bool {
-    shared.opts.start_mode == super::StartMode::RequireConnection && shared.lock().connection == 0
-}
-
 pub(super) async fn persist_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(shared.opts.persist_interval);
+    let every = match &shared.lock().outbox {
+        crate::outbox::Outbox::Disk(s) => Some(s.sync_policy().state_interval()),
+        crate::outbox::Outbox::Memory(_) => None,
+    };
+    let Some(every) = every else {
+        // Nothing to save; live as long as the driver (`Session::close` counts on it).
+        let _ = stop.wait_for(|s| *s).await;
+        return;
+    };
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
-            _ = tick.tick() => {
-                if let Err(e) = shared.lock().outbox.persist() {
-                    tracing::error!("{e}");
-                }
-            }
+            _ = tick.tick() => shared.lock().outbox.persist(),
         }
     }
 }

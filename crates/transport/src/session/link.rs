@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use rumqttc::mqttbytes::{
     self,
     v4::{Connect, ConnectReturnCode, Login, Packet},
@@ -19,7 +19,9 @@ use tokio::net::TcpStream;
 use tungstenite::client::IntoClientRequest;
 
 use super::SessionOptions;
+use crate::auth::ExposeSecret;
 use crate::endpoint::Scheme;
+use crate::message::OVERSIZED_PREFIX;
 
 /// A byte stream to the broker.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -76,6 +78,8 @@ impl From<tungstenite::Error> for LinkError {
 pub(crate) struct Link {
     io: Box<dyn Stream>,
     rbuf: BytesMut,
+    /// Bytes of an oversized packet still to be read and thrown away.
+    skip: usize,
     /// Encoded packets waiting for the next [`Link::flush`].
     pub wbuf: BytesMut,
     max_packet: usize,
@@ -125,6 +129,7 @@ async fn open_within(
     let mut link = Link {
         io: stream,
         rbuf: BytesMut::with_capacity(READ_CHUNK),
+        skip: 0,
         wbuf: BytesMut::with_capacity(4096),
         max_packet: opts.max_packet_size,
         write_limit: opts.connect_timeout.max(Duration::from_secs(1)),
@@ -135,13 +140,21 @@ async fn open_within(
     if let Some(c) = &opts.credentials {
         connect.login = Some(Login::new(
             c.username.clone(),
-            c.password.clone().unwrap_or_default(),
+            c.password
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned())
+                .unwrap_or_default(),
         ));
     }
     link.queue(&Packet::Connect(connect))?;
     link.flush().await?;
     loop {
-        if let Some(packet) = link.next_packet()? {
+        if let Some(frame) = link.next_frame()? {
+            let Frame::Packet(packet) = frame else {
+                return Err(LinkError::Protocol(
+                    "expected CONNACK, got an oversized PUBLISH".into(),
+                ));
+            };
             return match packet {
                 Packet::ConnAck(ack) if ack.code == ConnectReturnCode::Success => {
                     Ok((link, ack.session_present))
@@ -222,31 +235,85 @@ impl AsyncWrite for QuickAck {
     }
 }
 
+/// How long one address may try alone before the next one starts beside it (RFC 8305
+/// "Connection Attempt Delay").
+const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// Connects to the first address that answers ("Happy Eyeballs", RFC 8305, simplified):
+/// addresses alternate between IPv6 and IPv4, and each gets `ATTEMPT_DELAY` before the next
+/// one starts beside it, so one address that drops packets does not hold up the others for the
+/// whole connect timeout.
 async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, LinkError> {
-    let addrs = tokio::net::lookup_host((host, port))
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
         .await
-        .map_err(LinkError::Dns)?;
+        .map_err(LinkError::Dns)?
+        .collect();
+    if addrs.is_empty() {
+        return Err(LinkError::Dns(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the name resolved to no address",
+        )));
+    }
+    connect_first(interleave(addrs)).await
+}
+
+/// Tries `addrs` in order, each `ATTEMPT_DELAY` after the one before (or at once when the one
+/// before failed); the first connection wins.
+async fn connect_first(addrs: Vec<std::net::SocketAddr>) -> Result<TcpStream, LinkError> {
+    let mut queue = addrs.into_iter();
+    let mut attempts = tokio::task::JoinSet::new();
     let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(s) => {
-                // A lone CONNECT or PUBLISH must not wait for the peer's delayed ACK (~40 ms).
-                s.set_nodelay(true)?;
-                let _ = s.set_quickack(true);
-                return Ok(s);
+    if let Some(a) = queue.next() {
+        attempts.spawn(TcpStream::connect(a));
+    }
+    loop {
+        let more = queue.len() > 0;
+        tokio::select! {
+            done = attempts.join_next() => match done {
+                Some(Ok(Ok(s))) => {
+                    attempts.abort_all();
+                    // A lone CONNECT or PUBLISH must not wait for the peer's delayed ACK (~40 ms).
+                    s.set_nodelay(true)?;
+                    let _ = s.set_quickack(true);
+                    return Ok(s);
+                }
+                Some(Ok(Err(e))) => {
+                    last = Some(e);
+                    if let Some(a) = queue.next() {
+                        attempts.spawn(TcpStream::connect(a));
+                    }
+                }
+                Some(Err(_)) => {}
+                None => break,
+            },
+            () = tokio::time::sleep(ATTEMPT_DELAY), if more => {
+                if let Some(a) = queue.next() {
+                    attempts.spawn(TcpStream::connect(a));
+                }
             }
-            Err(e) => last = Some(e),
         }
     }
-    Err(last.map_or_else(
-        || {
-            LinkError::Dns(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "the name resolved to no address",
-            ))
-        },
-        LinkError::Io,
-    ))
+    Err(LinkError::Io(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotConnected,
+            "no address could be tried",
+        )
+    })))
+}
+
+/// IPv6 and IPv4 addresses in turn, starting with the family the resolver put first.
+fn interleave(addrs: Vec<std::net::SocketAddr>) -> Vec<std::net::SocketAddr> {
+    let first_v6 = addrs.first().is_some_and(std::net::SocketAddr::is_ipv6);
+    let (mut a, mut b): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|x| x.is_ipv6() == first_v6);
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    a.reverse();
+    b.reverse();
+    loop {
+        match (a.pop(), b.pop()) {
+            (None, None) => return out,
+            (x, y) => out.extend(x.into_iter().chain(y)),
+        }
+    }
 }
 
 async fn websocket(url: &str, stream: Box<dyn Stream>) -> Result<Box<dyn Stream>, LinkError> {
@@ -283,6 +350,23 @@ impl Link {
         }
     }
 
+    /// After DISCONNECT: waits (at most `limit`) for the broker to close the connection, so
+    /// everything written before it (the last PUBACKs) was taken before this session is gone,
+    /// and a new connection with the same client id cannot overtake it.
+    pub(crate) async fn wait_closed(&mut self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                self.rbuf.clear();
+                self.make_room();
+                match self.io.read_buf(&mut self.rbuf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+    }
+
     /// Reads what is already there, without waiting.
     pub(crate) fn fill_now(&mut self) -> Result<(), LinkError> {
         use std::future::Future;
@@ -300,9 +384,19 @@ impl Link {
         }
     }
 
-    /// The next complete packet in the read buffer, if any.
-    pub(crate) fn next_packet(&mut self) -> Result<Option<Packet>, LinkError> {
-        next_packet(&mut self.rbuf, self.max_packet)
+    /// The next complete packet in the read buffer, if any. A PUBLISH over the packet limit
+    /// comes out as soon as its header and the first bytes of its payload are in; the rest of
+    /// it is discarded as it arrives, so it is never held in memory whole.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, LinkError> {
+        if self.skip > 0 {
+            let n = self.skip.min(self.rbuf.len());
+            self.rbuf.advance(n);
+            self.skip -= n;
+            if self.skip > 0 {
+                return Ok(None);
+            }
+        }
+        next_frame(&mut self.rbuf, self.max_packet, &mut self.skip)
     }
 
     /// Encodes `packet` into the write buffer.
@@ -329,22 +423,129 @@ impl Link {
     }
 }
 
-/// Takes the next complete packet off `buf`, if there is one; bytes from the network, so
-/// anything may be there (see the property test below).
-fn next_packet(buf: &mut BytesMut, max_packet: usize) -> Result<Option<Packet>, LinkError> {
-    match Packet::read(buf, max_packet) {
-        Ok(p) => Ok(Some(p)),
-        Err(mqttbytes::Error::InsufficientBytes(n)) => {
-            buf.reserve(n);
-            Ok(None)
+/// What the read buffer yields.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// A whole packet.
+    Packet(Packet),
+    /// A PUBLISH over the packet limit, read up to the first bytes of its payload.
+    Oversized(OversizedPublish),
+}
+
+/// The head of a PUBLISH too large to accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OversizedPublish {
+    pub topic: String,
+    pub qos: u8,
+    pub pkid: u16,
+    pub retain: bool,
+    pub dup: bool,
+    /// Payload bytes of the whole message.
+    pub size: usize,
+    /// The first bytes of the payload.
+    pub prefix: Bytes,
+}
+
+/// The first byte and the remaining length of the packet at the start of `buf`, with the
+/// header's length; `None` while the header is incomplete.
+fn fixed_header(buf: &[u8]) -> Result<Option<(u8, usize, usize)>, LinkError> {
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    let mut len = 0usize;
+    for (i, &b) in buf.iter().skip(1).take(4).enumerate() {
+        len |= usize::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(Some((first, len, i + 2)));
         }
-        Err(mqttbytes::Error::PayloadSizeLimitExceeded(size)) => Err(LinkError::Protocol(format!(
-            "the broker sent a packet of {size} bytes, over the limit of {max_packet} (raise the maximum packet size)"
-        ))),
-        Err(e) => Err(LinkError::Protocol(format!(
-            "malformed packet from the broker: {e}"
-        ))),
     }
+    if buf.len() >= 5 {
+        return Err(LinkError::Protocol(
+            "malformed packet from the broker: its remaining length runs past four bytes".into(),
+        ));
+    }
+    Ok(None)
+}
+
+/// Takes the next frame off `buf`, if there is one; bytes from the network, so anything may be
+/// there (see the property tests below). Sets `skip` to the bytes of an oversized PUBLISH that
+/// are not in `buf` yet.
+fn next_frame(
+    buf: &mut BytesMut,
+    max_packet: usize,
+    skip: &mut usize,
+) -> Result<Option<Frame>, LinkError> {
+    let Some((first, remaining, header_len)) = fixed_header(buf)? else {
+        return Ok(None);
+    };
+    if remaining <= max_packet {
+        return match Packet::read(buf, max_packet) {
+            Ok(p) => Ok(Some(Frame::Packet(p))),
+            Err(mqttbytes::Error::InsufficientBytes(n)) => {
+                buf.reserve(n);
+                Ok(None)
+            }
+            Err(e) => Err(LinkError::Protocol(format!(
+                "malformed packet from the broker: {e}"
+            ))),
+        };
+    }
+    if first >> 4 != 3 {
+        return Err(LinkError::Protocol(format!(
+            "the broker sent a control packet (type {}) of {remaining} bytes, over the limit of {max_packet}",
+            first >> 4
+        )));
+    }
+    let qos = (first >> 1) & 0b11;
+    if qos > 2 {
+        return Err(LinkError::Protocol(
+            "malformed packet from the broker: PUBLISH with QoS 3".into(),
+        ));
+    }
+    let body = &buf[header_len..];
+    let Some(topic_len) = body
+        .get(..2)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    else {
+        return Ok(None);
+    };
+    let var_len = 2 + topic_len + if qos > 0 { 2 } else { 0 };
+    if var_len > remaining {
+        return Err(LinkError::Protocol(
+            "malformed packet from the broker: PUBLISH topic runs past the packet".into(),
+        ));
+    }
+    let size = remaining - var_len;
+    let head = header_len + var_len + size.min(OVERSIZED_PREFIX);
+    if buf.len() < head {
+        buf.reserve(head - buf.len());
+        return Ok(None);
+    }
+    let topic = std::str::from_utf8(&buf[header_len + 2..header_len + 2 + topic_len])
+        .map_err(|_| {
+            LinkError::Protocol("malformed packet from the broker: topic is not UTF-8".into())
+        })?
+        .to_owned();
+    let pkid = if qos > 0 {
+        let at = header_len + 2 + topic_len;
+        u16::from_be_bytes([buf[at], buf[at + 1]])
+    } else {
+        0
+    };
+    let prefix = Bytes::copy_from_slice(&buf[header_len + var_len..head]);
+    let total = header_len + remaining;
+    let here = total.min(buf.len());
+    buf.advance(here);
+    *skip = total - here;
+    Ok(Some(Frame::Oversized(OversizedPublish {
+        topic,
+        qos,
+        pkid,
+        retain: first & 1 != 0,
+        dup: first & 0b1000 != 0,
+        size,
+        prefix,
+    })))
 }
 
 /// Encodes one packet onto `buf`.
@@ -381,6 +582,31 @@ mod tests {
     use rumqttc::mqttbytes::QoS;
     use rumqttc::mqttbytes::v4::{PubAck, Publish};
 
+    /// Feeds `wire` in two pieces cut at `cut`, as a socket would, and collects the frames.
+    fn frames_cut_at(wire: &[u8], cut: usize, max: usize) -> Vec<Frame> {
+        let mut buf = BytesMut::new();
+        let mut skip = 0;
+        let mut got = Vec::new();
+        for piece in [&wire[..cut], &wire[cut..]] {
+            buf.extend_from_slice(piece);
+            loop {
+                if skip > 0 {
+                    let n = skip.min(buf.len());
+                    buf.advance(n);
+                    skip -= n;
+                    if skip > 0 {
+                        break;
+                    }
+                }
+                match next_frame(&mut buf, max, &mut skip).unwrap() {
+                    Some(f) => got.push(f),
+                    None => break,
+                }
+            }
+        }
+        got
+    }
+
     #[test]
     fn packets_split_anywhere_come_out_whole_and_in_order() {
         let mut wire = BytesMut::new();
@@ -389,42 +615,103 @@ mod tests {
         encode(&Packet::Publish(p.clone()), &mut wire).unwrap();
         encode(&Packet::PubAck(PubAck::new(4)), &mut wire).unwrap();
         for cut in 0..wire.len() {
-            let mut buf = BytesMut::from(&wire[..cut]);
-            let mut got = Vec::new();
-            while let Some(pkt) = next_packet(&mut buf, 1024).unwrap() {
-                got.push(pkt);
-            }
-            buf.extend_from_slice(&wire[cut..]);
-            while let Some(pkt) = next_packet(&mut buf, 1024).unwrap() {
-                got.push(pkt);
-            }
             assert_eq!(
-                got,
-                vec![Packet::Publish(p.clone()), Packet::PubAck(PubAck::new(4))]
+                frames_cut_at(&wire, cut, 1024),
+                vec![
+                    Frame::Packet(Packet::Publish(p.clone())),
+                    Frame::Packet(Packet::PubAck(PubAck::new(4)))
+                ]
             );
         }
     }
 
     #[test]
-    fn an_oversized_packet_is_refused_with_the_limit() {
-        let mut buf = BytesMut::new();
-        encode(
-            &Packet::Publish(Publish::new("t", QoS::AtMostOnce, vec![0u8; 2000])),
-            &mut buf,
-        )
-        .unwrap();
-        let err = next_packet(&mut buf, 1000).unwrap_err().to_string();
+    fn an_oversized_publish_is_skipped_whatever_the_cut_and_the_next_packet_survives() {
+        let mut wire = BytesMut::new();
+        let payload: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let mut big = Publish::new("big/one", QoS::AtLeastOnce, payload.clone());
+        big.pkid = 77;
+        big.dup = true;
+        encode(&Packet::Publish(big), &mut wire).unwrap();
+        encode(&Packet::PubAck(PubAck::new(5)), &mut wire).unwrap();
+        let expected = vec![
+            Frame::Oversized(OversizedPublish {
+                topic: "big/one".into(),
+                qos: 1,
+                pkid: 77,
+                retain: false,
+                dup: true,
+                size: 5000,
+                prefix: Bytes::copy_from_slice(&payload[..OVERSIZED_PREFIX]),
+            }),
+            Frame::Packet(Packet::PubAck(PubAck::new(5))),
+        ];
+        for cut in (0..wire.len()).step_by(7) {
+            assert_eq!(frames_cut_at(&wire, cut, 2000), expected, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn an_oversized_control_packet_is_a_protocol_error() {
+        // A SUBACK claiming 3000 bytes of return codes.
+        let mut wire = vec![0x90, 0xb8, 0x17, 0, 1];
+        wire.extend(std::iter::repeat_n(0u8, 3000 - 2));
+        let mut buf = BytesMut::from(&wire[..]);
+        let err = next_frame(&mut buf, 1000, &mut 0).unwrap_err().to_string();
         assert!(err.contains("over the limit of 1000"), "{err}");
+    }
+
+    #[test]
+    fn addresses_alternate_families_starting_with_the_first() {
+        let v6 = |p: u16| std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, p));
+        let v4 = |p: u16| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, p));
+        assert_eq!(
+            interleave(vec![v6(1), v6(2), v6(3), v4(4)]),
+            vec![v6(1), v4(4), v6(2), v6(3)]
+        );
+        assert_eq!(
+            interleave(vec![v4(1), v4(2), v6(3), v6(4)]),
+            vec![v4(1), v6(3), v4(2), v6(4)]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_address_that_never_answers_does_not_hold_up_the_next() {
+        // A listener with a backlog of 0 and one connection waiting in it drops further SYNs:
+        // connecting to it hangs, as to a host that drops packets.
+        let hole =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        hole.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        hole.listen(0).unwrap();
+        let hole_addr = hole.local_addr().unwrap().as_socket().unwrap();
+        let _filler = std::net::TcpStream::connect(hole_addr).unwrap();
+        let good = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let good_addr = good.local_addr().unwrap();
+        let start = std::time::Instant::now();
+        let s = tokio::time::timeout(
+            Duration::from_secs(20),
+            connect_first(vec![hole_addr, good_addr]),
+        )
+        .await
+        .expect("the second address was tried while the first hung")
+        .unwrap();
+        assert_eq!(s.peer_addr().unwrap(), good_addr);
+        assert!(
+            start.elapsed() >= ATTEMPT_DELAY,
+            "the second address waited its turn"
+        );
     }
 
     proptest! {
         #[test]
-        fn hostile_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        fn hostile_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512), max in 0usize..600) {
             let mut buf = BytesMut::from(&bytes[..]);
+            let mut skip = 0;
             for _ in 0..64 {
-                match next_packet(&mut buf, 4096) {
-                    Ok(Some(_)) => {}
-                    Ok(None) | Err(_) => break,
+                match next_frame(&mut buf, max, &mut skip) {
+                    Ok(Some(_)) if skip == 0 => {}
+                    Ok(_) | Err(_) => break,
                 }
             }
         }

@@ -2,31 +2,37 @@
 //! waits for SUBACKs, reconnects with back-off, re-subscribes and resends from the outbox.
 //!
 //! Two tasks run per session: the driver (owns the connection, see `link.rs`; never cancelled
-//! mid-write, so no packet is half-written) and the persister (saves spool acknowledgements on
-//! an interval). Handles put messages into the outbox and, under one lock, encode the packets
-//! (PUBLISH with a packet id from `tracker.rs`, SUBSCRIBE, PUBACK) into a shared buffer that the
-//! driver writes out in one go: everything queued since its last write leaves in one syscall.
+//! mid-write, so no packet is half-written; its failure policy is `policy.rs`) and the persister
+//! (hands spool acknowledgements to the spool's writer thread on an interval). Handles put
+//! messages into the outbox and, under one lock, encode the packets (PUBLISH with a packet id
+//! from `tracker.rs`, SUBSCRIBE, PUBACK) into a shared buffer that the driver writes out in one
+//! go: everything queued since its last write leaves in one syscall. Incoming messages wait in
+//! a byte-bounded queue (`inbox.rs`) until the application takes them.
 
 mod driver;
+mod inbox;
 mod link;
 mod options;
+mod policy;
 mod tracker;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use rumqttc::mqttbytes::v4;
-use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Notify, broadcast, oneshot, watch};
 use tokio::task::JoinSet;
 
+pub use inbox::Incoming;
 pub(crate) use link::LinkError;
-pub use options::{OptionsError, ResendHook, SessionOptions, StartMode};
+pub use options::{EventHook, OptionsError, ResendHook, SessionOptions, StartMode};
 
 use crate::error::ConnectError;
 use crate::message::{Message, Qos, Received};
-use crate::outbox::{Dropped, Outbox, OutboxError};
+use crate::outbox::{Dropped, Fate, Outbox, OutboxError};
 use crate::topic::{self, TopicError};
+use inbox::Inbox;
 use tracker::Tracker;
 
 /// Something that happened to the session, for reporters and logs.
@@ -57,6 +63,14 @@ pub enum SessionEvent {
         /// How many unacknowledged messages were lost.
         count: u64,
     },
+    /// An incoming message was over the packet limit: read off the connection without being
+    /// held, acknowledged, and handed over with only its first bytes.
+    Oversized {
+        /// Its topic.
+        topic: String,
+        /// Its payload size in bytes.
+        size: usize,
+    },
     /// The broker refused a subscription.
     SubscribeRefused {
         /// The filter.
@@ -82,6 +96,8 @@ pub struct Status {
     pub acked: u64,
     /// Messages a full spool dropped in this run.
     pub dropped: u64,
+    /// Messages whose spool records were found damaged (skipped, not sent) in this run.
+    pub lost: u64,
     /// The last connection failure, if any since the last success.
     pub last_error: Option<ConnectError>,
     /// Set when the session gave up (a permanent failure) or was closed.
@@ -111,6 +127,9 @@ pub enum PublishError {
     /// The session ended and the outbox is not durable.
     #[error("the session has ended ({0}); the message was not accepted")]
     Ended(String),
+    /// The spool closed before the message was stored.
+    #[error("the spool closed before the message was stored; it was not accepted")]
+    NotStored,
 }
 
 /// How a publish ended.
@@ -123,6 +142,9 @@ pub enum DeliveryError {
     /// The session ended before the broker confirmed it (it stays in a disk spool).
     #[error("not confirmed before the session ended")]
     NotConfirmed,
+    /// Its spool record was found damaged, so it cannot be sent.
+    #[error("its spool record was damaged; it cannot be sent")]
+    Lost,
 }
 
 /// Why a subscribe failed.
@@ -140,11 +162,13 @@ pub enum SubscribeError {
     Ended,
 }
 
-/// A pending confirmation of one published message.
+/// A pending confirmation of one accepted message. Holding one costs nothing while the message
+/// waits (a million spooled messages need no million waiters); awaiting [`Delivery::confirmed`]
+/// registers the wait.
 #[derive(Debug)]
 pub struct Delivery {
     seq: u64,
-    rx: oneshot::Receiver<Result<(), DeliveryError>>,
+    shared: Weak<Shared>,
 }
 
 impl Delivery {
@@ -154,21 +178,59 @@ impl Delivery {
     }
 
     /// Resolves when the broker acknowledged the message (QoS 1) or it was written (QoS 0).
+    /// After `Session::close` an unconfirmed message is `NotConfirmed` (a disk spool keeps it).
     pub async fn confirmed(self) -> Result<(), DeliveryError> {
-        self.rx.await.unwrap_or(Err(DeliveryError::NotConfirmed))
+        let Some(shared) = self.shared.upgrade() else {
+            return Err(DeliveryError::NotConfirmed);
+        };
+        let rx = {
+            let mut inner = shared.lock();
+            if inner.released {
+                return Err(DeliveryError::NotConfirmed);
+            }
+            match inner.outbox.fate(self.seq) {
+                Fate::Acked => return Ok(()),
+                Fate::Dropped => return Err(DeliveryError::Dropped),
+                Fate::Lost => return Err(DeliveryError::Lost),
+                Fate::Pending => {}
+            }
+            if inner.status.ended.is_some() && !inner.outbox.is_durable() {
+                return Err(DeliveryError::NotConfirmed);
+            }
+            let (tx, rx) = oneshot::channel();
+            inner.waiters.insert(self.seq, tx);
+            rx
+        };
+        drop(shared);
+        rx.await.unwrap_or(Err(DeliveryError::NotConfirmed))
     }
 }
 
-/// Messages the broker delivers to this session.
+/// A message taken by [`Session::enqueue`], on its way into the outbox.
 #[derive(Debug)]
-pub struct Incoming {
-    rx: mpsc::Receiver<Received>,
+pub struct Accepting {
+    delivery: Delivery,
+    /// For a disk spool: the writer's accepted watermark to wait for.
+    stored: Option<watch::Receiver<u64>>,
 }
 
-impl Incoming {
-    /// The next message; `None` once the session has ended.
-    pub async fn recv(&mut self) -> Option<Received> {
-        self.rx.recv().await
+impl Accepting {
+    /// Resolves once the message is accepted: at once for a memory outbox; for a disk spool
+    /// once its record is stored under the spool's sync policy (see `SpoolSync`). `Err` means
+    /// it was not accepted.
+    pub async fn accepted(self) -> Result<Delivery, PublishError> {
+        if let Some(mut rx) = self.stored {
+            let seq = self.delivery.seq;
+            rx.wait_for(|v| *v > seq)
+                .await
+                .map_err(|_| PublishError::NotStored)?;
+        }
+        Ok(self.delivery)
+    }
+
+    /// The message's sequence number in the outbox.
+    pub fn seq(&self) -> u64 {
+        self.delivery.seq
     }
 }
 
@@ -183,6 +245,10 @@ struct SubRequest {
 }
 
 /// Everything shared between handles and the driver, behind one lock.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent flags of one connection's life, each read on its own"
+)]
 struct Inner {
     outbox: Outbox,
     tracker: Tracker,
@@ -200,6 +266,10 @@ struct Inner {
     connected: bool,
     connection: u64,
     closing: bool,
+    /// `close` released the outbox (it holds a placeholder now).
+    released: bool,
+    /// Spool losses already reported.
+    lost_reported: u64,
     /// Every filter this session wants, re-sent on each connection.
     subscriptions: Vec<(String, Qos)>,
     sub_requests: HashMap<u64, SubRequest>,
@@ -212,10 +282,10 @@ struct Inner {
 
 struct Shared {
     inner: Mutex<Inner>,
-    /// Wakes publishers waiting for room in a memory outbox.
-    room: Notify,
-    /// Wakes the driver: packets are waiting in `wbuf`.
-    wake: Notify,
+    /// Wakes publishers waiting for room in the outbox.
+    room: Arc<Notify>,
+    /// Wakes the driver: packets are waiting in `wbuf`, or spooled messages became readable.
+    wake: Arc<Notify>,
     /// TLS settings for `mqtts` and `wss` endpoints, built once.
     tls: Option<Arc<rustls::ClientConfig>>,
     status: watch::Sender<Status>,
@@ -232,6 +302,9 @@ impl Shared {
     }
 
     fn emit(&self, event: SessionEvent) {
+        if let Some(hook) = &self.opts.on_event {
+            (hook.0)(&event);
+        }
         let _ = self.events.send(event);
     }
 
@@ -249,12 +322,12 @@ impl Shared {
 
 impl Inner {
     /// Encodes outbox messages for the driver while connected and the window has room.
-    fn feed(&mut self) -> Result<(), OutboxError> {
+    fn feed(&mut self) {
         while self.connected && !self.closing && self.tracker.has_room() {
-            let Some((seq, msg)) = self.outbox.next_unsent()? else {
+            let Some((seq, msg)) = self.outbox.next_unsent() else {
                 break;
             };
-            let pkid = self.tracker.publish(seq, msg.qos);
+            let assigned = self.tracker.publish(seq, msg.qos);
             if msg.qos == Qos::AtMostOnce {
                 self.qos0_queued.push(seq);
             }
@@ -266,10 +339,33 @@ impl Inner {
             let payload = rewritten.unwrap_or(msg.payload);
             let mut p = v4::Publish::from_bytes(msg.topic, msg.qos.to_rumqttc(), payload);
             p.retain = msg.retain;
-            p.pkid = pkid;
+            p.pkid = assigned.pkid;
+            p.dup = assigned.dup;
             self.encode(&v4::Packet::Publish(p));
         }
-        Ok(())
+        self.settle_lost();
+    }
+
+    /// Resolves the waiters of messages a damaged spool lost (found while feeding).
+    fn settle_lost(&mut self) {
+        let lost = self.outbox.lost();
+        if lost == self.lost_reported {
+            return;
+        }
+        self.lost_reported = lost;
+        self.status.lost = lost;
+        self.status.unacked = self.outbox.unacked();
+        let gone: Vec<u64> = self
+            .waiters
+            .keys()
+            .copied()
+            .filter(|s| self.outbox.fate(*s) == Fate::Lost)
+            .collect();
+        for seq in gone {
+            if let Some(tx) = self.waiters.remove(&seq) {
+                let _ = tx.send(Err(DeliveryError::Lost));
+            }
+        }
     }
 
     fn encode(&mut self, packet: &v4::Packet) {
@@ -287,9 +383,7 @@ impl Inner {
     }
 
     fn complete(&mut self, seq: u64) {
-        if let Err(e) = self.outbox.ack(seq) {
-            tracing::error!("{e}");
-        }
+        self.outbox.ack(seq);
         self.status.acked += 1;
         self.status.unacked = self.outbox.unacked();
         if let Some(tx) = self.waiters.remove(&seq) {
@@ -303,7 +397,7 @@ impl Inner {
             .waiters
             .keys()
             .copied()
-            .filter(|s| *s < d.below_seq)
+            .filter(|s| *s < d.below_seq && self.outbox.fate(*s) == Fate::Dropped)
             .collect();
         for seq in gone {
             if let Some(tx) = self.waiters.remove(&seq) {
@@ -379,14 +473,26 @@ impl Session {
         outbox: Outbox,
     ) -> Result<(Session, Incoming), StartError> {
         let tls = opts.checked_tls()?;
-        let (in_tx, in_rx) = mpsc::channel(opts.incoming_capacity.max(1));
+        let inbox = Inbox::new(opts.incoming_bytes);
         let unacked = outbox.unacked();
         let first_new = outbox.next_seq();
         let status = Status {
             unacked,
+            lost: outbox.lost(),
             ..Status::default()
         };
+        let room = Arc::new(Notify::new());
+        let wake = Arc::new(Notify::new());
+        if let Outbox::Disk(spool) = &outbox {
+            let (room, wake) = (room.clone(), wake.clone());
+            // The spool's writer stored more: publishers may go on, the driver may send it.
+            spool.on_progress(Arc::new(move || {
+                room.notify_waiters();
+                wake.notify_one();
+            }));
+        }
         let inner = Inner {
+            lost_reported: outbox.lost(),
             outbox,
             tracker: Tracker::new(usize::from(opts.inflight)),
             wbuf: bytes::BytesMut::new(),
@@ -398,6 +504,7 @@ impl Session {
             connected: false,
             connection: 0,
             closing: false,
+            released: false,
             subscriptions: Vec::new(),
             sub_requests: HashMap::new(),
             orphan_waiters: Vec::new(),
@@ -406,10 +513,11 @@ impl Session {
             status: status.clone(),
         };
         let start_mode = opts.start_mode;
+        let manual_acks = opts.manual_acks;
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
-            room: Notify::new(),
-            wake: Notify::new(),
+            room,
+            wake,
             tls,
             status: watch::channel(status).0,
             events: broadcast::channel(256).0,
@@ -417,40 +525,55 @@ impl Session {
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        tasks.spawn(driver::run(shared.clone(), in_tx, stop_rx.clone()));
+        tasks.spawn(driver::run(shared.clone(), inbox.clone(), stop_rx.clone()));
         tasks.spawn(driver::persist_loop(shared.clone(), stop_rx));
+        let incoming = Incoming::new(inbox, (!manual_acks).then(|| Arc::downgrade(&shared)));
         let session = Session {
             shared,
             tasks: Arc::new(Mutex::new(Some(tasks))),
             stop,
         };
-        if start_mode == StartMode::RequireConnection {
+        if start_mode != StartMode::Background {
             let mut rx = session.shared.status.subscribe();
+            let one_shot = start_mode == StartMode::RequireConnection;
             let outcome = rx
-                .wait_for(|s| s.connected || s.last_error.is_some() || s.ended.is_some())
+                .wait_for(|s| {
+                    s.connected || s.ended.is_some() || (one_shot && s.last_error.is_some())
+                })
                 .await
-                .map(|s| (s.connected, s.last_error.clone()));
+                .map(|s| (s.connected, s.last_error.clone(), s.ended.clone()));
             match outcome {
-                Ok((true, _)) => {}
-                Ok((false, Some(err))) => {
+                Ok((true, _, _)) => {}
+                Ok((false, Some(err), _)) if one_shot => {
                     session.abort().await;
                     return Err(StartError::Connect(err));
                 }
-                _ => {
+                other => {
                     session.abort().await;
+                    let ended = other.ok().and_then(|(_, _, ended)| ended);
                     return Err(StartError::Connect(ConnectError::Lost {
                         endpoint: session.shared.opts.endpoint.to_string(),
-                        detail: "the session ended before connecting".into(),
+                        detail: ended
+                            .unwrap_or_else(|| "the session ended before connecting".into()),
                     }));
                 }
             }
         }
-        Ok((session, Incoming { rx: in_rx }))
+        Ok((session, incoming))
     }
 
-    /// Accepts a message into the outbox and returns its pending confirmation. Waits while a
-    /// memory outbox is full; a disk spool always accepts (dropping its oldest when full).
+    /// Accepts a message into the outbox and returns its pending confirmation. Waits while the
+    /// outbox is full (a memory outbox; a disk spool drops its oldest instead) and, for a disk
+    /// spool, until the message is stored under the spool's sync policy. `Err` means the
+    /// message was not accepted.
     pub async fn publish(&self, msg: Message) -> Result<Delivery, PublishError> {
+        self.enqueue(msg).await?.accepted().await
+    }
+
+    /// Takes a message into the outbox, in call order, without waiting for a disk spool to
+    /// store it: a publisher that keeps several [`Accepting`]s in flight lets the spool store
+    /// them with one write and one sync (group commit).
+    pub async fn enqueue(&self, msg: Message) -> Result<Accepting, PublishError> {
         topic::validate_name(&msg.topic)?;
         let max = self.shared.opts.max_packet_size;
         if msg.payload.len() + msg.topic.len() + 4 > max {
@@ -467,28 +590,37 @@ impl Session {
             {
                 let mut inner = self.shared.lock();
                 if let Some(ended) = &inner.status.ended
-                    && !inner.outbox.is_durable()
+                    && (!inner.outbox.is_durable() || inner.released)
                 {
                     return Err(PublishError::Ended(ended.clone()));
                 }
                 if inner.outbox.has_room() {
                     let (seq, dropped) = inner.outbox.push(msg)?;
-                    let (tx, rx) = oneshot::channel();
-                    inner.waiters.insert(seq, tx);
+                    let stored = match &inner.outbox {
+                        Outbox::Disk(spool) => Some(spool.accepted()),
+                        Outbox::Memory(_) => None,
+                    };
                     inner.status.unacked = inner.outbox.unacked();
                     if let Some(d) = dropped {
                         inner.dropped(d);
                         tracing::warn!(
-                            "spool full: dropped the {} oldest unsent message(s) to make room (raise --spool-max-mb or --spool-files to keep more)",
-                            d.count
+                            "spool full: dropped the {} oldest unsent message(s) to make room ({})",
+                            d.count,
+                            self.shared.opts.spool_full_hint
                         );
                         self.shared.emit(SessionEvent::Dropped { count: d.count });
                     }
-                    inner.feed()?;
+                    inner.feed();
                     self.shared.publish_status(&inner);
                     drop(inner);
                     self.shared.wake.notify_one();
-                    return Ok(Delivery { seq, rx });
+                    return Ok(Accepting {
+                        delivery: Delivery {
+                            seq,
+                            shared: Arc::downgrade(&self.shared),
+                        },
+                        stored,
+                    });
                 }
             }
             notified.await;
@@ -535,22 +667,7 @@ impl Session {
     /// Acknowledges incoming QoS 1 messages in the order given (MQTT wants PUBACKs in receive
     /// order); they leave in one write.
     pub fn ack_all(&self, msgs: &[Received]) {
-        let mut inner = self.shared.lock();
-        if !inner.connected {
-            return;
-        }
-        let connection = inner.connection;
-        let mut any = false;
-        for m in msgs {
-            if m.qos == Qos::AtLeastOnce && m.connection == connection {
-                inner.encode(&v4::Packet::PubAck(v4::PubAck::new(m.pkid)));
-                any = true;
-            }
-        }
-        drop(inner);
-        if any {
-            self.shared.wake.notify_one();
-        }
+        ack_received(&self.shared, msgs);
     }
 
     /// The current status.
@@ -616,9 +733,7 @@ impl Session {
         }
         self.abort().await;
         let mut inner = self.shared.lock();
-        if let Err(e) = inner.outbox.persist() {
-            tracing::error!("{e}");
-        }
+        inner.outbox.sync();
         let summary = CloseSummary {
             acked: inner.status.acked,
             unacked: inner.outbox.unacked(),
@@ -627,6 +742,7 @@ impl Session {
         };
         // Release the spool (and its lock) now, even while clones of this handle live on.
         drop(std::mem::replace(&mut inner.outbox, Outbox::memory(1)));
+        inner.released = true;
         inner.status.connected = false;
         inner.status.ended.get_or_insert_with(|| "closed".into());
         self.shared.publish_status(&inner);
@@ -676,5 +792,27 @@ impl Session {
         for (_, tx) in inner.waiters.drain() {
             let _ = tx.send(Err(DeliveryError::NotConfirmed));
         }
+    }
+}
+
+/// Acknowledges incoming QoS 1 messages of the current connection, in the order given (MQTT
+/// wants PUBACKs in receive order); they leave in one write. A message from an earlier
+/// connection is not acknowledged: the broker sends it again.
+fn ack_received(shared: &Shared, msgs: &[Received]) {
+    let mut inner = shared.lock();
+    if !inner.connected {
+        return;
+    }
+    let connection = inner.connection;
+    let mut any = false;
+    for m in msgs {
+        if m.qos == Qos::AtLeastOnce && m.connection == connection {
+            inner.encode(&v4::Packet::PubAck(v4::PubAck::new(m.pkid)));
+            any = true;
+        }
+    }
+    drop(inner);
+    if any {
+        shared.wake.notify_one();
     }
 }

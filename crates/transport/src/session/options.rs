@@ -26,14 +26,49 @@ impl std::fmt::Debug for ResendHook {
     }
 }
 
-/// How `Session::start` treats the first connection attempt.
+/// Called with every [`super::SessionEvent`] as it happens (the front end prints them as NDJSON
+/// `connection` events); must be quick and must not block.
+#[derive(Clone)]
+pub struct EventHook(pub Arc<dyn Fn(&super::SessionEvent) + Send + Sync>);
+
+static DEFAULT_EVENT_HOOK: std::sync::OnceLock<EventHook> = std::sync::OnceLock::new();
+
+impl EventHook {
+    /// Makes `hook` the one every `SessionOptions::new` starts with, for the whole process: the
+    /// front end installs its NDJSON reporter once, and every session any library opens reports
+    /// its connection events through it. Only the first call has an effect.
+    pub fn install_default(hook: EventHook) {
+        let _ = DEFAULT_EVENT_HOOK.set(hook);
+    }
+}
+
+impl std::fmt::Debug for EventHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventHook(..)")
+    }
+}
+
+/// How `Session::start` treats the first connection, and which failures end the session: the
+/// failure policy (docs/transport.md, "Failures").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartMode {
-    /// Return only once connected; the first failure is returned as an error.
+    /// One-shot commands: return once connected; the first failure is returned as an error.
+    /// Once connected, transient failures are retried and a permanent one ends the session.
     RequireConnection,
-    /// Return at once and keep trying in the background (for agents with a disk spool, which
-    /// accept messages while offline). Permanent failures still end the session.
+    /// Long-running modes without a spool (`run`, `--follow`, the sink): return once connected,
+    /// retrying every failure until then; the session never gives up by itself (see
+    /// [`SessionOptions::give_up_after`]).
+    WaitForConnection,
+    /// Long-running modes with a disk spool: return at once and keep trying in the background,
+    /// retrying every failure; messages are accepted while offline.
     Background,
+}
+
+impl StartMode {
+    /// Whether every failure is retried (long-running), not only transient ones.
+    pub fn retries_everything(self) -> bool {
+        !matches!(self, StartMode::RequireConnection)
+    }
 }
 
 /// Session settings.
@@ -59,23 +94,37 @@ pub struct SessionOptions {
     pub backoff_initial: Duration,
     /// Longest reconnect delay.
     pub backoff_max: Duration,
-    /// Largest MQTT packet sent or accepted.
+    /// The back-off starts over only after a connection stayed up this long, so a broker that
+    /// accepts and then drops the client (a policy violation, a duplicate client id) is not
+    /// hammered with a reconnect every few hundred milliseconds (AWS's device SDKs use 30 s).
+    pub stable_after: Duration,
+    /// End the session after this long without a connection (or before the first one), even
+    /// in long-running modes. `None`: never.
+    pub give_up_after: Option<Duration>,
+    /// Largest MQTT packet sent or accepted (its remaining length). An incoming PUBLISH over
+    /// it is read off the connection without being held and delivered as oversized
+    /// ([`crate::Received::oversized`]).
     pub max_packet_size: usize,
-    /// Incoming QoS 1 messages are acknowledged by `Session::ack` instead of on arrival.
+    /// Incoming QoS 1 messages are acknowledged by `Session::ack` (after the application stored
+    /// them) instead of as `Incoming::recv` hands them over.
     pub manual_acks: bool,
-    /// Incoming messages buffered for the reader before the session stops reading the socket.
-    pub incoming_capacity: usize,
+    /// Bytes of incoming messages buffered for the reader before the session stops reading the
+    /// socket (back-pressure on the broker).
+    pub incoming_bytes: usize,
     /// After a read, wait this long before the next one, so a busy stream arrives in fewer,
     /// larger reads: fewer wake-ups for this process and, on a small machine, fewer delays for
     /// the broker. Zero reads eagerly (lowest latency). Bulk consumers such as the sink set a
     /// few milliseconds.
     pub read_coalesce: Duration,
-    /// How often acknowledgements are saved to a disk spool.
-    pub persist_interval: Duration,
     /// See [`StartMode`].
     pub start_mode: StartMode,
     /// See [`ResendHook`].
     pub on_resend: Option<ResendHook>,
+    /// See [`EventHook`].
+    pub on_event: Option<EventHook>,
+    /// What the "spool full" warning tells the user to change (each binary names its own
+    /// settings).
+    pub spool_full_hint: String,
 }
 
 /// A setting that cannot work.
@@ -104,13 +153,16 @@ impl SessionOptions {
             connect_timeout: Duration::from_secs(10),
             backoff_initial: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
+            stable_after: Duration::from_secs(30),
+            give_up_after: None,
             max_packet_size: 256 * 1024,
             manual_acks: false,
-            incoming_capacity: 1024,
+            incoming_bytes: 4 * 1024 * 1024,
             read_coalesce: Duration::ZERO,
-            persist_interval: Duration::from_millis(200),
             start_mode: StartMode::RequireConnection,
             on_resend: None,
+            on_event: DEFAULT_EVENT_HOOK.get().cloned(),
+            spool_full_hint: "raise --spool-max-mb or --spool-files to keep more".into(),
         }
     }
 
@@ -135,6 +187,18 @@ impl SessionOptions {
             return Err(OptionsError::Invalid(format!(
                 "--keep-alive {} s is out of range; use 0 (off) or 1 to 65535 seconds",
                 self.keep_alive.as_secs_f64()
+            )));
+        }
+        if self.max_packet_size < 64 {
+            return Err(OptionsError::Invalid(format!(
+                "--max-packet-size {} is too small; use at least 64 bytes",
+                self.max_packet_size
+            )));
+        }
+        if self.max_packet_size > 268_435_455 {
+            return Err(OptionsError::Invalid(format!(
+                "--max-packet-size {} is over MQTT's limit of 268,435,455 bytes",
+                self.max_packet_size
             )));
         }
         if self.inflight == 0 {

@@ -9,7 +9,11 @@
 )]
 
 mod connect;
+mod crash;
 mod delivery;
+mod faults;
+#[cfg(feature = "http")]
+mod http;
 mod shutdown;
 mod spool;
 

@@ -64,6 +64,7 @@ async fn full_spool_drops_the_oldest_and_says_how_many() {
         dir: dir.path().to_owned(),
         max_bytes: 64 * 1024,
         max_files: 4,
+        ..SpoolConfig::new(dir.path())
     };
     let mut o = opts(&b.url_plain());
     o.start_mode = StartMode::Background;
