@@ -10,12 +10,12 @@
 //!   mid-stream and started again with its client id.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use testkit::cli::Running;
-use testkit::{NatsCluster, PgDatabase, Postgres, RabbitMq};
+use testkit::{NatsCluster, Postgres, RabbitMq};
 
-use crate::{events, mqtt_sink};
+use crate::{mqtt_sink, pg_rows, stop_with_summary, wait_pg_rows};
 
 fn sink(url: &str, db: &str, id: &str) -> Command {
     let mut c = mqtt_sink();
@@ -63,45 +63,6 @@ fn publisher(url: String, n: u64) -> std::thread::JoinHandle<()> {
     })
 }
 
-fn rows(db: &PgDatabase<'_>) -> (u64, u64) {
-    let out = db.sql(
-        "SELECT count(*), count(DISTINCT data_hora) FROM readings \
-         WHERE to_regclass('readings') IS NOT NULL",
-    );
-    let (a, b) = out.trim().split_once('|').unwrap_or(("0", "0"));
-    (a.parse().unwrap_or(0), b.parse().unwrap_or(0))
-}
-
-fn wait_rows(db: &PgDatabase<'_>, at_least: u64, timeout: Duration) -> (u64, u64) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let r = rows(db);
-        if r.0 >= at_least || Instant::now() > deadline {
-            return r;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// SIGTERM, exit 0, and the summary's data.
-fn stop(mut r: Running) -> serde_json::Value {
-    Command::new("kill")
-        .args(["-TERM", &r.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert_eq!(
-        r.wait(Duration::from_secs(30)),
-        Some(0),
-        "SIGTERM ends a sink with 0"
-    );
-    let out = r.stdout.lock().unwrap().join("\n");
-    events(&out)
-        .into_iter()
-        .find(|(k, _)| k == "summary")
-        .unwrap_or_else(|| panic!("no summary in {out}"))
-        .1
-}
-
 #[test]
 fn nats_cluster_with_a_node_killed_mid_stream_loses_no_reading() {
     const N: u64 = 3000;
@@ -113,15 +74,15 @@ fn nats_cluster_with_a_node_killed_mid_stream_loses_no_reading() {
     let b = Running::spawn(&mut sink(&cluster.mqtt_url(2), &db, "nats-sink-b"));
     ready(&b);
     let publishing = publisher(cluster.mqtt_url(0), N);
-    let (before, _) = wait_rows(&pg, N / 4, Duration::from_secs(120));
+    let (before, _) = wait_pg_rows(&pg, N / 4, Duration::from_secs(120));
     cluster.kill(2);
-    let (at_kill, _) = rows(&pg);
+    let (at_kill, _) = pg_rows(&pg);
     assert!(
         before >= N / 4 && at_kill < N,
         "killed mid-stream ({at_kill} rows)"
     );
     publishing.join().unwrap();
-    let (total, distinct) = wait_rows(&pg, N, Duration::from_secs(120));
+    let (total, distinct) = wait_pg_rows(&pg, N, Duration::from_secs(120));
     assert_eq!((total, distinct), (N, N), "every reading, through node 2");
     cluster.restart(2);
     // The sink on node 3 reconnects to its persistent session; what it gets again is already
@@ -130,10 +91,10 @@ fn nats_cluster_with_a_node_killed_mid_stream_loses_no_reading() {
         "(connection 2, session present: true)",
         Duration::from_secs(60),
     );
-    let sa = stop(a);
-    let sb = stop(b);
+    let sa = stop_with_summary(a);
+    let sb = stop_with_summary(b);
     eprintln!("rows at the kill: {at_kill}; sink on node 2: {sa}; sink on node 3: {sb}");
-    assert_eq!(rows(&pg), (N, N), "nothing lost, each reading once");
+    assert_eq!(pg_rows(&pg), (N, N), "nothing lost, each reading once");
     assert_eq!(sa["dead_lettered"], 0);
 }
 
@@ -147,19 +108,19 @@ fn rabbitmq_sink_killed_mid_stream_loses_no_reading() {
     let mut first = Running::spawn(&mut sink(&url, &db, "rabbit-sink"));
     ready(&first);
     let publishing = publisher(url.clone(), N);
-    let (before, _) = wait_rows(&pg, N / 5, Duration::from_secs(120));
+    let (before, _) = wait_pg_rows(&pg, N / 5, Duration::from_secs(120));
     first.child.kill().unwrap(); // SIGKILL: no acknowledgements for what it holds
     first.child.wait().unwrap();
-    let (at_kill, _) = rows(&pg);
+    let (at_kill, _) = pg_rows(&pg);
     assert!(
         before >= N / 5 && at_kill < N,
         "killed mid-stream ({at_kill} rows)"
     );
     publishing.join().unwrap();
     let second = Running::spawn(&mut sink(&url, &db, "rabbit-sink"));
-    let (total, distinct) = wait_rows(&pg, N, Duration::from_secs(120));
+    let (total, distinct) = wait_pg_rows(&pg, N, Duration::from_secs(120));
     assert_eq!((total, distinct), (N, N), "every reading once");
-    let s = stop(second);
+    let s = stop_with_summary(second);
     eprintln!("rows at the kill: {at_kill}; second run: {s}");
-    assert_eq!(rows(&pg), (N, N));
+    assert_eq!(pg_rows(&pg), (N, N));
 }

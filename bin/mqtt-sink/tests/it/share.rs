@@ -4,12 +4,12 @@
 //! ends with exactly the 30,000 readings, and every sink stored a share.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use testkit::cli::Running;
 use testkit::{Broker, BrokerOpts, Postgres};
 
-use crate::{events, mqtt_sink};
+use crate::{mqtt_sink, pg_rows, stop_with_summary, wait_pg_rows};
 
 const N: u64 = 30_000;
 const CHUNK: u64 = 1000;
@@ -40,42 +40,6 @@ fn sink(broker: &Broker, db: &str, id: &str) -> Command {
 
 fn ready(r: &Running) {
     r.wait_for_stdout_line("\"type\":\"ready\"", Duration::from_secs(30));
-}
-
-fn rows(db: &testkit::PgDatabase<'_>) -> (u64, u64) {
-    let out = db.sql("SELECT count(*), count(DISTINCT data_hora) FROM readings");
-    let (a, b) = out.trim().split_once('|').unwrap();
-    (a.parse().unwrap(), b.parse().unwrap())
-}
-
-fn wait_rows(db: &testkit::PgDatabase<'_>, at_least: u64, timeout: Duration) -> (u64, u64) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let r = rows(db);
-        if r.0 >= at_least || Instant::now() > deadline {
-            return r;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// SIGTERM, then the `stored` of its summary.
-fn stop(mut r: Running) -> u64 {
-    Command::new("kill")
-        .args(["-TERM", &r.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert_eq!(
-        r.wait(Duration::from_secs(30)),
-        Some(0),
-        "SIGTERM ends a sink with 0"
-    );
-    let out = r.stdout.lock().unwrap().join("\n");
-    let summary = events(&out)
-        .into_iter()
-        .find(|(k, _)| k == "summary")
-        .unwrap_or_else(|| panic!("no summary in {out}"));
-    summary.1["stored"].as_u64().unwrap()
 }
 
 #[test]
@@ -116,11 +80,11 @@ fn three_shared_sinks_one_killed_and_restarted_store_every_reading_once() {
             assert!(out.status.success(), "{out:?}");
         }
     });
-    let (before, _) = wait_rows(&pg, 5000, Duration::from_secs(60));
+    let (before, _) = wait_pg_rows(&pg, 5000, Duration::from_secs(60));
     let mut b = b;
     b.child.kill().unwrap(); // SIGKILL: its in-flight share is neither stored nor acknowledged
     b.child.wait().unwrap();
-    let (at_kill, _) = rows(&pg);
+    let (at_kill, _) = pg_rows(&pg);
     assert!(
         before >= 5000 && at_kill < N,
         "killed mid-stream ({at_kill} rows)"
@@ -128,9 +92,12 @@ fn three_shared_sinks_one_killed_and_restarted_store_every_reading_once() {
     let b2 = Running::spawn(&mut sink(&broker, &db, "share-b"));
     ready(&b2);
     publisher.join().unwrap();
-    let (total, distinct) = wait_rows(&pg, N, Duration::from_secs(120));
+    let (total, distinct) = wait_pg_rows(&pg, N, Duration::from_secs(120));
     assert_eq!((total, distinct), (N, N), "exactly the {N} readings");
-    let stored: Vec<u64> = [a, b2, c].into_iter().map(stop).collect();
+    let stored: Vec<u64> = [a, b2, c]
+        .into_iter()
+        .map(|r| stop_with_summary(r)["stored"].as_u64().unwrap())
+        .collect();
     eprintln!("rows at the kill: {at_kill}; stored by a, by b after its restart, by c: {stored:?}");
     assert!(
         stored.iter().all(|s| *s > 0),
@@ -140,5 +107,5 @@ fn three_shared_sinks_one_killed_and_restarted_store_every_reading_once() {
         stored.iter().all(|s| *s < N),
         "the broker split the stream: {stored:?}"
     );
-    assert_eq!(rows(&pg), (N, N));
+    assert_eq!(pg_rows(&pg), (N, N));
 }
