@@ -95,7 +95,7 @@ pub struct SinkArgs {
         help_heading = "Mapping"
     )]
     partition_column: Option<String>,
-    /// Subscribe as a member of this shared-subscription group ($share/GROUP/<topic>): the broker
+    /// Subscribe as a member of this shared-subscription group ($share/GROUP/TOPIC): the broker
     /// deals the stream among the sinks of the group. Give each its own --client-id.
     #[arg(long, value_name = "GROUP", help_heading = "Sink")]
     share: Option<String>,
