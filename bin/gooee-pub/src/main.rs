@@ -43,7 +43,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::logging::init(cli.output.verbose, cli.output.quiet);
-    let out = output::Output::new(cli.output.output);
+    let out = output::Output::new(cli.output.output).with_connection_events();
     cli::runtime::block_on(async {
         match cli.command {
             Command::Meta(a) => run::meta(a, out).await,

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let (verbose, quiet) = cmd::verbosity(&cli);
     cli::logging::init(verbose, quiet);
-    let out = output::Output::new(cli.output.output);
+    let out = output::Output::new(cli.output.output).with_connection_events();
     cli::runtime::block_on(async {
         match cli.command {
             Command::Provision(args) => cmd::provision(args, out).await,

@@ -44,7 +44,7 @@ fn main() -> ExitCode {
             Command::Up(args) => sim_cmd::up(&args, out).await,
             Command::Demo(args) => sim_cmd::demo(&args, out).await,
             Command::Status(args) => sim_cmd::status(&args, out),
-            Command::Pub(args) => pub_cmd::run(args, out).await,
+            Command::Pub(args) => pub_cmd::run(args, out.with_connection_events()).await,
         }
     })
 }

@@ -22,7 +22,7 @@ use args::{Cli, Cmd};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::logging::init(cli.output.verbose, cli.output.quiet);
-    let out = Output::new(cli.output.output);
+    let out = Output::new(cli.output.output).with_connection_events();
     let code = match run(cli, out).await {
         Ok(code) => code,
         Err(e) => {

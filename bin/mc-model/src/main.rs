@@ -65,7 +65,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::logging::init(cli.output.verbose, cli.output.quiet);
-    let out = Output::new(cli.output.output);
+    let out = Output::new(cli.output.output).with_connection_events();
     cli::runtime::block_on(async move {
         match cmd::run(&cli, out).await {
             Ok(code) => code,

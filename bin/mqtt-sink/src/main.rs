@@ -58,7 +58,7 @@ pub fn fail(e: &anyhow::Error) -> u8 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::logging::init(cli.output.verbose, cli.output.quiet);
-    let out = output::Output::new(cli.output.output);
+    let out = output::Output::new(cli.output.output).with_connection_events();
     if let Some(Command::BridgeConfig(args)) = &cli.command {
         return ExitCode::from(bridge_cmd::run(args, out));
     }

@@ -33,8 +33,9 @@ async fn meta_over_tls_and_websockets_arrives_on_the_topic_and_its_per_name_subt
         assert_eq!(out.status.code(), Some(0), "{kind}");
         let ev = events(&out.stdout);
         let kinds: Vec<&str> = ev.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(kinds, ["published", "no_rejection"], "{kind}");
-        assert_eq!(ev[0].1["topic"], format!("devices/{device}/meta"));
+        assert_eq!(kinds, ["connection", "published", "no_rejection"], "{kind}");
+        assert_eq!(ev[0].1["state"], "connected", "{kind}");
+        assert_eq!(ev[1].1["topic"], format!("devices/{device}/meta"));
         let got = tokio::task::block_in_place(|| sub.wait_for_count(2, Duration::from_secs(10)));
         let mut topics: Vec<&str> = got.iter().map(|(t, _)| t.as_str()).collect();
         topics.sort_unstable();

@@ -26,10 +26,11 @@ fn publishes_and_reports_a_json_summary() {
     ]));
     assert_eq!(out.status.code(), Some(i32::from(exit::OK)));
     let ev = events(&out.stdout);
-    assert_eq!(ev.len(), 1);
-    assert_eq!(ev[0].0, "summary");
-    assert_eq!(ev[0].1["acked"], 100);
-    assert_eq!(ev[0].1["unacked"], 0);
+    let kinds: Vec<&str> = ev.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["connection", "summary"]);
+    assert_eq!(ev[0].1["state"], "connected");
+    assert_eq!(ev[1].1["acked"], 100);
+    assert_eq!(ev[1].1["unacked"], 0);
     assert_eq!(sub.wait_for_count(100, Duration::from_secs(10)).len(), 100);
 }
 
@@ -65,7 +66,8 @@ fn sigkill_with_messages_in_the_spool_then_the_next_start_delivers_them() {
     assert_eq!(out.status.code(), Some(i32::from(exit::OK)));
     let ev = events(&out.stdout);
     assert_eq!(
-        ev[0].1["acked"], 500,
+        summary_of(&ev)["acked"],
+        500,
         "the second start sent what the first left in the spool"
     );
     let got = sub.wait_for_count(500, Duration::from_secs(30));
@@ -109,7 +111,8 @@ fn full_spool_warns_how_many_were_dropped() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("spool full: dropped the"), "{stderr}");
-    let summary = &events(&out.stdout)[0].1;
+    let ev = events(&out.stdout);
+    let summary = summary_of(&ev);
     let dropped = summary["dropped"].as_u64().unwrap();
     let unacked = summary["unacked"].as_u64().unwrap();
     assert!(
@@ -152,4 +155,12 @@ fn errors_name_what_is_wrong_and_use_the_documented_exit_codes() {
 
     let out = run(iot_sim().args(["pub", "--bogus"]));
     assert_eq!(out.status.code(), Some(i32::from(exit::USAGE)));
+}
+
+/// The `summary` event among a run's events.
+fn summary_of(ev: &[(String, serde_json::Value)]) -> &serde_json::Value {
+    &ev.iter()
+        .find(|(k, _)| k == "summary")
+        .unwrap_or_else(|| panic!("no summary event in {ev:?}"))
+        .1
 }

@@ -28,14 +28,20 @@ pub struct Output {
 }
 
 impl Output {
-    /// An output in `format`. In JSON format it also becomes where every session of the
-    /// process reports its connection events (see `connection.rs`).
+    /// An output in `format`.
     pub fn new(format: Format) -> Self {
-        let out = Output { format };
-        if format == Format::Json {
-            connection::install(out);
+        Output { format }
+    }
+
+    /// Makes this output where every session the process opens reports its connection events
+    /// (JSON format only; see `connection.rs`). Agents call it once in `main`; iot-sim only for
+    /// `pub`, since its cloud sides' own sessions are not the user's connection.
+    #[must_use]
+    pub fn with_connection_events(self) -> Self {
+        if self.format == Format::Json {
+            connection::install(self);
         }
-        out
+        self
     }
 
     /// The format.
