@@ -89,6 +89,9 @@ impl Sink {
             all_writers.push(sibling);
         }
         session.manual_acks = true;
+        // The sink is long-running: a broker that is down or refuses it at start is retried
+        // (with back-off, each cause said once) until it takes the sink, or --give-up-after.
+        session.start_mode = transport::StartMode::WaitForConnection;
         session.incoming_bytes = session.incoming_bytes.max(config.batch_rows * 1024);
         // Rows wait up to `batch_age` anyway; reading in gulps costs them next to nothing.
         let read_coalesce = READ_COALESCE.min(config.batch_age / 4);
