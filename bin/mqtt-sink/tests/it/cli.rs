@@ -2,6 +2,8 @@
 //! `simulate` feeding the sink end to end with NDJSON output; `bridge-config` text.
 
 use std::process::Command;
+
+use sqlx::Connection;
 use std::time::Duration;
 
 use cli::output::exit;
@@ -242,7 +244,6 @@ async fn a_reading_over_the_packet_limit_is_dead_lettered_and_the_readings_behin
             .contains(&format!("{} bytes", huge.len())),
         "the dead letter says the size: {dead}"
     );
-    use sqlx::Connection;
     let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
     let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
     let (t, payload): (String, Vec<u8>) =
