@@ -72,7 +72,10 @@ pub fn env_path(
 pub fn read_token_file(path: &Path) -> Result<Secret, AgentError> {
     transport::auth::warn_if_readable(path, "token file");
     let text = std::fs::read_to_string(path).map_err(|e| {
-        AgentError::Config(format!("cannot read the token file `{}`: {e}", path.display()))
+        AgentError::Config(format!(
+            "cannot read the token file `{}`: {e}",
+            path.display()
+        ))
     })?;
     let token = text.trim_end_matches(['\n', '\r']);
     if token.is_empty() || token.chars().any(|c| c.is_control() || c.is_whitespace()) {
@@ -207,9 +210,13 @@ mod tests {
 
     #[test]
     fn a_missing_file_is_named() {
-        let e = load_env_with(Path::new("/nonexistent/env.dev"), None, Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let e = load_env_with(
+            Path::new("/nonexistent/env.dev"),
+            None,
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("/nonexistent/env.dev") && e.contains("does not exist"),
             "{e}"

@@ -82,10 +82,11 @@ mod tests {
             root_ca: "cs/amazonRootCA1.pem".into(),
             cert: "cs/deviceCert.cert".into(),
             key: "cs/devicePrivateKey.pem".into(),
+            org_id: None,
             properties: Some(Properties {
                 mqtt_endpoint: "a1b2.iot.eu-west-1.amazonaws.com".into(),
                 mqtt_port: port,
-                client_id: None,
+                ..Properties::default()
             }),
         }
     }

@@ -99,7 +99,10 @@ mod tests {
     fn rsa_2048_pkcs8_key_and_a_csr_with_the_reference_subject() {
         let k = make_key_and_csr().unwrap();
         let pem = k.private_pem.expose_secret();
-        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8, unencrypted");
+        assert!(
+            pem.starts_with("-----BEGIN PRIVATE KEY-----"),
+            "PKCS#8, unencrypted"
+        );
         let key = rsa::PrivateKey::from_pkcs8_pem(pem).unwrap();
         assert_eq!(key.size() * 8, RSA_BITS);
         assert_eq!(key.e(), &rsa::BoxedUint::from(65_537u32));

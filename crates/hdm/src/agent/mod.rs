@@ -181,7 +181,9 @@ impl Event {
                 expires_in,
             } => format!(
                 "to authorize this device, open {} and enter the code {user_code} (valid for {} min); waiting for the approval",
-                verification_uri_complete.as_ref().unwrap_or(verification_uri),
+                verification_uri_complete
+                    .as_ref()
+                    .unwrap_or(verification_uri),
                 expires_in / 60
             ),
             Event::Authorized { via } => format!("Zaikio directory: authorized ({via})"),
@@ -190,9 +192,9 @@ impl Event {
                 "machine" => format!("Zaikio directory: machine registered as {id}"),
                 _ => format!("Zaikio directory: the machine now belongs to site {id}"),
             },
-            Event::ShadowUnavailable { reason } => format!(
-                "shadow unavailable ({reason}); telemetry goes on without it"
-            ),
+            Event::ShadowUnavailable { reason } => {
+                format!("shadow unavailable ({reason}); telemetry goes on without it")
+            }
             Event::AlreadyProvisioned { thing, store } => format!(
                 "{} already holds the identity of `{thing}`; not provisioning again (each provisioning creates assets in the backend; --force to do it anyway)",
                 store.display()
@@ -365,8 +367,7 @@ impl AgentError {
             | AgentError::Topic(_)
             | AgentError::Connect(transport::session::StartError::Options(_))
             | AgentError::Transport(
-                transport::http::HttpError::Plaintext { .. }
-                | transport::http::HttpError::Tls(_)
+                transport::http::HttpError::Plaintext { .. } | transport::http::HttpError::Tls(_),
             )
             | AgentError::HttpStatus {
                 status: 401 | 403, ..

@@ -49,7 +49,13 @@ pub async fn bearer_token(
     if let Some(refresh) = stored.and_then(|t| t.refresh_token) {
         match refresh_token(api, dir, &refresh).await? {
             Some(grant) => {
-                let t = StoredToken::from_grant(grant, now_unix(), dir.host, dir.client_id, Some(refresh));
+                let t = StoredToken::from_grant(
+                    grant,
+                    now_unix(),
+                    dir.host,
+                    dir.client_id,
+                    Some(refresh),
+                );
                 store.write_token(&t)?;
                 reporter.report(Event::Authorized { via: "refresh" });
                 return Ok(t.access_token);
@@ -143,7 +149,10 @@ async fn device_flow(
                 Method::POST,
                 &token_url,
                 Credential::None,
-                Some(Body::form(device_token_form(dir.client_id, &auth.device_code))),
+                Some(Body::form(device_token_form(
+                    dir.client_id,
+                    &auth.device_code,
+                ))),
             )
             .await?;
         if (200..300).contains(&answer.status) {

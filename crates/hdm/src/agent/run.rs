@@ -165,9 +165,20 @@ pub async fn run(
     let start = Instant::now();
     let endpoint = opts.endpoint.to_string();
     let thing = opts.client_id.clone();
-    let (session, mut incoming) = connect(opts, outbox).await?;
-    let mut lp = Loop::bootstrap(&session, reporter, endpoint, &thing, plan)?;
     tokio::pin!(shutdown);
+    // A long-running start waits for the broker as long as it takes; a signal ends the wait.
+    let (session, mut incoming) = tokio::select! {
+        r = connect(opts, outbox) => r?,
+        () = &mut shutdown => {
+            return Ok(Summary {
+                interrupted: true,
+                follow: plan.shadow.as_ref().is_some_and(|s| s.follow),
+                elapsed_s: start.elapsed().as_secs_f64(),
+                ..Summary::default()
+            });
+        }
+    };
+    let mut lp = Loop::bootstrap(&session, reporter, endpoint, &thing, plan)?;
     let outcome = lp.serve(&mut incoming, shutdown.as_mut()).await;
     lp.shut_down(outcome, start, shutdown).await
 }

@@ -17,8 +17,8 @@ use crate::protocol::store::{
     PRIVATE_KEY, PROPERTIES, PUBLIC_KEY, Properties, ROOT_CA, StoreLayout, has_pem,
     has_private_key, parse_client_id, parse_org_id,
 };
-use transport::auth::{ExposeSecret, Secret};
 use crate::protocol::topics::TopicError;
+use transport::auth::{ExposeSecret, Secret};
 
 /// What is wrong with the store.
 #[derive(Debug, thiserror::Error)]
@@ -230,10 +230,12 @@ impl Store {
                 .map_err(|source| StoreError::ClientId { path, source });
         }
         match self.properties()?.and_then(|p| p.org_id) {
-            Some(o) => parse_org_id(&o).map(Some).map_err(|source| StoreError::ClientId {
-                path: self.layout.file(PROPERTIES),
-                source,
-            }),
+            Some(o) => parse_org_id(&o)
+                .map(Some)
+                .map_err(|source| StoreError::ClientId {
+                    path: self.layout.file(PROPERTIES),
+                    source,
+                }),
             None => Ok(None),
         }
     }
@@ -395,15 +397,24 @@ mod tests {
             (CLIENT_ID_README, "thing-1\n"),
             (DEVICE_CERT, CERT),
             (PRIVATE_KEY, KEY),
-            (PUBLIC_KEY, "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n"),
+            (
+                PUBLIC_KEY,
+                "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n",
+            ),
         ] {
             fs::write(dir.path().join(f), c).unwrap();
         }
         let p = Store::new(dir.path()).load().unwrap();
-        assert_eq!((p.thing.as_str(), p.org_id.as_deref(), p.properties), ("thing-1", None, None));
+        assert_eq!(
+            (p.thing.as_str(), p.org_id.as_deref(), p.properties),
+            ("thing-1", None, None)
+        );
         // gen 2: plus OrgID.txt (README spelling OrgId.txt).
         fs::write(dir.path().join(ORG_ID_README), "org-7").unwrap();
-        assert_eq!(Store::new(dir.path()).load().unwrap().org_id.as_deref(), Some("org-7"));
+        assert_eq!(
+            Store::new(dir.path()).load().unwrap().org_id.as_deref(),
+            Some("org-7")
+        );
         // gen 3: only the CA, the key, the certificate and properties.json.
         let dir = tempfile::tempdir().unwrap();
         for (f, c) in [(ROOT_CA, CERT), (DEVICE_CERT, CERT), (PRIVATE_KEY, KEY)] {
@@ -415,7 +426,10 @@ mod tests {
         )
         .unwrap();
         let p = Store::new(dir.path()).load().unwrap();
-        assert_eq!((p.thing.as_str(), p.org_id.as_deref()), ("c-9", Some("o-9")));
+        assert_eq!(
+            (p.thing.as_str(), p.org_id.as_deref()),
+            ("c-9", Some("o-9"))
+        );
         assert_eq!(p.properties.unwrap().site_id.as_deref(), Some("s-9"));
     }
 
@@ -434,14 +448,28 @@ mod tests {
         let path = store.write_token(&t).unwrap();
         let m = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(m & 0o777, 0o600);
-        assert_eq!(store.token().unwrap().refresh_token.unwrap().expose_secret(), "rt");
+        assert_eq!(
+            store
+                .token()
+                .unwrap()
+                .refresh_token
+                .unwrap()
+                .expose_secret(),
+            "rt"
+        );
         let mut p = store.directory().unwrap();
         assert_eq!(p, Progress::default());
         p.site_id = Some("s".into());
         store.write_directory(&p).unwrap();
         assert_eq!(store.directory().unwrap(), p);
         fs::write(dir.path().join("cs").join(DIRECTORY), "{").unwrap();
-        assert!(store.directory().unwrap_err().to_string().contains(DIRECTORY));
+        assert!(
+            store
+                .directory()
+                .unwrap_err()
+                .to_string()
+                .contains(DIRECTORY)
+        );
     }
 
     #[test]

@@ -20,7 +20,9 @@ use crate::protocol::envelope::{Envelope, EnvelopeError, Header};
 use crate::protocol::generation::{Dialect, Generation};
 use crate::protocol::lowercase::{LowerEnvelope, LowerHeader};
 use crate::protocol::store::{ORG_ID, PROPERTIES};
-use crate::protocol::topics::{RULES_PREFIX, TELEMETRY_RULE_PREFIX, org_telemetry_topic, telemetry_topic};
+use crate::protocol::topics::{
+    RULES_PREFIX, TELEMETRY_RULE_PREFIX, org_telemetry_topic, telemetry_topic,
+};
 
 /// Header values for bare payloads, in the generation's dialect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -362,7 +364,9 @@ mod tests {
             topic_for(Generation::Gen1, Some("stg"), &d).unwrap(),
             "$aws/rules/iot_data_platform_telemetry_stg"
         );
-        let e = topic_for(Generation::Gen2, Some("stg"), &d).unwrap_err().to_string();
+        let e = topic_for(Generation::Gen2, Some("stg"), &d)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("OrgID.txt"), "{e}");
         d.org_id = Some("org-1".into());
         assert_eq!(

@@ -69,8 +69,12 @@ fn org_mismatch(state: &CloudState, rest: &str) -> Option<String> {
     };
     match state.orgs.get(client) {
         Some(o) if o == org => None,
-        Some(o) => Some(format!("thing `{client}` belongs to org `{o}`, not `{org}`")),
-        None => Some(format!("thing `{client}` was not provisioned with an organisation")),
+        Some(o) => Some(format!(
+            "thing `{client}` belongs to org `{o}`, not `{org}`"
+        )),
+        None => Some(format!(
+            "thing `{client}` was not provisioned with an organisation"
+        )),
     }
 }
 
@@ -243,10 +247,16 @@ mod tests {
         let bad = body.replace("\"system\"", "\"printer\"");
         handle(&mut s, &format!("{t}/org-1/hdm-1"), bad.as_bytes(), now());
         assert_eq!(s.report.get("telemetry_accepted_lowercase"), 1);
-        assert_eq!(s.report.get("telemetry_accepted"), 1, "gen 2 sends camelCase");
+        assert_eq!(
+            s.report.get("telemetry_accepted"),
+            1,
+            "gen 2 sends camelCase"
+        );
         assert_eq!(s.report.get("telemetry_wrong_org"), 3);
         assert_eq!(s.report.get("telemetry_invalid"), 1);
-        assert!(matches!(&s.ingested[0].event, IngestedEvent::Lowercase(e) if e.eventtype == "generic.signal"));
+        assert!(
+            matches!(&s.ingested[0].event, IngestedEvent::Lowercase(e) if e.eventtype == "generic.signal")
+        );
     }
 
     #[test]

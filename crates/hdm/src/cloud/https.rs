@@ -116,7 +116,10 @@ fn admit(
 
 async fn configuration(State(s): St, Path(version): Path<String>, headers: HeaderMap) -> Response {
     if version == "v4" {
-        return message(StatusCode::NOT_FOUND, "v4 serves provisioning only; GET /v3/configuration");
+        return message(
+            StatusCode::NOT_FOUND,
+            "v4 serves provisioning only; GET /v3/configuration",
+        );
     }
     let caller = match admit(&s, &version, &headers) {
         Ok((c, _)) => c,
@@ -150,7 +153,9 @@ async fn configuration(State(s): St, Path(version): Path<String>, headers: Heade
             telemetry_topic: v3.then(|| TELEMETRY_TOPIC.to_owned()),
         }),
     };
-    s.state().report.add(&format!("configuration_served_{version}"), 1);
+    s.state()
+        .report
+        .add(&format!("configuration_served_{version}"), 1);
     json_body(StatusCode::OK, body.encode())
 }
 
@@ -199,7 +204,9 @@ async fn provisioning(
         if version == "v4" {
             let org = org.clone().unwrap_or_default();
             let site_ok = req.site_id.as_deref().is_some_and(|site| {
-                super::zaikio::Zaikio::sites(&org).iter().any(|s| s.id == site)
+                super::zaikio::Zaikio::sites(&org)
+                    .iter()
+                    .any(|s| s.id == site)
             });
             if !site_ok {
                 return message(
@@ -239,7 +246,10 @@ async fn provisioning(
         let kind = if csr_mode { "csr" } else { "keys" };
         st.report.add(&format!("provisioned_{kind}"), 1);
         st.report.add(&format!("provisioned_{version}"), 1);
-        st.report.note(format!("provisioned thing `{thing}` ({version}, {kind})"), 50);
+        st.report.note(
+            format!("provisioned thing `{thing}` ({version}, {kind})"),
+            50,
+        );
     }
     s.changed();
     json_body(StatusCode::OK, response.encode())

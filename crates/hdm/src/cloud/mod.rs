@@ -29,10 +29,10 @@ pub use zaikio::{DEV_OAUTH_CLIENT_ID, ZaikioOptions};
 
 use crate::protocol::envelope::Envelope;
 use crate::protocol::lowercase::LowerEnvelope;
-use transport::auth::{ExposeSecret, Secret};
 use crate::protocol::shadow::docs::{Rejection, Section, UpdateRequest};
 use crate::protocol::shadow::service::ShadowKey;
 use crate::protocol::topics::{ShadowOp, ShadowReply, ShadowTopic, cloud_filters};
+use transport::auth::{ExposeSecret, Secret};
 
 /// The development API key the local cloud accepts. Not a secret: it only opens iot-sim.
 pub const DEV_API_KEY: &str = "edgewire-hdm-dev-api-key-not-a-secret";

@@ -81,7 +81,11 @@ pub struct Zaikio {
 }
 
 fn token(prefix: &str) -> String {
-    format!("{prefix}-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+    format!(
+        "{prefix}-{:016x}{:016x}",
+        fastrand::u64(..),
+        fastrand::u64(..)
+    )
 }
 
 fn user_code() -> String {
@@ -186,7 +190,11 @@ impl Zaikio {
         form: &[(String, String)],
         now_ms: i64,
     ) -> Result<(TokenGrant, &'static str), OAuthRefusal> {
-        let get = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            form.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
         match get("grant_type") {
             Some(DEVICE_CODE_GRANT) => self.poll(get("device_code"), get("client_id"), now_ms),
             Some(REFRESH_GRANT) => {
@@ -311,39 +319,76 @@ mod tests {
     #[test]
     fn device_flow_pending_slow_down_approve_and_refresh_rotation() {
         let mut z = Zaikio::default();
-        assert_eq!(z.authorize(Some("other"), "https://v", 0).unwrap_err().0, 401);
-        let a = z.authorize(Some(DEV_OAUTH_CLIENT_ID), "https://v/device", 0).unwrap();
+        assert_eq!(
+            z.authorize(Some("other"), "https://v", 0).unwrap_err().0,
+            401
+        );
+        let a = z
+            .authorize(Some(DEV_OAUTH_CLIENT_ID), "https://v/device", 0)
+            .unwrap();
         assert_eq!(a.interval, Some(1));
         let form = poll_form(&a.device_code);
         assert_eq!(z.token(&form, 1000).unwrap_err().1, "authorization_pending");
-        assert_eq!(z.token(&form, 1200).unwrap_err().1, "slow_down", "0.2 s after the last poll");
-        assert_eq!(z.token(&form, 6300).unwrap_err().1, "slow_down", "the interval is 6 s now");
-        assert_eq!(z.token(&form, 17_400).unwrap_err().1, "authorization_pending");
+        assert_eq!(
+            z.token(&form, 1200).unwrap_err().1,
+            "slow_down",
+            "0.2 s after the last poll"
+        );
+        assert_eq!(
+            z.token(&form, 6300).unwrap_err().1,
+            "slow_down",
+            "the interval is 6 s now"
+        );
+        assert_eq!(
+            z.token(&form, 17_400).unwrap_err().1,
+            "authorization_pending"
+        );
         assert!(z.decide(&a.user_code.to_lowercase(), true));
         assert!(z.pending_codes().is_empty());
         let (grant, via) = z.token(&form, 28_500).unwrap();
         assert_eq!(via, "device");
-        assert_eq!(z.org_of(&grant.access_token, 28_500).as_deref(), Some(DEV_ORG_ID));
-        assert_eq!(z.token(&form, 20_000).unwrap_err().1, "invalid_grant", "codes are single use");
+        assert_eq!(
+            z.org_of(&grant.access_token, 28_500).as_deref(),
+            Some(DEV_ORG_ID)
+        );
+        assert_eq!(
+            z.token(&form, 20_000).unwrap_err().1,
+            "invalid_grant",
+            "codes are single use"
+        );
         let refresh = grant.refresh_token.unwrap();
         let rform = vec![
             ("grant_type".to_owned(), REFRESH_GRANT.to_owned()),
-            ("refresh_token".to_owned(), refresh.expose_secret().to_owned()),
+            (
+                "refresh_token".to_owned(),
+                refresh.expose_secret().to_owned(),
+            ),
         ];
         let (again, via) = z.token(&rform, 30_000).unwrap();
         assert_eq!(via, "refresh");
         assert!(z.org_of(&again.access_token, 30_000).is_some());
-        assert_eq!(z.token(&rform, 30_100).unwrap_err().1, "invalid_grant", "rotated");
+        assert_eq!(
+            z.token(&rform, 30_100).unwrap_err().1,
+            "invalid_grant",
+            "rotated"
+        );
         assert_eq!(z.org_of(&again.access_token, 3_630_001), None, "expired");
     }
 
     #[test]
     fn denial_and_expiry_end_the_flow() {
         let mut z = Zaikio::default();
-        let a = z.authorize(Some(DEV_OAUTH_CLIENT_ID), "https://v", 0).unwrap();
+        let a = z
+            .authorize(Some(DEV_OAUTH_CLIENT_ID), "https://v", 0)
+            .unwrap();
         z.decide(&a.user_code, false);
-        assert_eq!(z.token(&poll_form(&a.device_code), 5000).unwrap_err().1, "access_denied");
-        let a = z.authorize(Some(DEV_OAUTH_CLIENT_ID), "https://v", 0).unwrap();
+        assert_eq!(
+            z.token(&poll_form(&a.device_code), 5000).unwrap_err().1,
+            "access_denied"
+        );
+        let a = z
+            .authorize(Some(DEV_OAUTH_CLIENT_ID), "https://v", 0)
+            .unwrap();
         assert_eq!(
             z.token(&poll_form(&a.device_code), 600_001).unwrap_err().1,
             "expired_token"

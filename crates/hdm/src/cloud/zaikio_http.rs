@@ -100,9 +100,17 @@ async fn device_decide(State(s): St, RawQuery(q): RawQuery, body: Bytes) -> Resp
     s.changed();
     if known {
         let word = if approve { "approved" } else { "denied" };
-        (StatusCode::OK, Html(format!("<p>Device {word}. You can close this page.</p>"))).into_response()
+        (
+            StatusCode::OK,
+            Html(format!("<p>Device {word}. You can close this page.</p>")),
+        )
+            .into_response()
     } else {
-        (StatusCode::NOT_FOUND, Html("<p>Unknown or used code.</p>".to_owned())).into_response()
+        (
+            StatusCode::NOT_FOUND,
+            Html("<p>Unknown or used code.</p>".to_owned()),
+        )
+            .into_response()
     }
 }
 
@@ -112,7 +120,10 @@ fn org(s: &Shared, headers: &HeaderMap) -> Result<String, Box<Response>> {
         .and_then(|t| s.zaikio().org_of(&t, now_ms()))
         .ok_or_else(|| {
             s.state().report.add("directory_unauthorized", 1);
-            Box::new(message(StatusCode::UNAUTHORIZED, "invalid or expired access token"))
+            Box::new(message(
+                StatusCode::UNAUTHORIZED,
+                "invalid or expired access token",
+            ))
         })
 }
 
@@ -153,7 +164,10 @@ async fn ownership(
     };
     let p = parse_form(q.unwrap_or_default().as_bytes());
     let Some(site) = param(&p, "site_id") else {
-        return message(StatusCode::UNPROCESSABLE_ENTITY, "parameter `site_id` is missing");
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "parameter `site_id` is missing",
+        );
     };
     let result = s.zaikio().own(&o, &machine, site);
     s.changed();
@@ -179,9 +193,6 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/device", get(device_page).post(device_decide))
         .route("/api/v1/sites", get(sites))
         .route("/api/v1/machines", post(machines))
-        .route(
-            "/api/v1/machines/{id}/machine_ownership",
-            post(ownership),
-        )
+        .route("/api/v1/machines/{id}/machine_ownership", post(ownership))
         .with_state(shared)
 }

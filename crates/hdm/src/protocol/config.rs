@@ -69,7 +69,8 @@ pub struct ConfigurationResponse {
 const WHAT_CONFIG: &str = "configuration response";
 const WHAT_PROV: &str = "provisioning response";
 const PEM_CERT: &str = "a PEM certificate (-----BEGIN CERTIFICATE-----)";
-const TOPIC: &str = "a topic without wildcards or empty levels, e.g. $aws/rules/iot_data_platform_telemetry_stg";
+const TOPIC: &str =
+    "a topic without wildcards or empty levels, e.g. $aws/rules/iot_data_platform_telemetry_stg";
 
 fn port(f: &Fields<'_>, key: &str) -> Result<u16, FieldError> {
     const EXPECTED: &str = "a port number from 1 to 65535";
@@ -344,8 +345,7 @@ mod tests {
         assert_eq!(e.field, "provisioning.telemetryTopic");
         let req = CsrRequest {
             certificate_signing_request:
-                "-----BEGIN CERTIFICATE REQUEST-----\nx\n-----END CERTIFICATE REQUEST-----\n"
-                    .into(),
+                "-----BEGIN CERTIFICATE REQUEST-----\nx\n-----END CERTIFICATE REQUEST-----\n".into(),
             site_id: Some("5b0c5a2e".into()),
         };
         let text = String::from_utf8(req.encode()).unwrap();

@@ -51,8 +51,13 @@ pub fn decode_sites(body: &[u8]) -> Result<Vec<Site>, FieldError> {
         expected,
         found,
     };
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| err("(document)".into(), "a JSON array", format!("invalid JSON ({e})")))?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        err(
+            "(document)".into(),
+            "a JSON array",
+            format!("invalid JSON ({e})"),
+        )
+    })?;
     let Value::Array(items) = v else {
         return Err(err("(document)".into(), "a JSON array", kind(&v).into()));
     };
@@ -229,7 +234,10 @@ mod tests {
                 .contains("machine[name]")
         );
         assert_eq!(decode_machine(&encode_machine("m-1", &m)).unwrap(), "m-1");
-        assert_eq!(ownership_path("m-1"), "api/v1/machines/m-1/machine_ownership");
+        assert_eq!(
+            ownership_path("m-1"),
+            "api/v1/machines/m-1/machine_ownership"
+        );
     }
 
     #[test]

@@ -290,13 +290,7 @@ impl EnvFile {
         Ok(env)
     }
 
-    fn bad(
-        &self,
-        line: usize,
-        key: &'static str,
-        expected: &'static str,
-        found: &str,
-    ) -> EnvError {
+    fn bad(&self, line: usize, key: &'static str, expected: &'static str, found: &str) -> EnvError {
         EnvError::Value {
             file: self.file.clone(),
             line,
@@ -317,10 +311,12 @@ impl EnvFile {
     }
 
     fn set(&mut self, key: &str, value: &str, line: usize) -> Result<(), EnvError> {
-        let at = |v: &str| Some(Line {
-            value: v.to_owned(),
-            line,
-        });
+        let at = |v: &str| {
+            Some(Line {
+                value: v.to_owned(),
+                line,
+            })
+        };
         match key {
             "stage" => {
                 if crate::protocol::topics::validate_stage(value).is_err() {
@@ -403,7 +399,10 @@ impl EnvFile {
                     )
                 })?);
             }
-            "DIRECTORY_OAUTH_CLIENT_ID" | "SCOPE" | "MACHINE_NAME" | "MACHINE_MANUFACTURER"
+            "DIRECTORY_OAUTH_CLIENT_ID"
+            | "SCOPE"
+            | "MACHINE_NAME"
+            | "MACHINE_MANUFACTURER"
             | "MACHINE_SERIAL_NUMBER" => {
                 if value.is_empty() || value.chars().any(char::is_control) {
                     let k: &'static str = match key {
@@ -446,10 +445,11 @@ impl EnvFile {
             return Ok(g);
         }
         let gen1 = self.api_key_line.map(|l| ("api_key", l));
-        let bearer = self
-            .auth_token_line
-            .map(|l| ("auth_token", l))
-            .or_else(|| self.auth_token_file.as_ref().map(|l| ("auth_token_file", l.line)));
+        let bearer = self.auth_token_line.map(|l| ("auth_token", l)).or_else(|| {
+            self.auth_token_file
+                .as_ref()
+                .map(|l| ("auth_token_file", l.line))
+        });
         let gen3 = self
             .directory_host
             .as_ref()
@@ -459,7 +459,11 @@ impl EnvFile {
                     .as_ref()
                     .map(|l| ("DIRECTORY_OAUTH_CLIENT_ID", l.line))
             });
-        let bearer_gen = if self.api_version.is_some() { "2" } else { "2b" };
+        let bearer_gen = if self.api_version.is_some() {
+            "2"
+        } else {
+            "2b"
+        };
         let named = [(gen1, "1"), (bearer, bearer_gen), (gen3, "3")];
         let present: Vec<_> = named
             .iter()
@@ -486,13 +490,16 @@ impl EnvFile {
 
     /// `stage`, required for the gen-1 telemetry topic.
     pub fn stage(&self) -> Result<&str, EnvError> {
-        self.stage.as_ref().map(|l| l.value.as_str()).ok_or_else(|| {
-            self.missing(
-                "stage",
-                "for the telemetry topic $aws/rules/iot_data_platform_telemetry_{stage}",
-                " (dev, stg or prd)",
-            )
-        })
+        self.stage
+            .as_ref()
+            .map(|l| l.value.as_str())
+            .ok_or_else(|| {
+                self.missing(
+                    "stage",
+                    "for the telemetry topic $aws/rules/iot_data_platform_telemetry_{stage}",
+                    " (dev, stg or prd)",
+                )
+            })
     }
 
     /// `base_url`, required to provision.
@@ -562,7 +569,9 @@ impl EnvFile {
 
     /// `SCOPE`, the reference client's scopes when absent.
     pub fn scope(&self) -> &str {
-        self.scope.as_ref().map_or(DEFAULT_SCOPE, |l| l.value.as_str())
+        self.scope
+            .as_ref()
+            .map_or(DEFAULT_SCOPE, |l| l.value.as_str())
     }
 }
 
@@ -594,13 +603,19 @@ mod tests {
         assert!(!format!("{e:?}").contains("eyJhbGciOi"));
         let gen2b = gen2.replace("api_version=v3\n", "");
         assert_eq!(
-            EnvFile::parse("env.stg", &gen2b).unwrap().generation().unwrap(),
+            EnvFile::parse("env.stg", &gen2b)
+                .unwrap()
+                .generation()
+                .unwrap(),
             Generation::Gen2b
         );
         let gen3 = "base_url=https://cfg.iot.stg.connectprint.cloud\nDIRECTORY_OAUTH_CLIENT_ID=abc\nDIRECTORY_HOST=https://directory.sandbox.zaikio.com/\nSCOPE=Org.x.r\nstage=stg\n";
         let e = EnvFile::parse("env.test", gen3).unwrap();
         assert_eq!(e.generation().unwrap(), Generation::Gen3);
-        assert_eq!(e.directory_host().unwrap(), "https://directory.sandbox.zaikio.com");
+        assert_eq!(
+            e.directory_host().unwrap(),
+            "https://directory.sandbox.zaikio.com"
+        );
         assert_eq!(e.scope(), "Org.x.r");
         let e = EnvFile::parse("env.test", "directory_host=https://d\n").unwrap();
         assert_eq!(e.generation().unwrap(), Generation::Gen3);
@@ -648,7 +663,11 @@ mod tests {
         let err = EnvFile::parse("env.stg", "stage=stg\njust words\n").unwrap_err();
         assert!(matches!(err, EnvError::Syntax { line: 2, .. }), "{err}");
         // A key line without its `=` holds the key itself: named by file and line, not shown.
-        for line in ["api_key s3cr3t-value", "auth_token s3cr3t-value", "s3cr3t-value"] {
+        for line in [
+            "api_key s3cr3t-value",
+            "auth_token s3cr3t-value",
+            "s3cr3t-value",
+        ] {
             let err = EnvFile::parse("env.stg", &format!("stage=stg\n{line}\n")).unwrap_err();
             let s = err.to_string();
             assert!(s.starts_with("env.stg line 2: expected `key=value`"), "{s}");

@@ -77,7 +77,10 @@ impl Generation {
     /// Parses `1`, `2`, `2b`, `3` (a leading `gen` is allowed).
     pub fn parse(s: &str) -> Option<Generation> {
         let s = s.trim();
-        let s = s.strip_prefix("gen").unwrap_or(s).trim_start_matches(['-', ' ']);
+        let s = s
+            .strip_prefix("gen")
+            .unwrap_or(s)
+            .trim_start_matches(['-', ' ']);
         Generation::ALL
             .into_iter()
             .find(|g| g.as_str().eq_ignore_ascii_case(s))

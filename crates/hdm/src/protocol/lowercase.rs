@@ -397,10 +397,12 @@ mod tests {
     fn the_demo_event_has_every_required_key_in_lower_case() {
         let e = LowerEnvelope::build(&header(), demo_payload(), UUID, now()).unwrap();
         let v: Value = serde_json::from_slice(&e.encode().unwrap()).unwrap();
-        for k in REQUIRED_STRINGS
-            .iter()
-            .chain(&["headerversion", "payloadversion", "sendertimestamp", "payload"])
-        {
+        for k in REQUIRED_STRINGS.iter().chain(&[
+            "headerversion",
+            "payloadversion",
+            "sendertimestamp",
+            "payload",
+        ]) {
             assert!(v.get(*k).is_some(), "{k} missing in {v}");
         }
         assert_eq!(v["headerversion"], 3);
@@ -408,7 +410,10 @@ mod tests {
         assert_eq!(v["siteid"], "site-1");
         assert_eq!(v["assettimestamp"], "2020-03-19T08:00:00.123+00:00");
         assert!(
-            v.as_object().unwrap().keys().all(|k| k == &k.to_lowercase()),
+            v.as_object()
+                .unwrap()
+                .keys()
+                .all(|k| k == &k.to_lowercase()),
             "{v}"
         );
         assert_eq!(LowerEnvelope::decode(&e.encode().unwrap()).unwrap(), e);
@@ -419,7 +424,10 @@ mod tests {
         let mut h = header();
         h.eventtype = Some("ODA".into());
         let e = LowerEnvelope::build(&h, json!({}), UUID, now()).unwrap_err();
-        assert!(e.to_string().contains("`eventtype`") && e.to_string().contains("generic.signal"), "{e}");
+        assert!(
+            e.to_string().contains("`eventtype`") && e.to_string().contains("generic.signal"),
+            "{e}"
+        );
         let mut h = header();
         h.assettype = "Press".into();
         let e = LowerEnvelope::build(&h, json!({}), UUID, now()).unwrap_err();
@@ -431,7 +439,10 @@ mod tests {
             now(),
         )
         .unwrap_err();
-        assert!(e.to_string().contains("`eventType`") && e.to_string().contains("additionalProperties"), "{e}");
+        assert!(
+            e.to_string().contains("`eventType`") && e.to_string().contains("additionalProperties"),
+            "{e}"
+        );
         let e = LowerEnvelope::build(
             &header(),
             json!({"payload": {}, "payloadversion": "2"}),

@@ -71,8 +71,7 @@ impl DeviceAuthorization {
         let root = Fields::parse(WHAT_AUTH, body)?;
         let f = Fields::new(WHAT_AUTH, "", &root);
         let user_code = f.str("user_code", "the code to enter")?;
-        if user_code.is_empty() || user_code.len() > 64 || user_code.chars().any(char::is_control)
-        {
+        if user_code.is_empty() || user_code.len() > 64 || user_code.chars().any(char::is_control) {
             return Err(f.error("user_code", "a short code", "an unusable code"));
         }
         Ok(DeviceAuthorization {
@@ -122,7 +121,11 @@ impl TokenGrant {
         let f = Fields::new(WHAT_TOKEN, "", &root);
         let token = f.str("access_token", "an access token")?;
         if token.is_empty() || token.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(f.error("access_token", "an access token", "an unusable value (not shown)"));
+            return Err(f.error(
+                "access_token",
+                "an access token",
+                "an unusable value (not shown)",
+            ));
         }
         if let Some(t) = f.opt_str("token_type", "`Bearer`")?
             && !t.eq_ignore_ascii_case("bearer")
@@ -131,7 +134,9 @@ impl TokenGrant {
         }
         Ok(TokenGrant {
             access_token: token.into(),
-            refresh_token: f.opt_str("refresh_token", "a refresh token")?.map(Into::into),
+            refresh_token: f
+                .opt_str("refresh_token", "a refresh token")?
+                .map(Into::into),
             expires_in: seconds(&f, "expires_in", false)?,
             scope: f.opt_str("scope", "a string")?.map(str::to_owned),
         })
@@ -213,9 +218,7 @@ pub struct DevicePoll {
 impl DevicePoll {
     /// Starts polling for `auth`, received at `now`.
     pub fn new(auth: &DeviceAuthorization, now: Instant) -> Self {
-        let interval = auth
-            .interval
-            .map_or(DEFAULT_INTERVAL, Duration::from_secs);
+        let interval = auth.interval.map_or(DEFAULT_INTERVAL, Duration::from_secs);
         DevicePoll {
             interval,
             expires_at: now + Duration::from_secs(auth.expires_in),
@@ -368,11 +371,7 @@ impl StoredToken {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) if n.is_i64() => n.as_i64(),
             Some(v) => {
-                return Err(f.error(
-                    "expires_at",
-                    "Unix seconds",
-                    crate::protocol::json::kind(v),
-                ));
+                return Err(f.error("expires_at", "Unix seconds", crate::protocol::json::kind(v)));
             }
         };
         Ok(StoredToken {
@@ -421,7 +420,11 @@ mod tests {
         assert_eq!(p.next_at().unwrap(), sent + Duration::from_secs(7));
         let sent = sent + Duration::from_secs(7);
         p.on_error(&err("authorization_pending"), sent).unwrap();
-        assert_eq!(p.next_at().unwrap(), sent + Duration::from_secs(7), "slow_down stays");
+        assert_eq!(
+            p.next_at().unwrap(),
+            sent + Duration::from_secs(7),
+            "slow_down stays"
+        );
         assert_eq!(p.polls(), 3);
         let d = DevicePoll::new(&auth(None, 60), t0);
         assert_eq!(d.interval(), DEFAULT_INTERVAL);
@@ -457,7 +460,10 @@ mod tests {
         assert_eq!(d.device_code.expose_secret(), "dc-secret");
         assert_eq!((d.user_code.as_str(), d.interval), ("WDJB-MJHT", Some(5)));
         assert!(!format!("{d:?}").contains("dc-secret"));
-        let e = DeviceAuthorization::decode(br#"{"device_code":"x","user_code":"u","verification_uri":"https://v"}"#).unwrap_err();
+        let e = DeviceAuthorization::decode(
+            br#"{"device_code":"x","user_code":"u","verification_uri":"https://v"}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.field, "expires_in");
 
         let g = TokenGrant {
@@ -477,7 +483,7 @@ mod tests {
         assert_eq!(s.expires_at, Some(4_600));
         assert!(s.fresh(4_500) && !s.fresh(4_550));
         let s2 = StoredToken::decode(&s.encode()).unwrap();
-        assert_eq!(s2.refresh_token.unwrap().expose_secret(), "rt-1");
+        assert_eq!(s2.refresh_token.as_ref().unwrap().expose_secret(), "rt-1");
         assert!(s2.belongs_to("https://d", "cid") && !s2.belongs_to("https://e", "cid"));
         let kept = StoredToken::from_grant(
             TokenGrant {

@@ -140,7 +140,11 @@ pub fn validate_topic_base(topic: &str) -> Result<(), TopicError> {
 }
 
 /// The gen-2+ telemetry topic `{base}/{org_id}/{client_id}`.
-pub fn org_telemetry_topic(base: &str, org_id: &str, client_id: &str) -> Result<String, TopicError> {
+pub fn org_telemetry_topic(
+    base: &str,
+    org_id: &str,
+    client_id: &str,
+) -> Result<String, TopicError> {
     validate_topic_base(base)?;
     validate_level(org_id)?;
     validate_thing_name(client_id)?;
@@ -443,8 +447,12 @@ mod tests {
     #[test]
     fn org_topic_per_generation_2() {
         assert_eq!(
-            org_telemetry_topic("$aws/rules/iot_data_platform_telemetry_stg", "org-1", "hdm-1")
-                .unwrap(),
+            org_telemetry_topic(
+                "$aws/rules/iot_data_platform_telemetry_stg",
+                "org-1",
+                "hdm-1"
+            )
+            .unwrap(),
             "$aws/rules/iot_data_platform_telemetry_stg/org-1/hdm-1"
         );
         assert!(org_telemetry_topic("a/#", "o", "c").is_err());
@@ -452,7 +460,10 @@ mod tests {
         assert!(org_telemetry_topic("a", "o/p", "c").is_err());
         assert!(org_telemetry_topic("a", "o", "c+").is_err());
         let t = parse_ingest("$aws/rules/iot_data_platform_telemetry_stg/org-1/hdm-1").unwrap();
-        assert_eq!((t.telemetry_stage(), t.rest), (Some("stg"), Some("org-1/hdm-1")));
+        assert_eq!(
+            (t.telemetry_stage(), t.rest),
+            (Some("stg"), Some("org-1/hdm-1"))
+        );
     }
 
     #[test]

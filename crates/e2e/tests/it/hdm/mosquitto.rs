@@ -271,7 +271,7 @@ async fn spooled_events_survive_an_offline_broker() {
                     let mut h = hdm::protocol::envelope::Header::defaults(&device.thing);
                     h.event_type = Some("spooled".into());
                     h.event_subtype = Some("x".into());
-                    h
+                    h.into()
                 },
                 source: hdm::agent::EventSource::Repeat(json!({"n": n})),
                 count: Some(n),
