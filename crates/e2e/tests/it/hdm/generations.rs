@@ -13,7 +13,7 @@ use hdm::agent::provision::ProvisionOutcome;
 use hdm::agent::run::{Plan, ShadowPlan, run};
 use hdm::agent::telemetry::{EventHeader, topic_for};
 use hdm::agent::{Event, EventSource, Provisioned, Store, TelemetryPlan, connect};
-use hdm::cloud::{DEV_AUTH_TOKEN, DEV_OAUTH_CLIENT_ID, IngestedEvent, ZaikioOptions};
+use hdm::cloud::{DEV_AUTH_TOKEN, DEV_OAUTH_CLIENT_ID, HdmCloud, IngestedEvent, ZaikioOptions};
 use hdm::protocol::envelope::Header;
 use hdm::protocol::generation::Generation;
 use hdm::protocol::lowercase::{self, LowerHeader};
@@ -22,7 +22,7 @@ use hdm::protocol::shadow::gate::initial_state;
 use serde_json::{Value, json};
 use transport::{Outbox, Outcome};
 
-use super::sim_e2e::{Local, local};
+use super::sim_e2e::local;
 use super::{Events, provision_reporting, provision_store, until};
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -37,7 +37,7 @@ fn mode(p: &Path) -> u32 {
 }
 
 /// Sends `n` events of the device's generation and waits for their confirmation.
-async fn send(device: &Provisioned, generation: Generation, stage: &str, n: u64) {
+pub(super) async fn send(device: &Provisioned, generation: Generation, stage: &str, n: u64) {
     let header: EventHeader = if generation == Generation::Gen3 {
         let site = device
             .properties
@@ -83,14 +83,12 @@ async fn send(device: &Provisioned, generation: Generation, stage: &str, n: u64)
     assert_eq!((s.events_confirmed, s.outcome()), (n, Outcome::Ok), "{s:?}");
 }
 
-fn env_gen2(l: &Local, extra: &str) -> std::path::PathBuf {
+/// A gen-2/2b env file for the HTTPS base `base`, with `extra` lines.
+pub(super) fn env_gen2(dir: &Path, base: &str, extra: &str) -> std::path::PathBuf {
     write(
-        l.dir.path(),
+        dir,
         "env.stg",
-        &format!(
-            "stage=stg\nbase_url={}/hdm\n{extra}",
-            l.sim.https_base().unwrap()
-        ),
+        &format!("stage=stg\nbase_url={base}/hdm\n{extra}"),
     )
 }
 
@@ -98,7 +96,8 @@ fn env_gen2(l: &Local, extra: &str) -> std::path::PathBuf {
 async fn gen2_bearer_token_keys_from_the_service_org_id_and_the_org_topic() {
     let l = local().await;
     let env = env_gen2(
-        &l,
+        l.dir.path(),
+        l.sim.https_base().unwrap(),
         &format!("auth_token={DEV_AUTH_TOKEN}\napi_version=v3\n"),
     );
     let store = l.dir.path().join("cs2");
@@ -133,7 +132,11 @@ async fn gen2_bearer_token_keys_from_the_service_org_id_and_the_org_topic() {
         (1, 1)
     );
     // A wrong token is refused with advice naming the token's sources, not the token.
-    let bad = env_gen2(&l, "auth_token=not-the-token\napi_version=v3\n");
+    let bad = env_gen2(
+        l.dir.path(),
+        l.sim.https_base().unwrap(),
+        "auth_token=not-the-token\napi_version=v3\n",
+    );
     let e = provision_store(&bad, &l.dir.path().join("x"), &l.ca, false, false)
         .await
         .unwrap_err()
@@ -149,7 +152,11 @@ async fn gen2_bearer_token_keys_from_the_service_org_id_and_the_org_topic() {
 async fn gen2b_token_file_key_made_here_csr_and_org_topic() {
     let l = local().await;
     write(l.dir.path(), "jwt", &format!("{DEV_AUTH_TOKEN}\n"));
-    let env = env_gen2(&l, "auth_token_file=jwt\n");
+    let env = env_gen2(
+        l.dir.path(),
+        l.sim.https_base().unwrap(),
+        "auth_token_file=jwt\n",
+    );
     let store = l.dir.path().join("cs2b");
     provision_store(&env, &store, &l.ca, false, false)
         .await
@@ -173,10 +180,10 @@ async fn gen2b_token_file_key_made_here_csr_and_org_topic() {
     l.sim.stop().await;
 }
 
-fn env_gen3(l: &Local) -> std::path::PathBuf {
-    let base = l.sim.https_base().unwrap();
+/// A gen-3 env file for the HTTPS base `base` (the directory under `/hdm/directory`).
+pub(super) fn env_gen3(dir: &Path, base: &str) -> std::path::PathBuf {
     write(
-        l.dir.path(),
+        dir,
         "env.test",
         &format!(
             "stage=stg\nbase_url={base}/hdm\nDIRECTORY_HOST={base}/hdm/directory\nDIRECTORY_OAUTH_CLIENT_ID={DEV_OAUTH_CLIENT_ID}\nMACHINE_NAME=Press 7\n"
@@ -185,9 +192,15 @@ fn env_gen3(l: &Local) -> std::path::PathBuf {
 }
 
 /// Provisions gen 3 while a "person" approves the code the agent reports; returns the events.
-async fn onboard(l: &Local, env: &Path, store: &Path, force: bool) -> Vec<Event> {
+pub(super) async fn onboard(
+    cloud: &HdmCloud,
+    ca: &Path,
+    env: &Path,
+    store: &Path,
+    force: bool,
+) -> Vec<Event> {
     let (reporter, mut events) = Events::new();
-    let (env, store, ca) = (env.to_owned(), store.to_owned(), l.ca.clone());
+    let (env, store, ca) = (env.to_owned(), store.to_owned(), ca.to_owned());
     let r = reporter.clone();
     let agent = tokio::spawn(async move {
         provision_reporting(&env, &store, &ca, false, force, r.as_ref()).await
@@ -210,7 +223,7 @@ async fn onboard(l: &Local, env: &Path, store: &Path, force: bool) -> Vec<Event>
             verification_uri.starts_with("https://"),
             "{verification_uri}"
         );
-        assert!(l.cloud.approve(user_code));
+        assert!(cloud.approve(user_code));
     }
     let out = agent.await.unwrap().unwrap();
     assert!(
@@ -227,9 +240,9 @@ async fn onboard(l: &Local, env: &Path, store: &Path, force: bool) -> Vec<Event>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gen3_device_flow_directory_once_v4_provisioning_and_lowercase_telemetry() {
     let l = local().await;
-    let env = env_gen3(&l);
+    let env = env_gen3(l.dir.path(), l.sim.https_base().unwrap());
     let store = l.dir.path().join("cs3");
-    let seen = onboard(&l, &env, &store, false).await;
+    let seen = onboard(&l.cloud, &l.ca, &env, &store, false).await;
     let steps: Vec<&str> = seen
         .iter()
         .filter_map(|e| match e {
@@ -291,7 +304,7 @@ async fn gen3_device_flow_directory_once_v4_provisioning_and_lowercase_telemetry
         .unwrap();
     assert!(matches!(again, ProvisionOutcome::AlreadyProvisioned { .. }));
     // ... and forced, it reuses the stored token and the directory steps.
-    let seen = onboard(&l, &env, &store, true).await;
+    let seen = onboard(&l.cloud, &l.ca, &env, &store, true).await;
     assert!(
         seen.iter()
             .any(|e| matches!(e, Event::Authorized { via: "stored" })),
@@ -317,10 +330,10 @@ async fn gen3_refreshes_the_token_before_it_expires_and_honours_slow_down() {
         force_slow_down: 1,
         ..ZaikioOptions::default()
     });
-    let env = env_gen3(&l);
+    let env = env_gen3(l.dir.path(), l.sim.https_base().unwrap());
     let store = l.dir.path().join("cs3");
     let started = std::time::Instant::now();
-    onboard(&l, &env, &store, false).await;
+    onboard(&l.cloud, &l.ca, &env, &store, false).await;
     // The interval was 1 s; slow_down made it 6 s, so the flow took at least 1 + 6 s.
     assert!(
         started.elapsed() >= Duration::from_secs(7),
@@ -334,7 +347,7 @@ async fn gen3_refreshes_the_token_before_it_expires_and_honours_slow_down() {
     );
     let old: Value =
         serde_json::from_slice(&std::fs::read(store.join("oauth_token.json")).unwrap()).unwrap();
-    let seen = onboard(&l, &env, &store, true).await;
+    let seen = onboard(&l.cloud, &l.ca, &env, &store, true).await;
     assert!(
         seen.iter()
             .any(|e| matches!(e, Event::Authorized { via: "refresh" })),
