@@ -124,7 +124,7 @@ impl Api {
     }
 
     /// `url` as messages may show it (no query, no userinfo).
-    fn shown(&self, url: &str) -> String {
+    fn shown(url: &str) -> String {
         url::Url::parse(url).map_or_else(|_| "(a URL)".into(), |u| transport::http::redact(&u))
     }
 
@@ -174,7 +174,7 @@ impl Api {
             Ok(b) => b,
             Err(e) => {
                 return Err(AgentError::Http {
-                    url: self.shown(url),
+                    url: Self::shown(url),
                     reason: e.to_string(),
                 });
             }
@@ -216,7 +216,7 @@ impl Api {
         }
         Err(AgentError::HttpStatus {
             what: step,
-            url: self.shown(url),
+            url: Self::shown(url),
             status: answer.status,
             message,
         })

@@ -1,4 +1,4 @@
-//! Connection settings for a provisioned device (hdm-aws.md A.4, C.3): MQTT over TLS to
+//! Connection settings for a provisioned device (the reference client's `iot_client.py`; AWS IoT developer guide, "Protocols, port mappings, and authentication"): MQTT over TLS to
 //! `mqttEndPoint:mqttPort` from `properties.json`, trusting `amazonRootCA1.pem`, presenting
 //! `deviceCert.cert` and `devicePrivateKey.pem`, client id = thing name, keep-alive 120 s.
 //! On port 443 the TLS handshake offers ALPN `x-amzn-mqtt-ca`, which AWS IoT requires there.

@@ -47,23 +47,16 @@ pub async fn bearer_token(
         return Ok(t.access_token.clone());
     }
     if let Some(refresh) = stored.and_then(|t| t.refresh_token) {
-        match refresh_token(api, dir, &refresh).await? {
-            Some(grant) => {
-                let t = StoredToken::from_grant(
-                    grant,
-                    now_unix(),
-                    dir.host,
-                    dir.client_id,
-                    Some(refresh),
-                );
-                store.write_token(&t)?;
-                reporter.report(Event::Authorized { via: "refresh" });
-                return Ok(t.access_token);
-            }
-            None => tracing::warn!(
-                "the directory no longer accepts the stored refresh token; authorizing this device again"
-            ),
+        if let Some(grant) = refresh_token(api, dir, &refresh).await? {
+            let t =
+                StoredToken::from_grant(grant, now_unix(), dir.host, dir.client_id, Some(refresh));
+            store.write_token(&t)?;
+            reporter.report(Event::Authorized { via: "refresh" });
+            return Ok(t.access_token);
         }
+        tracing::warn!(
+            "the directory no longer accepts the stored refresh token; authorizing this device again"
+        );
     }
     let grant = device_flow(api, dir, reporter).await?;
     let t = StoredToken::from_grant(grant, now_unix(), dir.host, dir.client_id, None);

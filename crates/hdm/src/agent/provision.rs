@@ -1,4 +1,4 @@
-//! Provisioning per generation (hdm-aws.md A.3), every call through [`Api`]:
+//! Provisioning per generation (the HDM IoT reference client, https://github.com/hdm-master/iot-reference-client), every call through [`Api`]:
 //!
 //! - gen 1, 2, 2b: `GET` the configuration (gen 1 `{base_url}/{api_version}/configuration` with
 //!   `x-api-key`; gen 2/2b `{base_url}/v3/configuration` with the Bearer token), write the root CA

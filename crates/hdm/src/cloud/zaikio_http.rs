@@ -48,31 +48,33 @@ async fn authorize(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = pairs(q.as_deref(), &body);
+    let params = pairs(q.as_deref(), &body);
     let Some(authority) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return message(StatusCode::BAD_REQUEST, "no Host header");
     };
     let uri = format!("https://{authority}{MOUNT}/directory/device");
-    let result = s.zaikio().authorize(param(&p, "client_id"), &uri, now_ms());
+    let result = s
+        .zaikio()
+        .authorize(param(&params, "client_id"), &uri, now_ms());
     s.state().report.add("oauth_device_authorizations", 1);
     s.changed();
     match result {
         Ok(a) => json_body(StatusCode::OK, a.encode()),
-        Err((status, e, d)) => oauth_error(status, e, &d),
+        Err((status, error, description)) => oauth_error(status, error, &description),
     }
 }
 
 async fn access_token(State(s): St, RawQuery(q): RawQuery, body: Bytes) -> Response {
-    let p = pairs(q.as_deref(), &body);
-    let result = s.zaikio().token(&p, now_ms());
+    let params = pairs(q.as_deref(), &body);
+    let result = s.zaikio().token(&params, now_ms());
     let answer = match result {
         Ok((grant, via)) => {
             s.state().report.add(&format!("oauth_token_{via}"), 1);
             json_body(StatusCode::OK, grant.encode())
         }
-        Err((status, e, d)) => {
-            s.state().report.add(&format!("oauth_{e}"), 1);
-            oauth_error(status, e, &d)
+        Err((status, error, description)) => {
+            s.state().report.add(&format!("oauth_{error}"), 1);
+            oauth_error(status, error, &description)
         }
     };
     s.changed();
@@ -94,9 +96,9 @@ async fn device_page(RawQuery(q): RawQuery) -> Html<String> {
 }
 
 async fn device_decide(State(s): St, RawQuery(q): RawQuery, body: Bytes) -> Response {
-    let p = pairs(q.as_deref(), &body);
-    let approve = param(&p, "decision") != Some("deny");
-    let known = param(&p, "user_code").is_some_and(|c| s.zaikio().decide(c, approve));
+    let params = pairs(q.as_deref(), &body);
+    let approve = param(&params, "decision") != Some("deny");
+    let known = param(&params, "user_code").is_some_and(|c| s.zaikio().decide(c, approve));
     s.changed();
     if known {
         let word = if approve { "approved" } else { "denied" };
@@ -138,7 +140,7 @@ async fn sites(State(s): St, headers: HeaderMap) -> Response {
 }
 
 async fn machines(State(s): St, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
-    let o = match org(&s, &headers) {
+    let org_id = match org(&s, &headers) {
         Ok(o) => o,
         Err(r) => return *r,
     };
@@ -146,7 +148,7 @@ async fn machines(State(s): St, RawQuery(q): RawQuery, headers: HeaderMap) -> Re
         Ok(m) => m,
         Err(e) => return message(StatusCode::UNPROCESSABLE_ENTITY, &e),
     };
-    let id = s.zaikio().register(&o, spec.clone());
+    let id = s.zaikio().register(&org_id, spec.clone());
     s.state().report.add("directory_machines_registered", 1);
     s.changed();
     json_body(StatusCode::CREATED, encode_machine(&id, &spec))
@@ -158,18 +160,18 @@ async fn ownership(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let o = match org(&s, &headers) {
+    let org_id = match org(&s, &headers) {
         Ok(o) => o,
         Err(r) => return *r,
     };
-    let p = parse_form(q.unwrap_or_default().as_bytes());
-    let Some(site) = param(&p, "site_id") else {
+    let params = parse_form(q.unwrap_or_default().as_bytes());
+    let Some(site) = param(&params, "site_id") else {
         return message(
             StatusCode::UNPROCESSABLE_ENTITY,
             "parameter `site_id` is missing",
         );
     };
-    let result = s.zaikio().own(&o, &machine, site);
+    let result = s.zaikio().own(&org_id, &machine, site);
     s.changed();
     match result {
         Ok(()) => {

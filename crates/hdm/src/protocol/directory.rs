@@ -1,4 +1,4 @@
-//! The Zaikio directory steps of gen-3 onboarding (hdm-aws.md A.3 step 3), with the Bearer token
+//! The Zaikio directory steps of gen-3 onboarding (the reference client's `onboarding/zaikio_manager.py`), with the Bearer token
 //! of the device flow: `GET /api/v1/sites` (the first site is used), `POST /api/v1/machines?
 //! machine[name]=…&machine[manufacturer]=…&machine[serial_number]=…&machine[kind]=digital_press`
 //! (201, the new machine's `id`) and `POST /api/v1/machines/{id}/machine_ownership?site_id=…`

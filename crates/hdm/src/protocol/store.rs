@@ -1,5 +1,5 @@
 //! The layout of the reference client's `certificate_store/` folder in every generation (seed
-//! README "Authentication", hdm-aws.md A.1/A.3): gen 1 `ClientID.txt` and the key pair, gen 2
+//! README "Authentication", and the later generations of the HDM IoT reference client, https://github.com/hdm-master/iot-reference-client): gen 1 `ClientID.txt` and the key pair, gen 2
 //! adds `OrgID.txt`, gen 3 keeps everything in `properties.json`. This client writes the union
 //! (so a store can be read by any of them) plus its own `oauth_token.json` and
 //! `directory.json` (gen 3). File names and content checks only; the agent does the reading
@@ -55,7 +55,7 @@ impl StoreLayout {
     }
 }
 
-/// `properties.json`, with the gen-3 client's keys (hdm-aws.md A.3 step 5): `mqtt_endpoint`,
+/// `properties.json`, with the gen-3 client's keys (the reference client's `onboarding/onboarding_manager.py`): `mqtt_endpoint`,
 /// `mqtt_port` (an integer), `machine_region`, `telemetry_topic`, `client_id`, `org_id`,
 /// `machine_id`, `site_id`. Keys a generation does not know are left out.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
