@@ -1,5 +1,5 @@
 //! The device key pair of gen 2b and 3, made on the device as the reference client makes it
-//! (`onboarding/credentials_manager.py` of the HDM IoT reference client, https://github.com/hdm-master/iot-reference-client): RSA 2048 with exponent 65537, the private key as unencrypted PKCS#8 PEM,
+//! (`onboarding/credentials_manager.py` of the HDM IoT reference client, <https://github.com/hdm-master/iot-reference-client>): RSA 2048 with exponent 65537, the private key as unencrypted PKCS#8 PEM,
 //! the public key as SubjectPublicKeyInfo PEM, and a CSR with the subject `C=DE, ST=Berlin,
 //! L=Berlin, CN=Referenz-Client` signed with SHA-256. The private key never leaves this module
 //! except to be written 0600 into the store.

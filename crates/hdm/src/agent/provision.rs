@@ -1,4 +1,4 @@
-//! Provisioning per generation (the HDM IoT reference client, https://github.com/hdm-master/iot-reference-client), every call through [`Api`]:
+//! Provisioning per generation (the HDM IoT reference client, <https://github.com/hdm-master/iot-reference-client>), every call through [`Api`]:
 //!
 //! - gen 1, 2, 2b: `GET` the configuration (gen 1 `{base_url}/{api_version}/configuration` with
 //!   `x-api-key`; gen 2/2b `{base_url}/v3/configuration` with the Bearer token), write the root CA
@@ -6,8 +6,8 @@
 //!   no private key, or with `force` — `POST` to `provisioning.provisioningURL`: empty (the
 //!   service makes the key pair: gen 1, 2) or with a CSR for a key made here (gen 2b, or `csr`).
 //! - gen 3: nothing when the store is onboarded (key, certificate, `properties.json`), as the
-//!   reference client; else the Zaikio token ([`oauth`](crate::agent::oauth)), the directory
-//!   steps ([`directory`](crate::agent::directory)), a key made here, `GET {base_url}/v3/
+//!   reference client; else the Zaikio token ([`oauth`](super::oauth)), the directory
+//!   steps ([`directory`]), a key made here, `GET {base_url}/v3/
 //!   configuration` and `POST {base_url}/v4/provisioning` with `{certificateSigningRequest,
 //!   siteId}`, then the store with `properties.json`'s eight keys.
 //!

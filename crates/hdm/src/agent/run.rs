@@ -8,7 +8,7 @@
 //! (`event_publishing_enabled`, `event_type_blacklist`). Telemetry is published at QoS 1, never
 //! retained.
 //!
-//! The failure policy lives in one place, [`Loop::serve`]: a handler that returns an error ends
+//! The failure policy lives in one place, `Loop::serve`: a handler that returns an error ends
 //! the run with it; events that cannot be built or are held back by the shadow are counted and
 //! reported, and the run goes on.
 

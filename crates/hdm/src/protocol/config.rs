@@ -1,4 +1,4 @@
-//! The HTTPS bodies of HDM onboarding (the HDM IoT reference client, https://github.com/hdm-master/iot-reference-client): the configuration response
+//! The HTTPS bodies of HDM onboarding (the HDM IoT reference client, <https://github.com/hdm-master/iot-reference-client>): the configuration response
 //! (`GET {base_url}/{api_version}/configuration`; gen 2+ add `provisioning.telemetryTopic`, gen 3
 //! `connectivity.machineRegion`), the provisioning request (gen 1 and 2: empty body, the server
 //! makes the keys; gen 2b: `{"certificateSigningRequest": PEM}`; gen 3 (v4): plus `siteId`) and

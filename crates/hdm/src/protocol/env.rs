@@ -1,5 +1,5 @@
 //! The reference client's env files (`env.dev|stg|prd`, gen 3's `env.test|live`): dotenv lines
-//! whose keys name the API generation and its credentials (the `env.*` files of the HDM IoT reference client, https://github.com/hdm-master/iot-reference-client). Parses text;
+//! whose keys name the API generation and its credentials (the `env.*` files of the HDM IoT reference client, <https://github.com/hdm-master/iot-reference-client>). Parses text;
 //! reading the file is the agent's job. Every error names the file, the line and the key, and
 //! never shows a line that may hold a secret.
 //!

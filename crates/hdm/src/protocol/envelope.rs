@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::protocol::json::{FieldError, Fields, kind};
 
-/// AWS IoT's largest message payload: 128 KB (AWS IoT Core quotas, https://docs.aws.amazon.com/general/latest/gr/iot-core.html).
+/// AWS IoT's largest message payload: 128 KB (AWS IoT Core quotas, <https://docs.aws.amazon.com/general/latest/gr/iot-core.html>).
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 /// The event type the HDM monitor shows (seed README "Telemetry demo").
 pub const DEMO_EVENT_TYPE: &str = "reference-client-test";

@@ -1,4 +1,4 @@
-//! The reference client's API generations (the HDM IoT reference client, https://github.com/hdm-master/iot-reference-client) as data: which configuration and
+//! The reference client's API generations (the HDM IoT reference client, <https://github.com/hdm-master/iot-reference-client>) as data: which configuration and
 //! provisioning calls each makes, how it authenticates, where the key pair is made, which
 //! telemetry topic and envelope it uses and which files its `certificate_store/` holds. The
 //! agent and the cloud side both read this table; nothing else decides per generation. Pure.

@@ -1,5 +1,5 @@
 //! The gen-3 telemetry envelope: the reference client's JSON schema `header/3/header.schema.json`
-//! (draft-07, `additionalProperties: false`, all-lowercase keys; `event_validator/header/3/` of the HDM IoT reference client, https://github.com/hdm-master/iot-reference-client). Required:
+//! (draft-07, `additionalProperties: false`, all-lowercase keys; `event_validator/header/3/` of the HDM IoT reference client, <https://github.com/hdm-master/iot-reference-client>). Required:
 //! `assetid`, `assetserial`, `assettimestamp`, `assettype`, `eventsubtype`, `eventtype`,
 //! `headerversion` (3), `sendereventuuid`, `sendertype`, `sendertimestamp`, `payloadversion`
 //! (an integer), `payload`; optional: `assethardwareversion`, `assetmanufacturername`,

@@ -1,5 +1,5 @@
 //! The OAuth 2.0 Device Authorization Grant (RFC 8628) as gen 3 runs it against the Zaikio
-//! directory (the HDM IoT reference client, https://github.com/hdm-master/iot-reference-client, `onboarding/`): `POST {DIRECTORY_HOST}/oauth/device_authorizations/authorize?
+//! directory (the HDM IoT reference client, <https://github.com/hdm-master/iot-reference-client>, `onboarding/`): `POST {DIRECTORY_HOST}/oauth/device_authorizations/authorize?
 //! client_id=…&scope=…` answers `device_code`, `user_code`, `verification_uri[_complete]`,
 //! `expires_in`, `interval`; the device polls `POST {DIRECTORY_HOST}/oauth/access_token` with
 //! `grant_type=urn:ietf:params:oauth:grant-type:device_code` until the person approved, and later

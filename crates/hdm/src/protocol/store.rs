@@ -1,5 +1,5 @@
 //! The layout of the reference client's `certificate_store/` folder in every generation (seed
-//! README "Authentication", and the later generations of the HDM IoT reference client, https://github.com/hdm-master/iot-reference-client): gen 1 `ClientID.txt` and the key pair, gen 2
+//! README "Authentication", and the later generations of the HDM IoT reference client, <https://github.com/hdm-master/iot-reference-client>): gen 1 `ClientID.txt` and the key pair, gen 2
 //! adds `OrgID.txt`, gen 3 keeps everything in `properties.json`. This client writes the union
 //! (so a store can be read by any of them) plus its own `oauth_token.json` and
 //! `directory.json` (gen 3). File names and content checks only; the agent does the reading

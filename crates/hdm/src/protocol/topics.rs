@@ -2,7 +2,7 @@
 //! `$aws/rules/iot_data_platform_telemetry_{stage}` (gen 1), the gen-2+ topic
 //! `{telemetryTopic}/{orgId}/{clientId}` and the device-shadow topics
 //! `$aws/things/{thing}/shadow[/name/{shadow}]/{get|update|delete}[/{accepted|rejected|delta|documents}]`.
-//! Sources: the reference client's README "Topic"; AWS IoT developer guide, "Basic Ingest" and "Device Shadow MQTT topics" (https://docs.aws.amazon.com/iot/latest/developerguide/). Pure.
+//! Sources: the reference client's README "Topic"; AWS IoT developer guide, "Basic Ingest" and "Device Shadow MQTT topics" (<https://docs.aws.amazon.com/iot/latest/developerguide/>). Pure.
 
 /// First levels of every basic-ingest topic.
 pub const RULES_PREFIX: &str = "$aws/rules/";
