@@ -39,9 +39,16 @@ pub struct SinkArgs {
         help_heading = "Sink"
     )]
     db_password_env: Option<String>,
-    /// Read the database password from this file.
+    /// Read the database password from this file (warned about when group or others may read it).
     #[arg(long, value_name = "PATH", help_heading = "Sink")]
     db_password_file: Option<PathBuf>,
+    /// TLS to the database: disable, require, verify-ca, verify-full (libpq's names). Default:
+    /// verify-full off this machine; on it, TLS when the server offers it, else plaintext.
+    #[arg(long, value_name = "MODE", value_parser = sink::DbTls::NAMES, help_heading = "Sink")]
+    db_tls: Option<String>,
+    /// CA certificate (PEM) that signed the database server's certificate (default: the system's CAs).
+    #[arg(long, value_name = "PEM", help_heading = "Sink")]
+    db_cafile: Option<PathBuf>,
     /// Target table (letters, digits, `_`).
     #[arg(long, value_name = "NAME", help_heading = "Sink")]
     table: Option<String>,
@@ -69,9 +76,29 @@ pub struct SinkArgs {
     /// Redeliveries: hash (msg_key = hash of topic+payload, unique), columns=A,B (unique on those), none.
     #[arg(long, value_name = "MODE", help_heading = "Mapping")]
     dedup: Option<String>,
-    /// Create the table when it is missing (types from --map or from the first values).
+    /// Create the table when it is missing (types from --map or from the first values), and the
+    /// unique index --dedup columns=.. needs on an existing table.
     #[arg(long, help_heading = "Mapping")]
     create_table: bool,
+    /// Take numbers sent as strings ("23.5") as numbers in number and integer columns.
+    #[arg(long, help_heading = "Mapping")]
+    coerce: bool,
+    /// With --create-table (PostgreSQL): range partitions of one UTC day or month over a mapped
+    /// timestamp column, created as rows need them.
+    #[arg(long, value_name = "WIDTH", value_parser = ["day", "month"], help_heading = "Mapping")]
+    partition_by: Option<String>,
+    /// The timestamp column to partition by (default: the one mapped timestamp column).
+    #[arg(
+        long,
+        value_name = "COL",
+        requires = "partition_by",
+        help_heading = "Mapping"
+    )]
+    partition_column: Option<String>,
+    /// Subscribe as a member of this shared-subscription group ($share/GROUP/TOPIC): the broker
+    /// deals the stream among the sinks of the group. Give each its own --client-id.
+    #[arg(long, value_name = "GROUP", help_heading = "Sink")]
+    share: Option<String>,
     /// Most rows per transaction.
     #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=20_000), help_heading = "Batching")]
     batch: u32,
@@ -117,6 +144,11 @@ pub async fn run(args: SinkArgs, out: Output) -> anyhow::Result<u8> {
     }
     // A fixed client id means "resume me": the broker keeps what arrives while the sink is down.
     session.clean_session = !(args.broker.persistent || args.broker.client_id.is_some());
+    if session.clean_session {
+        tracing::warn!(
+            "no -i/--client-id: the session is clean, so the broker drops readings published while this sink is down; pass -i/--client-id NAME (the same on every start) to keep them"
+        );
+    }
     let db_password = match (args.db_password_env, args.db_password_file) {
         (Some(var), _) => Some(sink::DbPassword::Env(var)),
         (None, Some(path)) => Some(sink::DbPassword::File(path)),
@@ -125,6 +157,8 @@ pub async fn run(args: SinkArgs, out: Output) -> anyhow::Result<u8> {
     let config = sink::RawSettings {
         db: args.db,
         db_password,
+        db_tls: args.db_tls,
+        db_cafile: args.db_cafile,
         table: args.table,
         dead_letter_table: args.dead_letter_table,
         maps: args.map,
@@ -135,6 +169,10 @@ pub async fn run(args: SinkArgs, out: Output) -> anyhow::Result<u8> {
         store_raw: args.store_raw,
         dedup: args.dedup,
         create_table: args.create_table,
+        coerce: args.coerce,
+        share: args.share,
+        partition_by: args.partition_by,
+        partition_column: args.partition_column,
         topics: args.topic,
         batch: args.batch as usize,
         batch_ms: args.batch_ms,

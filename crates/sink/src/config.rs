@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::db::{DbUrl, UrlError};
 use crate::ident::{Ident, IdentError};
 use crate::mapping::{Mapping, MappingError};
+use crate::partition::Partitioning;
 
 /// Everything a sink run needs besides the MQTT session options.
 #[derive(Debug, Clone)]
@@ -20,6 +21,15 @@ pub struct SinkConfig {
     pub dead_letter_table: Ident,
     /// Columns and idempotency.
     pub mapping: Mapping,
+    /// `mapping.dedup` was asked for (flag or mapping file); otherwise an existing table's
+    /// columns and unique keys decide it.
+    pub dedup_given: bool,
+    /// Numbers sent as strings (`"23.5"`) are taken as numbers in number and integer columns.
+    pub coerce: bool,
+    /// Subscribe through this shared-subscription group (`$share/GROUP/<filter>`).
+    pub share: Option<String>,
+    /// PostgreSQL range partitions for `create_table`.
+    pub partition: Option<Partitioning>,
     /// Create the target table when it is missing.
     pub create_table: bool,
     /// Topic filters, subscribed at QoS 1.
@@ -43,6 +53,18 @@ pub struct SinkConfig {
 }
 
 impl SinkConfig {
+    /// The filters to subscribe to: the topics, each as `$share/GROUP/<topic>` with a share
+    /// group.
+    pub fn subscriptions(&self) -> Vec<String> {
+        self.topics
+            .iter()
+            .map(|t| match &self.share {
+                Some(g) => format!("$share/{g}/{t}"),
+                None => t.clone(),
+            })
+            .collect()
+    }
+
     /// A configuration with the defaults: batches of 1,000 rows / 100 ms, drain 10 s,
     /// retry back-off up to 30 s, no progress reports.
     pub fn new(db: DbUrl, table: Ident, mapping: Mapping, topics: Vec<String>) -> SinkConfig {
@@ -52,6 +74,10 @@ impl SinkConfig {
             table,
             dead_letter_table,
             mapping,
+            dedup_given: false,
+            coerce: false,
+            share: None,
+            partition: None,
             create_table: false,
             topics,
             batch_rows: 5000,
@@ -112,7 +138,7 @@ pub enum SinkError {
         /// The database's reason.
         reason: String,
         /// What to do.
-        hint: &'static str,
+        hint: String,
     },
     /// The MQTT session could not start.
     #[error(transparent)]

@@ -95,15 +95,37 @@ pub enum Rejection {
 pub struct Column {
     /// The spec.
     pub spec: ColumnSpec,
-    /// The type: given, or settled by the first non-null value.
+    /// The type: given, taken from an existing table, or settled by the first non-null value.
     pub kind: Option<Kind>,
+    /// `--coerce`: a number or integer column also takes a string holding a number (`"23.5"`).
+    pub coerce: bool,
 }
 
 impl Column {
     /// A column whose type is the spec's.
     pub fn new(spec: ColumnSpec) -> Column {
         let kind = spec.kind;
-        Column { spec, kind }
+        Column {
+            spec,
+            kind,
+            coerce: false,
+        }
+    }
+
+    /// The same column with `--coerce` on or off.
+    #[must_use]
+    pub fn coerced(mut self, on: bool) -> Column {
+        self.coerce = on;
+        self
+    }
+}
+
+/// `--coerce`: a JSON string holding a JSON number (surrounding spaces allowed), as that number.
+fn number_in_string(col: &Column, v: &Json) -> Option<serde_json::Number> {
+    let s = v.as_str().filter(|_| col.coerce)?.trim();
+    match serde_json::from_str::<Json>(s).ok()? {
+        Json::Number(n) => Some(n),
+        _ => None,
     }
 }
 
@@ -179,12 +201,22 @@ fn convert(col: &Column, v: &Json) -> Result<Value, Rejection> {
             other => Value::Json(other.to_string()),
         });
     };
+    let coerced = matches!(kind, Kind::Number | Kind::Integer)
+        .then(|| number_in_string(col, v).map(Json::Number))
+        .flatten();
+    let v = coerced.as_ref().unwrap_or(v);
     match kind {
         Kind::Number => v
             .as_f64()
             .filter(|f| f.is_finite())
             .map(Value::Number)
-            .ok_or_else(|| wrong("a number")),
+            .ok_or_else(|| {
+                wrong(if col.coerce {
+                    "a number (or a string holding one)"
+                } else {
+                    "a number"
+                })
+            }),
         Kind::Integer => match v {
             Json::Number(n) => n
                 .as_i64()
@@ -344,6 +376,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("must be a timestamp"), "{e}");
+    }
+
+    #[test]
+    fn coerce_takes_numbers_sent_as_strings_in_number_columns_only() {
+        let mut c: Vec<Column> = cols(&["t:number=/t", "n:integer=/n", "s:text=/s"])
+            .into_iter()
+            .map(|c| c.coerced(true))
+            .collect();
+        let v = extract(&mut c, br#"{"t": " 23.5 ", "n": "7", "s": "8"}"#).unwrap();
+        assert_eq!(
+            v,
+            vec![
+                Value::Number(23.5),
+                Value::Integer(7),
+                Value::Text("8".into())
+            ]
+        );
+        let e = extract(&mut c, br#"{"t": "warm", "n": 1, "s": "x"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a number (or a string holding one)"), "{e}");
+        let mut plain = cols(&["t:number=/t"]);
+        assert!(extract(&mut plain, br#"{"t": "23.5"}"#).is_err());
     }
 
     #[test]

@@ -72,6 +72,18 @@ pub(crate) fn map_batch(
             payload: msg.payload.clone(),
             key: extract::msg_key(&msg.topic, &msg.payload),
         };
+        if let Some(size) = msg.oversized {
+            // Only its first bytes were kept: store them as a dead letter, never as a row.
+            items.push(Item::Dead {
+                error: format!(
+                    "message of {size} bytes is over the packet limit (--max-packet-size); it was skipped, and the payload here is its first {} bytes",
+                    msg.payload.len()
+                ),
+                meta,
+            });
+            msgs.push(msg);
+            continue;
+        }
         items.push(match extract::extract(columns, &msg.payload) {
             Ok(mut values) => {
                 if m.topic_column.is_some() {

@@ -22,11 +22,10 @@ use tokio::time::Instant;
 use transport::{Outbox, Qos, Session, SessionOptions};
 
 use crate::config::{SinkConfig, SinkError};
-use crate::db::schema::Layout;
+use crate::db::Backend;
 use crate::db::write::Writer;
-use crate::db::{Backend, Failure, classify};
 use crate::extract::Column;
-use crate::pipeline::{self, Acker, Batch, Job, Shared, WriterTask, column_kinds};
+use crate::pipeline::{self, Acker, Batch, Job, Shared, WriterTask};
 use crate::report::{Counters, Event, Reporter, Stats};
 
 /// How long the session lets incoming messages gather between reads.
@@ -38,125 +37,12 @@ const IDLE_GAP: Duration = Duration::from_millis(4);
 /// Most rows in one transaction (`--batch`).
 pub const MAX_BATCH: usize = 20_000;
 
-/// A sink with its database ready: connected, tables checked or created.
+/// A sink with its database ready: connected, tables checked or created (`setup::prepare`).
 #[derive(Debug)]
 pub struct Sink {
-    config: SinkConfig,
-    writer: Writer,
-    columns: Vec<Column>,
-}
-
-/// Connects to the database, checks the tables (creating what is missing and allowed), and
-/// returns the sink ready to run.
-pub async fn prepare(config: SinkConfig) -> Result<Sink, SinkError> {
-    config.mapping.validate()?;
-    if config.topics.is_empty() {
-        return Err(SinkError::Config(
-            "no topic to subscribe to: pass --topic FILTER (repeatable)".into(),
-        ));
-    }
-    for t in &config.topics {
-        transport::topic::validate_filter(t)
-            .map_err(|e| SinkError::Config(format!("--topic `{t}`: {e}")))?;
-    }
-    if config.writers > 8 {
-        return Err(SinkError::Config(
-            "--writers must be between 1 and 8".into(),
-        ));
-    }
-    if config.batch_rows == 0 || config.batch_rows > MAX_BATCH {
-        return Err(SinkError::Config(format!(
-            "--batch must be between 1 and {MAX_BATCH}"
-        )));
-    }
-    let layout = Layout {
-        backend: config.db.backend(),
-        table: config.table.clone(),
-        dead_letters: config.dead_letter_table.clone(),
-        columns: config.mapping.stored_columns().cloned().collect(),
-        dedup: config.mapping.dedup.clone(),
-    };
-    let db = config.db.to_string();
-    let mut conn = config.db.connect().await.map_err(|e| SinkError::Connect {
-        db: db.clone(),
-        reason: message(&e),
-    })?;
-    let schema_err = |table: &str, e: &sqlx::Error, hint: &'static str| SinkError::Schema {
-        table: table.to_owned(),
-        db: db.clone(),
-        reason: message(e),
-        hint,
-    };
-    if let Err(e) = conn.exec(layout.probe_dead_letters()).await {
-        if classify(&e, layout.backend) != Failure::Fatal {
-            return Err(SinkError::Connect {
-                db: db.clone(),
-                reason: message(&e),
-            });
-        }
-        conn.exec(layout.create_dead_letters()).await.map_err(|e2| {
-            schema_err(
-                layout.dead_letters.as_str(),
-                &e2,
-                "the sink creates this table itself and needs the right to; or create it as docs/mqtt-sink.md shows",
-            )
-        })?;
-        tracing::info!("created dead-letter table `{}`", layout.dead_letters);
-    }
-    let columns: Vec<Column> = config
-        .mapping
-        .columns
-        .iter()
-        .cloned()
-        .map(Column::new)
-        .collect();
-    let mut pending_create = false;
-    if let Err(e) = conn.exec(layout.probe_table()).await {
-        if !config.create_table {
-            return Err(schema_err(
-                layout.table.as_str(),
-                &e,
-                "pass --create-table to create it, or fix the --map column names",
-            ));
-        }
-        if columns.iter().all(|c| c.kind.is_some()) {
-            let kinds = column_kinds(&config, &columns);
-            conn.exec(layout.create_table(&kinds[..layout.columns.len()]))
-                .await
-                .map_err(|e2| {
-                    schema_err(
-                        layout.table.as_str(),
-                        &e2,
-                        "if the table exists, its columns differ from the mapping; otherwise check the right to create tables",
-                    )
-                })?;
-            // CREATE TABLE IF NOT EXISTS leaves an existing table alone: check it again.
-            conn.exec(layout.probe_table()).await.map_err(|e3| {
-                schema_err(
-                    layout.table.as_str(),
-                    &e3,
-                    "the table exists but lacks mapped columns; add them or pick another --table",
-                )
-            })?;
-            tracing::info!("table `{}` is ready", layout.table);
-        } else {
-            // Column types follow the first values; the table is created with the first batch.
-            pending_create = true;
-        }
-    }
-    let writer = Writer::new(config.db.clone(), conn, layout, pending_create);
-    Ok(Sink {
-        config,
-        writer,
-        columns,
-    })
-}
-
-fn message(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::Database(d) => d.message().to_owned(),
-        other => other.to_string(),
-    }
+    pub(crate) config: SinkConfig,
+    pub(crate) writer: Writer,
+    pub(crate) columns: Vec<Column>,
 }
 
 /// Why the reader stopped.
@@ -198,20 +84,23 @@ impl Sink {
                 .await
                 .map_err(|e| SinkError::Connect {
                     db: config.db.to_string(),
-                    reason: message(&e),
+                    reason: config.db.describe_failure(&e),
                 })?;
             all_writers.push(sibling);
         }
         session.manual_acks = true;
+        // The sink is long-running: a broker that is down or refuses it at start is retried
+        // (with back-off, each cause said once) until it takes the sink, or --give-up-after.
+        session.start_mode = transport::StartMode::WaitForConnection;
         session.incoming_bytes = session.incoming_bytes.max(config.batch_rows * 1024);
         // Rows wait up to `batch_age` anyway; reading in gulps costs them next to nothing.
         let read_coalesce = READ_COALESCE.min(config.batch_age / 4);
         session.read_coalesce = read_coalesce;
         let (session, mut incoming) = Session::start(session, Outbox::memory(1)).await?;
         let filters: Vec<(String, Qos)> = config
-            .topics
-            .iter()
-            .map(|t| (t.clone(), Qos::AtLeastOnce))
+            .subscriptions()
+            .into_iter()
+            .map(|t| (t, Qos::AtLeastOnce))
             .collect();
         if let Err(e) = session.subscribe(&filters).await {
             session.close(Duration::from_secs(1)).await;

@@ -1,6 +1,7 @@
 //! Stage two of the command line: the raw values the binary parsed (strings, paths, numbers)
 //! resolved into a [`SinkConfig`]: the mapping file read and merged with the preset and the
-//! `--map` flags, names validated, the database password read from its variable or file.
+//! `--map` flags, names validated, the database URL resolved with its TLS mode and password
+//! (`db::url`).
 //! Precedence: a flag wins over the mapping file, which wins over the preset; columns from
 //! all three are combined (a name used twice is an error).
 
@@ -8,18 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{SinkConfig, SinkError, dead_letter_name};
-use crate::db::DbUrl;
+pub use crate::db::DbPassword;
+use crate::db::{DbAccess, DbTls, DbUrl};
 use crate::ident::Ident;
-use crate::mapping::{ColumnSpec, Dedup, Mapping, MappingError, MappingFile};
-
-/// Where the database password comes from (never a flag value).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DbPassword {
-    /// This environment variable.
-    Env(String),
-    /// This file (one trailing newline ignored).
-    File(PathBuf),
-}
+use crate::mapping::{ColumnSpec, Dedup, Kind, Mapping, MappingError, MappingFile};
+use crate::partition::{Every, Partitioning};
 
 /// What the command line gave, before resolution.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +22,10 @@ pub struct RawSettings {
     pub db: Option<String>,
     /// `--db-password-env` / `--db-password-file`.
     pub db_password: Option<DbPassword>,
+    /// `--db-tls` (disable, require, verify-ca, verify-full).
+    pub db_tls: Option<String>,
+    /// `--db-cafile`.
+    pub db_cafile: Option<PathBuf>,
     /// `--table`.
     pub table: Option<String>,
     /// `--dead-letter-table`.
@@ -48,6 +46,14 @@ pub struct RawSettings {
     pub dedup: Option<String>,
     /// `--create-table`.
     pub create_table: bool,
+    /// `--coerce`.
+    pub coerce: bool,
+    /// `--share GROUP`.
+    pub share: Option<String>,
+    /// `--partition-by day|month`.
+    pub partition_by: Option<String>,
+    /// `--partition-column COL` (default: the one mapped timestamp column).
+    pub partition_column: Option<String>,
     /// `--topic` filters.
     pub topics: Vec<String>,
     /// `--batch`.
@@ -74,27 +80,6 @@ pub const DEFAULT_DB: &str = "sqlite://readings.db";
 pub const DEFAULT_TABLE: &str = "readings";
 /// The topic the `esp32` preset listens on when no `--topic` is given.
 pub const ESP32_TOPIC: &str = "esp32/pub";
-
-fn read_password(src: &DbPassword) -> Result<String, SinkError> {
-    let value = match src {
-        DbPassword::Env(var) => std::env::var(var).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
-            SinkError::Config(format!(
-                "environment variable `{var}` (named by --db-password-env) is not set or is empty"
-            ))
-        })?,
-        DbPassword::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                SinkError::Config(format!(
-                    "cannot read the database password file `{}`: {e}",
-                    path.display()
-                ))
-            })?;
-            let text = text.strip_suffix('\n').unwrap_or(&text);
-            text.strip_suffix('\r').unwrap_or(text).to_owned()
-        }
-    };
-    Ok(value)
-}
 
 fn optional_ident(name: Option<&str>, what: &'static str) -> Result<Option<Ident>, SinkError> {
     Ok(name.map(|n| Ident::new(n, what)).transpose()?)
@@ -136,10 +121,9 @@ impl RawSettings {
         let pick = |flag: &Option<String>, from_file: Option<&Option<String>>| {
             flag.clone().or_else(|| from_file.and_then(Clone::clone))
         };
-        let dedup: Dedup = pick(&self.dedup, f.map(|f| &f.dedup))
-            .as_deref()
-            .unwrap_or("hash")
-            .parse()?;
+        let dedup_text = pick(&self.dedup, f.map(|f| &f.dedup));
+        let dedup_given = dedup_text.is_some();
+        let dedup: Dedup = dedup_text.as_deref().unwrap_or("hash").parse()?;
         let mapping = Mapping {
             columns,
             topic_column: optional_ident(
@@ -169,16 +153,64 @@ impl RawSettings {
                 "--dead-letter-table must differ from --table".into(),
             ));
         }
-        let mut db: DbUrl = self.db.as_deref().unwrap_or(DEFAULT_DB).parse()?;
-        if let Some(src) = &self.db_password {
-            db = db.with_password(&read_password(src)?)?;
-        }
+        let tls = self
+            .db_tls
+            .as_deref()
+            .map(str::parse::<DbTls>)
+            .transpose()
+            .map_err(|e| SinkError::Config(format!("--db-tls: {e}")))?;
+        let access = DbAccess {
+            tls,
+            cafile: self.db_cafile.clone(),
+            password: self.db_password.clone(),
+        };
+        let db = DbUrl::resolve(self.db.as_deref().unwrap_or(DEFAULT_DB), &access)?;
         let topics = if self.topics.is_empty() && self.preset.as_deref() == Some("esp32") {
             vec![ESP32_TOPIC.to_owned()]
         } else {
             self.topics
         };
+        let partition = match &self.partition_by {
+            None if self.partition_column.is_some() => {
+                return Err(SinkError::Config(
+                    "--partition-column needs --partition-by day|month".into(),
+                ));
+            }
+            None => None,
+            Some(every) => {
+                if !self.create_table {
+                    return Err(SinkError::Config(
+                        "--partition-by describes a table the sink creates: add --create-table"
+                            .into(),
+                    ));
+                }
+                let every: Every = every
+                    .parse()
+                    .map_err(|e| SinkError::Config(format!("--partition-by: {e}")))?;
+                let column = if let Some(c) = &self.partition_column {
+                    Ident::new(c, "partition column")?
+                } else {
+                    let mut times = mapping
+                        .columns
+                        .iter()
+                        .filter(|c| c.kind == Some(Kind::Timestamp));
+                    match (times.next(), times.next()) {
+                        (Some(c), None) => c.column.clone(),
+                        _ => {
+                            return Err(SinkError::Config(
+                                "--partition-by needs one mapped timestamp column (`--map col:timestamp=/pointer`); with several, name one with --partition-column".into(),
+                            ));
+                        }
+                    }
+                };
+                Some(Partitioning { every, column })
+            }
+        };
         let mut config = SinkConfig::new(db, table, mapping, topics);
+        config.dedup_given = dedup_given;
+        config.coerce = self.coerce;
+        config.share.clone_from(&self.share);
+        config.partition = partition;
         config.dead_letter_table = dead_letter_table;
         config.create_table = self.create_table;
         config.batch_rows = self.batch;

@@ -607,7 +607,7 @@ impl Drop for Broker {
     }
 }
 
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     // The owner of /proc/self is the process's effective uid.
     fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }

@@ -1,6 +1,9 @@
 //! The binary's contract: exit codes with sentences for bad flags, tables and databases;
 //! `simulate` feeding the sink end to end with NDJSON output; `bridge-config` text.
 
+use std::process::Command;
+
+use sqlx::Connection;
 use std::time::Duration;
 
 use cli::output::exit;
@@ -135,4 +138,169 @@ fn bridge_config_prints_the_aws_iot_bridge() {
     }
     let out = run(mqtt_sink().args(["bridge-config", "--endpoint", "a\nbridge_insecure true"]));
     assert_eq!(out.status.code(), Some(i32::from(exit::USAGE)));
+}
+
+#[test]
+fn a_clean_session_is_warned_about_naming_the_client_id_flag() {
+    let args = [
+        "--preset",
+        "esp32",
+        "--db",
+        "postgres://someone@127.0.0.1:1/nowhere",
+    ];
+    let out = run(mqtt_sink().args(args));
+    assert!(
+        stderr(&out).contains("no -i/--client-id: the session is clean"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(mqtt_sink().args(args).args(["-i", "sink-1"]));
+    assert!(!stderr(&out).contains("the session is clean"));
+}
+
+#[test]
+fn a_share_group_with_a_slash_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let out = run(mqtt_sink().args([
+        "--preset",
+        "esp32",
+        "--create-table",
+        "--db",
+        &db,
+        "-i",
+        "s",
+        "--share",
+        "a/b",
+    ]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::USAGE)));
+    assert!(stderr(&out).contains("--share `a/b`"), "{}", stderr(&out));
+}
+
+// See: issue #13, case 2 (one reading over the packet limit wedged the sink for good: 33
+// reconnects in 5 s, nothing stored behind it, nothing dead-lettered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reading_over_the_packet_limit_is_dead_lettered_and_the_readings_behind_it_stored() {
+    let b = tokio::task::block_in_place(|| Broker::start(BrokerOpts::new().persistence(true)));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r5.db");
+    let db = format!("sqlite://{}", path.display());
+    let sink = Running::spawn(mqtt_sink().args([
+        "--output",
+        "json",
+        "-b",
+        &b.url_plain(),
+        "--preset",
+        "esp32",
+        "--db",
+        &db,
+        "--create-table",
+        "-i",
+        "r5",
+        "--count",
+        "2",
+    ]));
+    sink.wait_event("ready", Duration::from_secs(30));
+    let huge = format!(
+        r#"{{"Temperature": 21.5, "Data Hora": "{}"}}"#,
+        "9".repeat(300_000)
+    );
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, &huge).unwrap();
+    let topic = "esp32/pub";
+    let publish = |args: &[&str]| {
+        let st = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &b.port_plain().to_string(),
+                "-q",
+                "1",
+                "-t",
+                topic,
+            ])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    publish(&["-f", big.to_str().unwrap()]);
+    publish(&[
+        "-m",
+        r#"{"Temperature": 22.0, "Data Hora": "2026-12-02 10:00:00"}"#,
+    ]);
+    let summary = sink.wait_event("summary", Duration::from_secs(30));
+    assert_eq!(
+        summary["stored"], 1,
+        "the reading behind it was stored: {summary}"
+    );
+    assert_eq!(summary["dead_lettered"], 1, "{summary}");
+    let dead = sink.wait_event("dead_letter", Duration::from_secs(1));
+    assert!(
+        dead["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{} bytes", huge.len())),
+        "the dead letter says the size: {dead}"
+    );
+    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+    let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+    let (t, payload): (String, Vec<u8>) =
+        sqlx::query_as("SELECT topic, payload FROM readings_dead_letters")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    assert_eq!(t, topic);
+    assert_eq!(payload, huge.as_bytes()[..payload.len()], "a prefix of it");
+    assert!(payload.len() <= 1024, "only a bounded prefix is kept");
+    assert_eq!(sqlite_counts(&path, "readings").await.0, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_started_before_its_broker_waits_for_it_and_then_stores() {
+    let mut b = tokio::task::block_in_place(|| Broker::start(BrokerOpts::new().persistence(true)));
+    tokio::task::block_in_place(|| b.stop());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late.db");
+    let db = format!("sqlite://{}", path.display());
+    let sink = Running::spawn(mqtt_sink().args([
+        "--output",
+        "json",
+        "-b",
+        &b.url_plain(),
+        "--preset",
+        "esp32",
+        "--db",
+        &db,
+        "--create-table",
+        "-i",
+        "late",
+        "--count",
+        "1",
+    ]));
+    let down = sink.wait_event("connection", Duration::from_secs(30));
+    assert_eq!(down["state"], "disconnected", "{down}");
+    tokio::task::block_in_place(|| b.restart());
+    sink.wait_event("ready", Duration::from_secs(30));
+    let st = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &b.port_plain().to_string(),
+            "-q",
+            "1",
+            "-t",
+            "esp32/pub",
+        ])
+        .args([
+            "-m",
+            r#"{"Temperature": 20.0, "Data Hora": "2026-12-02 11:00:00"}"#,
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let summary = sink.wait_event("summary", Duration::from_secs(30));
+    assert_eq!(summary["stored"], 1, "{summary}");
 }

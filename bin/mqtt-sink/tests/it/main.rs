@@ -10,8 +10,11 @@
     clippy::print_stderr
 )]
 
+mod brokers;
 mod cli;
+mod dbsecurity;
 mod kill;
+mod share;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
@@ -131,4 +134,46 @@ pub async fn sqlite_counts(path: &std::path::Path, table: &str) -> (i64, i64) {
         .unwrap_or(0);
     let _ = c.close().await;
     (rows, distinct)
+}
+
+/// Rows and distinct `data_hora` of `readings` in a PostgreSQL test database (0 before the sink
+/// made the table).
+pub fn pg_rows(db: &testkit::PgDatabase<'_>) -> (u64, u64) {
+    let out = db.sql(
+        "SELECT count(*), count(DISTINCT data_hora) FROM readings \
+         WHERE to_regclass('readings') IS NOT NULL",
+    );
+    let (a, b) = out.trim().split_once('|').unwrap_or(("0", "0"));
+    (a.parse().unwrap_or(0), b.parse().unwrap_or(0))
+}
+
+/// Polls [`pg_rows`] until there are `at_least` rows or `timeout` passes.
+pub fn wait_pg_rows(db: &testkit::PgDatabase<'_>, at_least: u64, timeout: Duration) -> (u64, u64) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let r = pg_rows(db);
+        if r.0 >= at_least || Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGTERM, exit 0 asserted, and the data of the sink's `summary` event.
+pub fn stop_with_summary(mut r: testkit::cli::Running) -> serde_json::Value {
+    Command::new("kill")
+        .args(["-TERM", &r.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(
+        r.wait(Duration::from_secs(30)),
+        Some(0),
+        "SIGTERM ends a sink with 0"
+    );
+    let out = r.stdout.lock().unwrap().join("\n");
+    events(&out)
+        .into_iter()
+        .find(|(k, _)| k == "summary")
+        .unwrap_or_else(|| panic!("no summary in {out}"))
+        .1
 }

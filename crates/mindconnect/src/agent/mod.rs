@@ -1,7 +1,7 @@
 //! The device side of MindConnect MQTT on `transport`: publishing and instantiating the asset
 //! model ([`model`], `mc-model`), the agent loop ([`run`], `mc-agent run`) that drives the
 //! protocol's state machine, and the one-shot steps ([`oneshot`]). Reports through a
-//! caller-supplied [`Reporter`]; never prints. [`AgentError::exit_code`] maps every failure to
+//! caller-supplied [`Reporter`]; never prints. `AgentError::exit_code` maps every failure to
 //! the documented exit codes.
 
 pub mod commands;

@@ -8,7 +8,7 @@
 //! ends on the machine's verdict (`--count`, `--duration`, `Failed`, no answer) or on the
 //! shutdown future.
 //!
-//! The failure policy lives in one place, [`Driver::settle`]: a failure of a periodic task that
+//! The failure policy lives in one place, `Driver::settle`: a failure of a periodic task that
 //! can be retried on its next turn (a file that cannot be read, a datalake upload, a command) is
 //! reported and remembered, and the run goes on; anything else (a publish the session refused,
 //! unusable values, `instance.conf` not writable) ends the run with that error.

@@ -7,25 +7,36 @@
 //! first and then inserts with `ON DUPLICATE KEY UPDATE k = k` (its `INSERT IGNORE` would also
 //! hide bad values). Identifiers come from the validated layout; values are always bound.
 
-use sqlx::{AssertSqlSafe, Connection, MySql, Postgres, Sqlite, Transaction};
+#[cfg(feature = "mysql")]
+use sqlx::MySql;
+#[cfg(feature = "postgres")]
+use sqlx::Postgres;
+#[cfg(feature = "sqlite")]
+use sqlx::Sqlite;
+use sqlx::{AssertSqlSafe, Connection, Transaction};
 use time::OffsetDateTime;
 
 use crate::db::schema::Layout;
 use crate::db::write::Meta;
-use crate::db::{Backend, Conn};
+use crate::db::{Backend, Conn, each_backend};
 use crate::extract::Value;
 use crate::mapping::{Dedup, Kind};
 
 /// A transaction on one of the three backends.
 pub(crate) enum Tx<'c> {
+    #[cfg(feature = "sqlite")]
     Sqlite(Transaction<'c, Sqlite>),
+    #[cfg(feature = "postgres")]
     Postgres(Transaction<'c, Postgres>),
+    #[cfg(feature = "mysql")]
     MySql(Transaction<'c, MySql>),
 }
 
 /// Most rows in one multi-row `VALUES` statement, and the smaller sizes used for the rest.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 const CHUNKS: [usize; 4] = [128, 32, 8, 1];
 
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 macro_rules! bind_value {
     ($q:expr, $v:expr, $kind:expr) => {
         match $v {
@@ -45,6 +56,7 @@ macro_rules! bind_value {
     };
 }
 
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 macro_rules! values_insert {
     ($tx:expr, $db:ty, $sql:expr, $kinds:expr, $rows:expr) => {{
         let mut q = sqlx::query::<$db>(AssertSqlSafe($sql));
@@ -57,6 +69,7 @@ macro_rules! values_insert {
     }};
 }
 
+#[cfg(feature = "postgres")]
 fn pg_array(k: Option<Kind>) -> &'static str {
     match k {
         Some(Kind::Number) => "float8[]",
@@ -70,32 +83,23 @@ fn pg_array(k: Option<Kind>) -> &'static str {
 impl<'c> Tx<'c> {
     pub(crate) async fn begin(conn: &'c mut Conn) -> Result<Tx<'c>, sqlx::Error> {
         Ok(match conn {
+            #[cfg(feature = "sqlite")]
             Conn::Sqlite(c) => Tx::Sqlite(c.begin().await?),
+            #[cfg(feature = "postgres")]
             Conn::Postgres(c) => Tx::Postgres(c.begin().await?),
+            #[cfg(feature = "mysql")]
             Conn::MySql(c) => Tx::MySql(c.begin().await?),
         })
     }
 
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await,
-            Tx::Postgres(t) => t.commit().await,
-            Tx::MySql(t) => t.commit().await,
-        }
+        each_backend!(Tx, self, t => t.commit().await)
     }
 
     pub(crate) async fn exec(&mut self, sql: String) -> Result<(), sqlx::Error> {
-        match self {
-            Tx::Sqlite(t) => {
-                sqlx::query(AssertSqlSafe(sql)).execute(&mut **t).await?;
-            }
-            Tx::Postgres(t) => {
-                sqlx::query(AssertSqlSafe(sql)).execute(&mut **t).await?;
-            }
-            Tx::MySql(t) => {
-                sqlx::query(AssertSqlSafe(sql)).execute(&mut **t).await?;
-            }
-        }
+        each_backend!(Tx, self, t => {
+            sqlx::query(AssertSqlSafe(sql)).execute(&mut **t).await?;
+        });
         Ok(())
     }
 
@@ -108,6 +112,7 @@ impl<'c> Tx<'c> {
         optimistic: bool,
     ) -> Result<u64, sqlx::Error> {
         match self {
+            #[cfg(feature = "postgres")]
             Tx::Postgres(tx) => {
                 let mut n = 0;
                 for chunk in pg_chunks(rows) {
@@ -115,7 +120,9 @@ impl<'c> Tx<'c> {
                 }
                 Ok(n)
             }
+            #[cfg(feature = "sqlite")]
             Tx::Sqlite(tx) => {
+                let _ = optimistic;
                 let mut n = 0;
                 for (size, chunk) in chunked(rows, kinds.len(), 32_766) {
                     let sql = values_sql(layout, size, kinds.len());
@@ -123,7 +130,9 @@ impl<'c> Tx<'c> {
                 }
                 Ok(n)
             }
+            #[cfg(feature = "mysql")]
             Tx::MySql(tx) => {
+                let _ = optimistic;
                 let existing = mysql_count_existing(tx, layout, kinds, rows).await?;
                 let mut n = 0;
                 for (size, chunk) in chunked(rows, kinds.len(), 65_535) {
@@ -159,6 +168,7 @@ impl<'c> Tx<'c> {
         let table = layout.q(&layout.dead_letters);
         let payload: &[u8] = &meta.payload;
         match self {
+            #[cfg(feature = "postgres")]
             Tx::Postgres(tx) => Ok(sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO {table} ({cols}) VALUES ($1, $2, $3, $4, $5::text::uuid) ON CONFLICT DO NOTHING"
             )))
@@ -170,6 +180,7 @@ impl<'c> Tx<'c> {
             .execute(&mut **tx)
             .await?
             .rows_affected()),
+            #[cfg(feature = "sqlite")]
             Tx::Sqlite(tx) => Ok(sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO {table} ({cols}) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
             )))
@@ -181,6 +192,7 @@ impl<'c> Tx<'c> {
             .execute(&mut **tx)
             .await?
             .rows_affected()),
+            #[cfg(feature = "mysql")]
             Tx::MySql(tx) => {
                 let key = layout.qs("msg_key");
                 let there: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
@@ -209,6 +221,7 @@ impl<'c> Tx<'c> {
 }
 
 /// Splits rows into chunks of the fixed sizes (bounded by the backend's parameter limit).
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 fn chunked<'a, 'r>(
     rows: &'a [&'r [Value]],
     ncols: usize,
@@ -233,9 +246,11 @@ fn chunked<'a, 'r>(
 /// Largest PostgreSQL statement (bind message) the sink sends, in bytes. sqlx does not set
 /// TCP_NODELAY, so a message that spans two TCP segments waits for the server's delayed ACK
 /// (40 ms) before its tail is sent; on loopback one segment holds 64 KiB.
+#[cfg(feature = "postgres")]
 const PG_MESSAGE_BUDGET: usize = 12 * 1024;
 
 /// Splits rows so that each `UNNEST` statement stays under [`PG_MESSAGE_BUDGET`].
+#[cfg(feature = "postgres")]
 fn pg_chunks<'a, 'r>(rows: &'a [&'r [Value]]) -> Vec<&'a [&'r [Value]]> {
     let mut out = Vec::new();
     let mut start = 0;
@@ -262,6 +277,7 @@ fn pg_chunks<'a, 'r>(rows: &'a [&'r [Value]]) -> Vec<&'a [&'r [Value]]> {
 }
 
 /// `INSERT INTO t (cols) VALUES (?, ?), (?, ?) [conflict clause]` for SQLite and MySQL.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 fn values_sql(layout: &Layout, rows: usize, ncols: usize) -> String {
     let one = format!("({})", vec!["?"; ncols].join(", "));
     let mut sql = format!(
@@ -288,6 +304,7 @@ fn values_sql(layout: &Layout, rows: usize, ncols: usize) -> String {
 }
 
 /// How many of `rows` already have their key in the table (MySQL only).
+#[cfg(feature = "mysql")]
 async fn mysql_count_existing(
     tx: &mut Transaction<'_, MySql>,
     layout: &Layout,
@@ -336,6 +353,7 @@ async fn mysql_count_existing(
 
 /// Column `i` of every row as one array parameter (`UNNEST` takes a column at a time); a value
 /// of another kind (or a missing one) becomes NULL.
+#[cfg(feature = "postgres")]
 fn column<T>(rows: &[&[Value]], i: usize, pick: impl Fn(Value) -> Option<T>) -> Vec<Option<T>> {
     rows.iter()
         .map(|r| pick(r.get(i).cloned().unwrap_or(Value::Null)))
@@ -346,6 +364,7 @@ fn column<T>(rows: &[&[Value]], i: usize, pick: impl Fn(Value) -> Option<T>) -> 
 /// about a third less than `ON CONFLICT DO NOTHING` (speculative insertion), and repeats are
 /// rare; a repeat fails the statement with a unique violation and the caller writes the batch
 /// again without `optimistic`.
+#[cfg(feature = "postgres")]
 async fn pg_insert(
     tx: &mut Transaction<'_, Postgres>,
     layout: &Layout,
@@ -412,7 +431,7 @@ async fn pg_insert(
     Ok(q.execute(&mut **tx).await?.rows_affected())
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod tests {
     use super::*;
     use crate::ident::Ident;
@@ -450,6 +469,7 @@ mod tests {
             dead_letters: Ident::new("t_dead_letters", "table").unwrap(),
             columns: vec![Ident::new("a", "column").unwrap()],
             dedup: Dedup::Hash,
+            partition: None,
         };
         assert_eq!(
             values_sql(&l, 2, 2),

@@ -1,23 +1,51 @@
-//! The database side: which backend a `--db` URL names, one connection to it (reopened after
-//! a failure), and how a failure is classified: worth retrying (the server is down, busy or
+//! The database side: which backend a `--db` URL names with its TLS mode and password
+//! (`url`, `tls`, `password`), one connection to it (reopened after a failure), and how a
+//! failure is classified: worth retrying (the server is down, busy or
 //! restarting), a problem with one row (a constraint or a value the column cannot take), or a
 //! problem with the set-up that retrying cannot fix (no such table, no permission).
 //!
 //! SQL text is built in `schema` and `write` from validated identifiers only; every value is
 //! bound as a parameter.
 
+pub mod catalog;
 mod insert;
+pub mod password;
 pub mod schema;
+pub mod tls;
+mod url;
 pub mod write;
 
-use std::fmt;
-use std::str::FromStr;
-use std::time::Duration;
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+compile_error!("sink needs at least one database driver: features sqlite, postgres, mysql");
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 use sqlx::Connection;
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+#[cfg(feature = "mysql")]
+use sqlx::mysql::{MySqlConnection, MySqlDatabaseError};
+#[cfg(feature = "postgres")]
+use sqlx::postgres::PgConnection;
+#[cfg(feature = "sqlite")]
+use sqlx::sqlite::SqliteConnection;
+
+/// `match` over the compiled-in variants of [`Conn`] (or another enum with the same variant
+/// names, such as a transaction), binding each one's inner value to `$c`, with one body for all.
+macro_rules! each_backend {
+    ($ty:ident, $value:expr, $c:ident => $body:expr) => {
+        match $value {
+            #[cfg(feature = "sqlite")]
+            $ty::Sqlite($c) => $body,
+            #[cfg(feature = "postgres")]
+            $ty::Postgres($c) => $body,
+            #[cfg(feature = "mysql")]
+            $ty::MySql($c) => $body,
+        }
+    };
+}
+pub(crate) use each_backend;
+
+pub use password::DbPassword;
+pub use tls::{DbTls, TlsMode};
+pub use url::{DbAccess, DbUrl, UrlError};
 
 /// The SQL dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -31,181 +59,104 @@ pub enum Backend {
     MySql,
 }
 
-/// A parsed `--db` value. Its `Display` never shows a password.
-#[derive(Clone)]
-pub enum DbUrl {
-    /// `sqlite://path`, `sqlite:path` or a bare path.
-    Sqlite(SqliteConnectOptions, String),
-    /// `postgres://` or `postgresql://`.
-    Postgres(PgConnectOptions, String),
-    /// `mysql://` or `mariadb://`.
-    MySql(MySqlConnectOptions, String),
-}
-
-impl fmt::Debug for DbUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DbUrl({self})")
-    }
-}
-
-impl fmt::Display for DbUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DbUrl::Sqlite(_, shown) | DbUrl::Postgres(_, shown) | DbUrl::MySql(_, shown) => {
-                f.write_str(shown)
-            }
-        }
-    }
-}
-
-/// The URL with any password replaced by `***`.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let tail = tail.split_once('?').map_or(tail, |(path, _)| path);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return format!("{scheme}://{authority}{tail}");
-    };
-    let masked = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:***"),
-        None => userinfo.to_owned(),
-    };
-    format!("{scheme}://{masked}@{host}{tail}")
-}
-
-/// A `--db` value that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("--db `{shown}`: {why}")]
-pub struct UrlError {
-    /// The URL, password removed.
-    pub shown: String,
-    /// What is wrong.
-    pub why: String,
-}
-
-impl FromStr for DbUrl {
-    type Err = UrlError;
-
-    fn from_str(url: &str) -> Result<Self, Self::Err> {
-        let shown = redact(url);
-        let err = |why: String| UrlError {
-            shown: shown.clone(),
-            why,
-        };
-        let lower = url.to_ascii_lowercase();
-        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            let opts = PgConnectOptions::from_str(url)
-                .map_err(|e| err(e.to_string()))?
-                .application_name("mqtt-sink");
-            Ok(DbUrl::Postgres(opts, shown))
-        } else if lower.starts_with("mysql://") || lower.starts_with("mariadb://") {
-            let fixed = match url.split_once("://") {
-                Some((_, rest)) => format!("mysql://{rest}"),
-                None => url.to_owned(),
-            };
-            let opts = MySqlConnectOptions::from_str(&fixed)
-                .map_err(|e| err(e.to_string()))?
-                .charset("utf8mb4");
-            Ok(DbUrl::MySql(opts, shown))
-        } else if lower.starts_with("sqlite:") || !url.contains("://") {
-            let path = if lower.starts_with("sqlite:") {
-                url.to_owned()
-            } else {
-                format!("sqlite://{url}")
-            };
-            if path == "sqlite://" || path == "sqlite:" {
-                return Err(err("no file name; write sqlite://readings.db".into()));
-            }
-            let opts = SqliteConnectOptions::from_str(&path)
-                .map_err(|e| err(e.to_string()))?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(1));
-            Ok(DbUrl::Sqlite(opts, shown))
-        } else {
-            Err(err(
-                "unknown scheme; use sqlite://FILE, postgres://... or mysql://...".into(),
-            ))
-        }
-    }
-}
-
-impl DbUrl {
-    /// The dialect.
-    pub fn backend(&self) -> Backend {
-        match self {
-            DbUrl::Sqlite(..) => Backend::Sqlite,
-            DbUrl::Postgres(..) => Backend::Postgres,
-            DbUrl::MySql(..) => Backend::MySql,
-        }
-    }
-
-    /// The same database with this password (PostgreSQL and MySQL only).
-    pub fn with_password(self, password: &str) -> Result<DbUrl, UrlError> {
-        match self {
-            DbUrl::Postgres(o, shown) => Ok(DbUrl::Postgres(o.password(password), shown)),
-            DbUrl::MySql(o, shown) => Ok(DbUrl::MySql(o.password(password), shown)),
-            DbUrl::Sqlite(_, shown) => Err(UrlError {
-                shown,
-                why: "SQLite has no password; drop --db-password-env/--db-password-file".into(),
-            }),
-        }
-    }
-
-    /// Opens one connection.
-    pub async fn connect(&self) -> Result<Conn, sqlx::Error> {
-        Ok(match self {
-            DbUrl::Sqlite(o, _) => Conn::Sqlite(SqliteConnection::connect_with(o).await?),
-            DbUrl::Postgres(o, _) => Conn::Postgres(PgConnection::connect_with(o).await?),
-            DbUrl::MySql(o, _) => Conn::MySql(MySqlConnection::connect_with(o).await?),
-        })
-    }
-}
-
-/// One open connection.
+/// One open connection (the variants of the drivers compiled in).
 #[derive(Debug)]
 pub enum Conn {
     /// SQLite.
+    #[cfg(feature = "sqlite")]
     Sqlite(SqliteConnection),
     /// PostgreSQL.
+    #[cfg(feature = "postgres")]
     Postgres(PgConnection),
     /// MySQL / MariaDB.
+    #[cfg(feature = "mysql")]
     MySql(MySqlConnection),
 }
 
 impl Conn {
     /// Runs one statement without parameters (DDL, probes).
     pub async fn exec(&mut self, sql: String) -> Result<(), sqlx::Error> {
+        each_backend!(Conn, self, c => {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *c).await?;
+        });
+        Ok(())
+    }
+
+    /// Runs DDL statements while holding a lock named after `name` (PostgreSQL: an advisory
+    /// transaction lock, the statements in that transaction; MariaDB/MySQL: `GET_LOCK`;
+    /// SQLite: the file's own write lock), so that sinks starting together do not race each
+    /// other's `CREATE TABLE IF NOT EXISTS` (PostgreSQL runs two of them into a duplicate key in
+    /// `pg_type`).
+    pub async fn ddl(&mut self, name: &str, stmts: &[String]) -> Result<(), sqlx::Error> {
+        let lock = format!("mqtt-sink {name}");
         match self {
-            Conn::Sqlite(c) => {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut *c)
-                    .await?;
-            }
+            #[cfg(feature = "postgres")]
             Conn::Postgres(c) => {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut *c)
+                let mut tx = c.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind(&lock)
+                    .execute(&mut *tx)
                     .await?;
+                for s in stmts {
+                    sqlx::query(sqlx::AssertSqlSafe(s.clone()))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
             }
+            #[cfg(feature = "mysql")]
             Conn::MySql(c) => {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut *c)
+                // Lock names are at most 64 characters.
+                let lock: String = lock.chars().take(64).collect();
+                let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 60)")
+                    .bind(&lock)
+                    .fetch_one(&mut *c)
                     .await?;
+                if got != Some(1) {
+                    return Err(sqlx::Error::Protocol(format!(
+                        "another sink held the lock `{lock}` for 60 s while changing the tables"
+                    )));
+                }
+                let mut result = Ok(());
+                for s in stmts {
+                    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(s.clone()))
+                        .execute(&mut *c)
+                        .await
+                    {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
+                    .bind(&lock)
+                    .execute(&mut *c)
+                    .await;
+                result
+            }
+            #[cfg(feature = "sqlite")]
+            Conn::Sqlite(c) => {
+                let _ = lock;
+                for s in stmts {
+                    sqlx::query(sqlx::AssertSqlSafe(s.clone()))
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(())
             }
         }
-        Ok(())
     }
 
     /// Closes politely, ignoring errors (the connection may already be broken).
     pub async fn close(self) {
-        let _ = match self {
-            Conn::Sqlite(c) => c.close().await,
-            Conn::Postgres(c) => c.close().await,
-            Conn::MySql(c) => c.close().await,
-        };
+        let _ = each_backend!(Conn, self, c => sqlx::Connection::close(c).await);
+    }
+}
+
+/// The server's message for a database error, else the driver's description.
+pub(crate) fn message(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => d.message().to_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -234,9 +185,12 @@ pub fn classify(e: &sqlx::Error, backend: Backend) -> Failure {
         sqlx::Error::Database(db) => match backend {
             Backend::Postgres => classify_pg(db.code().as_deref().unwrap_or("")),
             Backend::MySql => {
+                #[cfg(feature = "mysql")]
                 let number = db
                     .try_downcast_ref::<MySqlDatabaseError>()
                     .map_or(0, MySqlDatabaseError::number);
+                #[cfg(not(feature = "mysql"))]
+                let number = 0;
                 classify_mysql(number, db.code().as_deref().unwrap_or(""))
             }
             Backend::Sqlite => {
@@ -290,29 +244,6 @@ fn classify_sqlite(code: i32) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_pick_the_backend_and_never_show_a_password() {
-        let u: DbUrl = "postgres://me:s3cret@db:5432/x?sslmode=require"
-            .parse()
-            .unwrap();
-        assert_eq!(u.backend(), Backend::Postgres);
-        assert_eq!(u.to_string(), "postgres://me:***@db:5432/x");
-        assert!(!format!("{u:?}").contains("s3cret"));
-        let u: DbUrl = "mariadb://root:pw@127.0.0.1:3306/test".parse().unwrap();
-        assert_eq!(u.backend(), Backend::MySql);
-        assert_eq!(u.to_string(), "mariadb://root:***@127.0.0.1:3306/test");
-        assert_eq!(
-            "sqlite://readings.db".parse::<DbUrl>().unwrap().backend(),
-            Backend::Sqlite
-        );
-        assert_eq!(
-            "data/r.db".parse::<DbUrl>().unwrap().backend(),
-            Backend::Sqlite
-        );
-        let e = "oracle://x".parse::<DbUrl>().unwrap_err().to_string();
-        assert!(e.contains("unknown scheme"), "{e}");
-    }
 
     #[test]
     fn error_classes() {

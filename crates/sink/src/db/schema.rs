@@ -5,6 +5,7 @@
 use crate::db::Backend;
 use crate::ident::Ident;
 use crate::mapping::{Dedup, Kind};
+use crate::partition::Partitioning;
 
 /// The shape of the rows the sink writes.
 #[derive(Debug, Clone)]
@@ -20,6 +21,8 @@ pub struct Layout {
     pub columns: Vec<Ident>,
     /// Idempotency.
     pub dedup: Dedup,
+    /// PostgreSQL range partitions (`--partition-by`).
+    pub partition: Option<Partitioning>,
 }
 
 impl Layout {
@@ -70,6 +73,11 @@ impl Layout {
     }
 
     fn id_column(&self) -> &'static str {
+        if self.partition.is_some() {
+            // A primary key of a partitioned table must hold the partition column; `id` stays
+            // a plain sequence.
+            return "\"id\" BIGSERIAL";
+        }
         match self.backend {
             Backend::Postgres => "\"id\" BIGSERIAL PRIMARY KEY",
             Backend::MySql => "`id` BIGINT AUTO_INCREMENT PRIMARY KEY",
@@ -106,6 +114,12 @@ impl Layout {
                 self.sql_type(*k, self.in_key(c))
             ));
         }
+        // Unique keys of a partitioned table must hold the partition column.
+        let part = self
+            .partition
+            .as_ref()
+            .map(|p| format!(", {}", self.q(&p.column)))
+            .unwrap_or_default();
         match &self.dedup {
             Dedup::Hash => {
                 defs.push(format!(
@@ -113,7 +127,7 @@ impl Layout {
                     self.qs("msg_key"),
                     self.key_type()
                 ));
-                defs.push(format!("UNIQUE ({})", self.qs("msg_key")));
+                defs.push(format!("UNIQUE ({}{part})", self.qs("msg_key")));
             }
             Dedup::Columns(cols) => {
                 let list: Vec<String> = cols.iter().map(|c| self.q(c)).collect();
@@ -121,11 +135,46 @@ impl Layout {
             }
             Dedup::None => {}
         }
+        let partition_by = self
+            .partition
+            .as_ref()
+            .map(|p| format!(" PARTITION BY RANGE ({})", self.q(&p.column)))
+            .unwrap_or_default();
         format!(
-            "CREATE TABLE IF NOT EXISTS {} ({}){}",
+            "CREATE TABLE IF NOT EXISTS {} ({}){}{partition_by}",
             self.q(&self.table),
             defs.join(", "),
             self.table_suffix()
+        )
+    }
+
+    /// The unique index `--dedup columns=..` needs on an existing table, named
+    /// `<table>_<cols>_key` (or `<table>_dedup_key` when that is too long).
+    pub fn create_unique_index(&self, cols: &[Ident]) -> String {
+        let names: Vec<&str> = cols.iter().map(Ident::as_str).collect();
+        let index = Ident::new(&format!("{}_{}_key", self.table, names.join("_")), "index")
+            .or_else(|_| {
+                Ident::new(
+                    &format!(
+                        "{}_dedup_key",
+                        &self.table.as_str()[..self.table.as_str().len().min(50)]
+                    ),
+                    "index",
+                )
+            })
+            .unwrap_or_else(|_| Ident::known("mqtt_sink_dedup_key"));
+        let list: Vec<String> = cols.iter().map(|c| self.q(c)).collect();
+        // MySQL has no IF NOT EXISTS here; callers check the catalog first, under the DDL lock.
+        let if_not = if self.backend == Backend::MySql {
+            ""
+        } else {
+            "IF NOT EXISTS "
+        };
+        format!(
+            "CREATE UNIQUE INDEX {if_not}{} ON {} ({})",
+            self.q(&index),
+            self.q(&self.table),
+            list.join(", ")
         )
     }
 
@@ -190,6 +239,7 @@ mod tests {
                 Ident::new("data_hora", "column").unwrap(),
             ],
             dedup,
+            partition: None,
         }
     }
 
@@ -208,6 +258,27 @@ mod tests {
         assert_eq!(
             layout(Backend::Sqlite, Dedup::None).create_table(&[None, Some(Kind::Timestamp)]),
             "CREATE TABLE IF NOT EXISTS \"readings\" (\"id\" INTEGER PRIMARY KEY, \"temperature\" TEXT, \"data_hora\" TEXT)"
+        );
+    }
+
+    #[test]
+    fn partitioned_tables_key_on_the_partition_column() {
+        let mut l = layout(Backend::Postgres, Dedup::Hash);
+        l.partition = Some(Partitioning {
+            every: crate::partition::Every::Day,
+            column: Ident::new("data_hora", "column").unwrap(),
+        });
+        assert_eq!(
+            l.create_table(&[Some(Kind::Number), Some(Kind::Timestamp)]),
+            "CREATE TABLE IF NOT EXISTS \"readings\" (\"id\" BIGSERIAL, \"temperature\" DOUBLE PRECISION, \"data_hora\" TIMESTAMPTZ, \"msg_key\" UUID NOT NULL, UNIQUE (\"msg_key\", \"data_hora\")) PARTITION BY RANGE (\"data_hora\")"
+        );
+        assert_eq!(
+            layout(Backend::MySql, Dedup::None).create_unique_index(&[Ident::new(
+                "data_hora",
+                "column"
+            )
+            .unwrap()]),
+            "CREATE UNIQUE INDEX `readings_data_hora_key` ON `readings` (`data_hora`)"
         );
     }
 

@@ -15,9 +15,10 @@ use tokio::sync::Mutex;
 
 use crate::db::insert::Tx;
 use crate::db::schema::Layout;
-use crate::db::{Backend, Conn, DbUrl, Failure, classify};
+use crate::db::{Backend, Conn, DbUrl, Failure, classify, message};
 use crate::extract::Value;
 use crate::mapping::{Dedup, Kind};
+use crate::partition::{Partitioning, Range};
 
 /// Where a message came from, kept with its row so it can become a dead letter.
 #[derive(Debug, Clone)]
@@ -87,6 +88,8 @@ pub struct Writer {
     pending_create: Arc<Mutex<bool>>,
     /// Batches still to write with the conflict clause after a repeat was seen.
     careful_batches: u32,
+    /// Partitions known to exist (`--partition-by`), shared by sibling writers.
+    partitions: Arc<Mutex<HashSet<Range>>>,
 }
 
 /// Batches written with the conflict clause after an optimistic insert met a repeat.
@@ -95,13 +98,6 @@ const CAREFUL_AFTER_REPEAT: u32 = 16;
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .is_some_and(sqlx::error::DatabaseError::is_unique_violation)
-}
-
-fn db_message(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::Database(d) => d.message().to_owned(),
-        other => other.to_string(),
-    }
 }
 
 impl Writer {
@@ -113,6 +109,7 @@ impl Writer {
             layout,
             pending_create: Arc::new(Mutex::new(pending_create)),
             careful_batches: 0,
+            partitions: Arc::default(),
         }
     }
 
@@ -124,6 +121,7 @@ impl Writer {
             layout: self.layout.clone(),
             pending_create: self.pending_create.clone(),
             careful_batches: 0,
+            partitions: self.partitions.clone(),
         })
     }
 
@@ -151,7 +149,7 @@ impl Writer {
                 WriteError::Transient(format!(
                     "cannot connect to {}: {}",
                     self.url,
-                    db_message(&e)
+                    self.url.describe_failure(&e)
                 ))
             })?;
             tracing::info!("connected to {}", self.url);
@@ -173,7 +171,7 @@ impl Writer {
             Err(e) if classify(&e, backend) == Failure::Row => {
                 tracing::info!(
                     "the database refused a row ({}); writing the batch row by row",
-                    db_message(&e)
+                    message(&e)
                 );
                 self.write_on_conn(items, kinds, true, false).await
             }
@@ -189,14 +187,14 @@ impl Writer {
                     Err(WriteError::Transient(format!(
                         "writing to {} failed: {}",
                         self.url,
-                        db_message(&e)
+                        message(&e)
                     )))
                 }
                 Failure::Row | Failure::Fatal => Err(WriteError::Fatal(format!(
                     "writing to table `{}` in {} failed: {}; check that the table's column types match the mapping (e.g. a TIMESTAMPTZ column needs `--map col:timestamp=/ptr`)",
                     self.layout.table,
                     self.url,
-                    db_message(&e)
+                    message(&e)
                 ))),
             },
         }
@@ -218,10 +216,16 @@ impl Writer {
             if *pending {
                 // Outside the transaction: MySQL commits implicitly on DDL.
                 let n = layout.columns.len();
-                conn.exec(layout.create_table(&kinds[..n.min(kinds.len())]))
-                    .await?;
+                conn.ddl(
+                    layout.table.as_str(),
+                    &[layout.create_table(&kinds[..n.min(kinds.len())])],
+                )
+                .await?;
                 *pending = false;
             }
+        }
+        if let Some(p) = &layout.partition {
+            create_partitions(conn, layout, p, items, &self.partitions).await?;
         }
         let mut tx = Tx::begin(conn).await?;
         let mut out = Outcome::default();
@@ -267,7 +271,7 @@ impl Writer {
                     Err(e) if classify(&e, layout.backend) == Failure::Row => {
                         tx.exec("ROLLBACK TO SAVEPOINT edgewire_row".to_owned())
                             .await?;
-                        let reason = format!("the database refused the row: {}", db_message(&e));
+                        let reason = format!("the database refused the row: {}", message(&e));
                         out.refused.push((meta.topic.clone(), reason.clone()));
                         dead.push((reason, meta));
                     }
@@ -288,4 +292,55 @@ impl Writer {
         tx.commit().await?;
         Ok(out)
     }
+}
+
+/// Creates the partitions the rows of `items` need and no one made yet (under the DDL lock,
+/// outside the batch's transaction). A row without a partition value gets none: its insert
+/// fails and it becomes a dead letter with PostgreSQL's reason.
+async fn create_partitions(
+    conn: &mut Conn,
+    layout: &Layout,
+    p: &Partitioning,
+    items: &[Item],
+    known: &Mutex<HashSet<Range>>,
+) -> Result<(), sqlx::Error> {
+    let Some(at) = layout
+        .columns
+        .iter()
+        .position(|c| c.same_as(p.column.as_str()))
+    else {
+        return Ok(());
+    };
+    let mut needed: Vec<Range> = items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Row { values, .. } => match values.get(at) {
+                Some(Value::Timestamp(t)) => p.range_of(*t),
+                _ => None,
+            },
+            Item::Dead { .. } => None,
+        })
+        .collect();
+    needed.sort_unstable();
+    needed.dedup();
+    let mut known = known.lock().await;
+    needed.retain(|r| !known.contains(r));
+    if needed.is_empty() {
+        return Ok(());
+    }
+    let stmts: Vec<String> = needed
+        .iter()
+        .map(|r| p.create_partition(&layout.table, *r))
+        .collect();
+    conn.ddl(layout.table.as_str(), &stmts).await?;
+    for r in needed {
+        tracing::info!(
+            "partition `{}` ({} to {}) is ready",
+            p.partition_name(&layout.table, r),
+            r.from,
+            r.to
+        );
+        known.insert(r);
+    }
+    Ok(())
 }

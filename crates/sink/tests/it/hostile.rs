@@ -8,8 +8,8 @@ use sink::db::Conn;
 use sqlx::AssertSqlSafe;
 
 use crate::{
-    Running, broker, connect, drop_tables, esp32_config, mysql_url, pg_url, publish_bytes, scalar,
-    session, unique,
+    Running, broker, connect, drop_tables, esp32_config, mysql, pg, publish_bytes, scalar, session,
+    unique,
 };
 
 async fn texts(conn: &mut Conn, sql: &str) -> Vec<String> {
@@ -130,12 +130,14 @@ async fn sqlite_stores_sql_literally_and_dead_letters_bad_payloads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stores_sql_literally_and_dead_letters_bad_payloads() {
-    hostile_payloads(&pg_url()).await;
+    let db = pg();
+    hostile_payloads(&db.url()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_stores_sql_literally_and_dead_letters_bad_payloads() {
-    hostile_payloads(&mysql_url()).await;
+    let db = mysql();
+    hostile_payloads(&db.url()).await;
 }
 
 /// A row the database refuses (a CHECK constraint of the user's own table) becomes a dead
@@ -192,8 +194,9 @@ async fn sqlite_dead_letters_a_row_the_database_refuses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_dead_letters_a_row_the_database_refuses() {
+    let db = pg();
     refused_row_is_dead_lettered(
-        &pg_url(),
+        &db.url(),
         "CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, temperature DOUBLE PRECISION, data_hora VARCHAR(5), msg_key UUID NOT NULL UNIQUE)",
     )
     .await;
@@ -201,8 +204,9 @@ async fn postgres_dead_letters_a_row_the_database_refuses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_dead_letters_a_row_the_database_refuses() {
+    let db = mysql();
     refused_row_is_dead_lettered(
-        &mysql_url(),
+        &db.url(),
         "CREATE TABLE {table} (id BIGINT AUTO_INCREMENT PRIMARY KEY, temperature DOUBLE, data_hora VARCHAR(5), msg_key CHAR(32) NOT NULL UNIQUE) DEFAULT CHARSET=utf8mb4",
     )
     .await;

@@ -1,7 +1,7 @@
 //! Integration tests of the sink against a real mosquitto (testkit) and real databases:
-//! SQLite always, PostgreSQL from `EDGEWIRE_TEST_PG_URL`, MariaDB/MySQL from
-//! `EDGEWIRE_TEST_MYSQL_URL` (a test whose variable is unset fails and says which to set).
-//! Each test uses its own table (or database) and drops it at the end.
+//! SQLite, and the private PostgreSQL and MariaDB servers testkit starts for this process
+//! (or the servers `EDGEWIRE_TEST_PG_URL` / `EDGEWIRE_TEST_MYSQL_URL` name). Each test uses
+//! its own database, dropped at the end.
 
 // Test helpers fail by panicking with a message; that is how a test reports.
 #![allow(
@@ -11,62 +11,38 @@
     clippy::print_stderr
 )]
 
+mod dedup;
 mod hostile;
 mod outage;
+mod scale;
+mod seed;
 mod volume;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sink::db::Conn;
 use sink::{DbUrl, Event, RawSettings, SinkConfig, Stats};
 use sqlx::AssertSqlSafe;
-use testkit::{Broker, BrokerOpts};
+use testkit::{Broker, BrokerOpts, MariaDb, MariaDbDatabase, PgDatabase, Postgres};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use transport::SessionOptions;
 
-/// The database URL from `var`, or a failure that says what to set.
-pub fn env_url(var: &str, example: &str) -> String {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!(
-            "set {var} to a database this test may create tables in, e.g. {var}={example} (CI's .ci/run sets it)"
-        ),
-    }
+/// A new PostgreSQL database for one test (dropped with the handle).
+pub fn pg() -> PgDatabase<'static> {
+    tokio::task::block_in_place(|| Postgres::shared().database())
 }
 
-/// PostgreSQL for tests.
-pub fn pg_url() -> String {
-    env_url(
-        "EDGEWIRE_TEST_PG_URL",
-        "postgres://postgres@127.0.0.1:5432/test",
-    )
+/// A new MariaDB database for one test (dropped with the handle).
+pub fn mysql() -> MariaDbDatabase<'static> {
+    tokio::task::block_in_place(|| MariaDb::shared().database())
 }
 
-/// MariaDB/MySQL for tests.
-pub fn mysql_url() -> String {
-    env_url(
-        "EDGEWIRE_TEST_MYSQL_URL",
-        "mysql://root@127.0.0.1:3306/test",
-    )
-}
-
-/// A name no other test (or run) uses: `prefix_<pid>_<n>_<nanos>`.
-pub fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{prefix}_{}_{}_{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+/// A name no other test (or run) uses, fit for a table or client id.
+pub use testkit::unique_name as unique;
 
 /// Shows the crate's logs in test output (`RUST_LOG` to change the level).
 pub fn init_logs() {
@@ -177,6 +153,17 @@ impl Running {
     /// How many events match `f`.
     pub fn count(&self, f: impl Fn(&Event) -> bool) -> usize {
         self.events.lock().unwrap().iter().filter(|e| f(e)).count()
+    }
+
+    /// Waits (bounded) until the sink has handled `n` messages (stored, skipped as duplicates or
+    /// dead-lettered, all committed), then stops it. Needs `progress_every` set.
+    pub async fn stop_after_handled(self, n: u64, timeout: Duration) -> Stats {
+        self.wait_for(&format!("{n} messages handled"), timeout, |e| {
+            matches!(e, Event::Progress(s)
+                if s.stored + s.duplicates + s.dead_lettered >= n && s.pending == 0)
+        })
+        .await;
+        self.stop().await
     }
 
     /// Waits (bounded) for the sink to end by itself (`--count`).

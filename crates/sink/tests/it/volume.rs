@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::{
-    Running, broker, connect, drop_tables, esp32_config, mysql_url, pg_url, publish_lines, reading,
+    Running, broker, connect, drop_tables, esp32_config, mysql, pg, publish_lines, reading,
     rows_and_distinct, session,
 };
 
@@ -43,10 +43,12 @@ async fn sqlite_stores_100k_readings_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stores_100k_readings_exactly_once() {
-    stores_each_reading_once(&pg_url(), &crate::unique("vol"), 100_000).await;
+    let db = pg();
+    stores_each_reading_once(&db.url(), "readings", 100_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_stores_100k_readings_exactly_once() {
-    stores_each_reading_once(&mysql_url(), &crate::unique("vol"), 100_000).await;
+    let db = mysql();
+    stores_each_reading_once(&db.url(), "readings", 100_000).await;
 }

@@ -7,6 +7,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod broker;
+mod databases;
+mod other_brokers;
 mod pki;
 mod proxy;
 mod subscriber;
