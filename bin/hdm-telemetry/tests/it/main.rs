@@ -66,6 +66,24 @@ async fn ingested(cloud: &HdmCloud, n: usize) -> Vec<hdm::protocol::envelope::En
     }
 }
 
+/// iot-sim's local cloud with the HDM cloud side, in a new folder.
+async fn local_cloud() -> (tempfile::TempDir, std::path::PathBuf, HdmCloud, Sim) {
+    let dir = tempfile::tempdir().unwrap();
+    let cert_dir = dir.path().join("agent_cert");
+    let cloud = HdmCloud::from_dev_pki(&cert_dir);
+    let sim = Sim::start(
+        SimOptions {
+            cert_dir: cert_dir.clone(),
+            ..SimOptions::in_dir(dir.path())
+        },
+        vec![Arc::new(cloud.clone())],
+    )
+    .await
+    .unwrap();
+    assert!(cloud.use_listeners(sim.listeners()));
+    (dir, cert_dir, cloud, sim)
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -129,19 +147,7 @@ fn no_env_file_explains_the_choices() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provision_send_and_shadow_through_the_binary() {
-    let dir = tempfile::tempdir().unwrap();
-    let cert_dir = dir.path().join("agent_cert");
-    let cloud = HdmCloud::from_dev_pki(&cert_dir);
-    let sim = Sim::start(
-        SimOptions {
-            cert_dir: cert_dir.clone(),
-            ..SimOptions::in_dir(dir.path())
-        },
-        vec![Arc::new(cloud.clone())],
-    )
-    .await
-    .unwrap();
-    assert!(cloud.use_listeners(sim.listeners()));
+    let (dir, cert_dir, cloud, sim) = local_cloud().await;
     std::fs::write(
         dir.path().join("env.dev"),
         format!(
@@ -288,19 +294,7 @@ async fn provision_send_and_shadow_through_the_binary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gen3_device_flow_prints_the_code_as_ndjson_then_sends_lowercase_events() {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let cert_dir = dir.path().join("agent_cert");
-    let cloud = HdmCloud::from_dev_pki(&cert_dir);
-    let sim = Sim::start(
-        SimOptions {
-            cert_dir: cert_dir.clone(),
-            ..SimOptions::in_dir(dir.path())
-        },
-        vec![Arc::new(cloud.clone())],
-    )
-    .await
-    .unwrap();
-    assert!(cloud.use_listeners(sim.listeners()));
+    let (dir, cert_dir, cloud, sim) = local_cloud().await;
     let base = sim.https_base().unwrap().to_owned();
     std::fs::write(
         dir.path().join("env.test"),

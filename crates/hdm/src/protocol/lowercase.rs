@@ -14,7 +14,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::protocol::envelope::{EnvelopeError, MAX_MESSAGE_BYTES, format_timestamp};
+use crate::protocol::envelope::{
+    EnvelopeError, check_size, encode_limited, envelope_object, format_timestamp,
+};
 use crate::protocol::json::{FieldError, Fields, kind};
 
 /// The header schema version this client sends.
@@ -233,18 +235,7 @@ impl LowerEnvelope {
         now: OffsetDateTime,
     ) -> Result<LowerEnvelope, EnvelopeError> {
         let is_envelope = LowerEnvelope::is_envelope_input(&input);
-        let Value::Object(input) = input else {
-            return Err(EnvelopeError::Input {
-                found: kind(&input).into(),
-            });
-        };
-        let mut obj = if is_envelope {
-            input
-        } else {
-            let mut m = Map::new();
-            m.insert("payload".into(), Value::Object(input));
-            m
-        };
+        let mut obj = envelope_object(input, is_envelope)?;
         let stamp = format_timestamp(now);
         let s = |v: &str| Value::String(v.to_owned());
         let mut fill = |key: &str, value: Option<Value>| {
@@ -347,28 +338,15 @@ impl LowerEnvelope {
         })
     }
 
-    /// Encodes the event, refusing it over [`MAX_MESSAGE_BYTES`].
+    /// Encodes the event, refusing it over
+    /// [`MAX_MESSAGE_BYTES`](crate::protocol::envelope::MAX_MESSAGE_BYTES).
     pub fn encode(&self) -> Result<Vec<u8>, EnvelopeError> {
-        let bytes = serde_json::to_vec(self).map_err(|e| EnvelopeError::Input {
-            found: e.to_string(),
-        })?;
-        if bytes.len() > MAX_MESSAGE_BYTES {
-            return Err(EnvelopeError::TooLarge {
-                size: bytes.len(),
-                limit: MAX_MESSAGE_BYTES,
-            });
-        }
-        Ok(bytes)
+        encode_limited(self)
     }
 
     /// Decodes and checks a received event (the cloud side).
     pub fn decode(bytes: &[u8]) -> Result<LowerEnvelope, EnvelopeError> {
-        if bytes.len() > MAX_MESSAGE_BYTES {
-            return Err(EnvelopeError::TooLarge {
-                size: bytes.len(),
-                limit: MAX_MESSAGE_BYTES,
-            });
-        }
+        check_size(bytes.len())?;
         Ok(LowerEnvelope::from_object(&Fields::parse(WHAT, bytes)?)?)
     }
 }
