@@ -406,4 +406,25 @@ mod tests {
         let json = serde_json::to_value(Event::Shadow(ShadowEvent::Missing)).unwrap();
         assert_eq!(json["event"], "missing");
     }
+
+    #[test]
+    fn the_device_flow_code_reads_as_a_sentence_and_as_ndjson_data() {
+        let e = Event::DeviceAuthorization {
+            verification_uri: "https://directory.sandbox.zaikio.com/device".into(),
+            verification_uri_complete: None,
+            user_code: "WDJB-MJHT".into(),
+            expires_in: 900,
+        };
+        assert_eq!(e.kind(), "device_authorization");
+        let t = e.text();
+        assert!(
+            t.contains("https://directory.sandbox.zaikio.com/device")
+                && t.contains("WDJB-MJHT")
+                && t.contains("15 min"),
+            "{t}"
+        );
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["user_code"], "WDJB-MJHT");
+        assert!(v.get("verification_uri_complete").is_none());
+    }
 }
