@@ -1,6 +1,7 @@
 //! The command line of `hdm-telemetry`: four subcommands over shared groups (env file, store,
 //! connection, event header). Stage one only: parsing and validation; `cmd` resolves files.
-//! The API key is never a flag (flags show in `ps`): it comes from the env file or HDM_API_KEY.
+//! Secrets are never flags (flags show in `ps`): the API key comes from the env file or
+//! HDM_API_KEY, the Bearer token from the env file, HDM_AUTH_TOKEN or a token file.
 
 use std::path::PathBuf;
 
@@ -32,16 +33,21 @@ pub enum Command {
     Run(RunArgs),
 }
 
-/// Which env file (env.dev, env.stg, env.prd).
+/// Which env file (env.dev, env.stg, env.prd; gen 3 env.test, env.live).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Env file")]
 pub struct EnvArgs {
-    /// The env file (keys stage, base_url, api_key, api_version, loglevel).
+    /// The env file; its keys name the API generation (gen 1 api_key, gen 2/2b auth_token,
+    /// gen 3 DIRECTORY_HOST and DIRECTORY_OAUTH_CLIENT_ID, or generation=1|2|2b|3).
     #[arg(long, value_name = "PATH", conflicts_with = "stage")]
     pub env_file: Option<PathBuf>,
     /// Read ./env.STAGE (dev, stg, prd). Without either, $PIPENV_DOTENV_LOCATION is used.
     #[arg(long, value_name = "STAGE")]
     pub stage: Option<String>,
+    /// A file holding the Bearer token of generation 2/2b (instead of auth_token in the env
+    /// file; HDM_AUTH_TOKEN works too). Keep it chmod 600.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// Where the identity lives.
@@ -71,8 +77,8 @@ pub struct ProvisionArgs {
     pub env: EnvArgs,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Make the private key here and send a certificate signing request (the later
-    /// reference client's flow) instead of receiving a key from the service.
+    /// Make the private key here and send a certificate signing request (generation 2b and 3
+    /// always do) instead of receiving a key from the service.
     #[arg(long)]
     pub csr: bool,
     /// Provision even though the store holds an identity (creates new assets in the backend).
@@ -99,18 +105,21 @@ pub struct EventArgs {
     /// assetId (default: the thing name).
     #[arg(long, value_name = "ID")]
     pub asset_id: Option<String>,
-    /// assetType.
-    #[arg(long, value_name = "TYPE", default_value = "Press")]
-    pub asset_type: String,
-    /// senderId (default: the thing name).
+    /// assetType (default Press; generation 3: DigitalPrinter).
+    #[arg(long, value_name = "TYPE")]
+    pub asset_type: Option<String>,
+    /// assetserial of generation 3 (default: the thing name).
+    #[arg(long, value_name = "SERIAL")]
+    pub asset_serial: Option<String>,
+    /// senderId (default: the thing name; generation 1 to 2b).
     #[arg(long, value_name = "ID")]
     pub sender_id: Option<String>,
-    /// senderType.
-    #[arg(long, value_name = "TYPE", default_value = "prinect")]
-    pub sender_type: String,
-    /// payloadVersion.
-    #[arg(long, value_name = "V", default_value = "1")]
-    pub payload_version: String,
+    /// senderType (default prinect; generation 3: system).
+    #[arg(long, value_name = "TYPE")]
+    pub sender_type: Option<String>,
+    /// payloadVersion (default 1; an integer in generation 3).
+    #[arg(long, value_name = "V")]
+    pub payload_version: Option<String>,
     /// connectionDeviceId (omitted by default).
     #[arg(long, value_name = "ID")]
     pub connection_device_id: Option<String>,
@@ -130,7 +139,8 @@ pub struct EventArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub interval: Option<f64>,
     /// The reference demo: eventType reference-client-test (what the HDM monitor shows),
-    /// eventSubtype any-sub-type, payload {"foo":"bar"}, 3 events 0.5 s apart.
+    /// eventSubtype any-sub-type, payload {"foo":"bar"}, 3 events 0.5 s apart; generation 3:
+    /// generic.signal/Status, payload version 2, a Status payload.
     #[arg(long)]
     pub demo: bool,
     /// Seconds to wait for the last confirmations.

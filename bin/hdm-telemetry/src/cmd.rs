@@ -6,20 +6,20 @@ use std::time::Duration;
 
 use cli::args::{AuthArgs, SpoolArgs};
 use cli::output::{Format, Output, exit};
+use hdm::agent::api::ApiOptions;
 use hdm::agent::config::{env_path, load_env};
 use hdm::agent::provision::{ProvisionOptions, provision as provision_device};
 use hdm::agent::run::{Plan, ShadowPlan, Summary, run as run_device};
 use hdm::agent::telemetry::{
-    check_input, default_input, parse_inline, read_input_file, stdin_source,
+    EventHeader, check_input, default_input, parse_inline, read_input_file, stdin_source, topic_for,
 };
 use hdm::agent::{AgentError, Event, EventSource, Provisioned, Store, TelemetryPlan, connect};
 use hdm::protocol::env::{EnvFile, LogLevel};
-use hdm::protocol::envelope::{
-    DEMO_EVENT_SUBTYPE, DEMO_EVENT_TYPE, Envelope, Header, PayloadVersion,
-};
+use hdm::protocol::envelope::{DEMO_EVENT_SUBTYPE, DEMO_EVENT_TYPE, Header, PayloadVersion};
+use hdm::protocol::generation::Generation;
+use hdm::protocol::lowercase::{self, LowerHeader};
 use hdm::protocol::shadow::device::DeviceConfig;
 use hdm::protocol::shadow::gate::initial_state;
-use hdm::protocol::topics::telemetry_topic;
 use transport::{Outbox, SessionOptions, StartMode};
 
 use crate::args::{
@@ -50,7 +50,7 @@ pub fn verbosity(cli: &Cli) -> (u8, bool) {
 
 fn read_env(e: &EnvArgs) -> Result<EnvFile, AgentError> {
     let path = env_path(e.env_file.as_deref(), e.stage.as_deref(), Path::new("."))?;
-    load_env(&path, e.stage.as_deref())
+    load_env(&path, e.stage.as_deref(), e.token_file.clone())
 }
 
 fn finish(result: Result<u8, AgentError>) -> u8 {
@@ -73,8 +73,11 @@ pub async fn provision(args: ProvisionArgs, out: Output) -> u8 {
                 store: args.store.store,
                 csr: args.csr,
                 force: args.force,
-                https_ca: args.cafile,
-                timeout: Duration::from_secs(args.timeout.max(1)),
+                api: ApiOptions {
+                    https_ca: args.cafile,
+                    timeout: Duration::from_secs(args.timeout.max(1)),
+                    allow_plaintext: false,
+                },
             };
             provision_device(&opts, &move |e: Event| print(out, &e)).await?;
             Ok(exit::OK)
@@ -100,7 +103,16 @@ fn session_options(conn: &ConnArgs, device: &Provisioned) -> Result<SessionOptio
     Ok(opts)
 }
 
-fn outbox(spool: Option<&SpoolArgs>, opts: &mut SessionOptions) -> Result<Outbox, AgentError> {
+/// The outbox; a long-running mode (`long`) without a durable spool waits for its first
+/// connection retrying every failure, with one it starts at once (the failure policy).
+fn outbox(
+    spool: Option<&SpoolArgs>,
+    opts: &mut SessionOptions,
+    long: bool,
+) -> Result<Outbox, AgentError> {
+    if long {
+        opts.start_mode = StartMode::WaitForConnection;
+    }
     let Some(spool) = spool else {
         return Ok(Outbox::memory(10_000));
     };
@@ -113,50 +125,108 @@ fn outbox(spool: Option<&SpoolArgs>, opts: &mut SessionOptions) -> Result<Outbox
     Ok(outbox)
 }
 
-fn telemetry_plan(ev: &EventArgs, stage: &str, thing: &str) -> Result<TelemetryPlan, AgentError> {
-    let header = Header {
-        payload_version: PayloadVersion::Text(ev.payload_version.clone()),
-        asset_type: ev.asset_type.clone(),
-        sender_type: ev.sender_type.clone(),
-        event_type: ev
-            .event_type
-            .clone()
-            .or_else(|| ev.demo.then(|| DEMO_EVENT_TYPE.to_owned())),
-        event_subtype: ev
-            .event_subtype
-            .clone()
-            .or_else(|| ev.demo.then(|| DEMO_EVENT_SUBTYPE.to_owned())),
-        asset_id: ev.asset_id.clone().unwrap_or_else(|| thing.to_owned()),
-        sender_id: ev.sender_id.clone().unwrap_or_else(|| thing.to_owned()),
-        connection_device_id: ev.connection_device_id.clone(),
+/// The header of bare payloads in the generation's dialect, from the flags.
+fn event_header(
+    ev: &EventArgs,
+    generation: Generation,
+    device: &Provisioned,
+) -> Result<EventHeader, AgentError> {
+    let thing = device.thing.as_str();
+    if generation != Generation::Gen3 {
+        return Ok(EventHeader::CamelCase(Header {
+            payload_version: PayloadVersion::Text(
+                ev.payload_version.clone().unwrap_or_else(|| "1".into()),
+            ),
+            asset_type: ev.asset_type.clone().unwrap_or_else(|| "Press".into()),
+            sender_type: ev.sender_type.clone().unwrap_or_else(|| "prinect".into()),
+            event_type: ev
+                .event_type
+                .clone()
+                .or_else(|| ev.demo.then(|| DEMO_EVENT_TYPE.to_owned())),
+            event_subtype: ev
+                .event_subtype
+                .clone()
+                .or_else(|| ev.demo.then(|| DEMO_EVENT_SUBTYPE.to_owned())),
+            asset_id: ev.asset_id.clone().unwrap_or_else(|| thing.to_owned()),
+            sender_id: ev.sender_id.clone().unwrap_or_else(|| thing.to_owned()),
+            connection_device_id: ev.connection_device_id.clone(),
+        }));
+    }
+    let site = device
+        .properties
+        .as_ref()
+        .and_then(|p| p.site_id.as_deref());
+    let mut h = LowerHeader::defaults(thing, site);
+    h.payloadversion = match &ev.payload_version {
+        Some(v) => v.parse().map_err(|_| {
+            AgentError::Config(format!(
+                "--payload-version `{v}`: generation 3's payloadversion is an integer"
+            ))
+        })?,
+        None if ev.demo => lowercase::DEMO_PAYLOAD_VERSION,
+        None => 1,
     };
+    if let Some(v) = &ev.asset_id {
+        h.assetid.clone_from(v);
+    }
+    if let Some(v) = &ev.asset_serial {
+        h.assetserial.clone_from(v);
+    }
+    if let Some(v) = &ev.asset_type {
+        h.assettype.clone_from(v);
+    }
+    if let Some(v) = &ev.sender_type {
+        h.sendertype.clone_from(v);
+    }
+    h.eventtype = ev
+        .event_type
+        .clone()
+        .or_else(|| ev.demo.then(|| lowercase::DEMO_EVENT_TYPE.to_owned()));
+    h.eventsubtype = ev
+        .event_subtype
+        .clone()
+        .or_else(|| ev.demo.then(|| lowercase::DEMO_EVENT_SUBTYPE.to_owned()));
+    Ok(EventHeader::Lowercase(h))
+}
+
+fn telemetry_plan(
+    ev: &EventArgs,
+    env: &EnvFile,
+    device: &Provisioned,
+) -> Result<TelemetryPlan, AgentError> {
+    let generation = env.generation()?;
+    let header = event_header(ev, generation, device)?;
+    let lower = generation == Generation::Gen3;
     let source = if let Some(p) = &ev.payload {
         EventSource::Repeat(parse_inline(p)?)
     } else if let Some(f) = &ev.payload_file {
         EventSource::Repeat(read_input_file(f)?)
     } else if ev.stdin {
         stdin_source()
+    } else if ev.demo && lower {
+        EventSource::Repeat(lowercase::demo_payload())
     } else {
         EventSource::Repeat(default_input(ev.demo))
     };
     if let EventSource::Repeat(v) = &source {
         // The same input every time: refuse a bad one before connecting.
-        let carries = |k: &str| Envelope::is_envelope_input(v) && v.get(k).is_some();
+        let carries = |k: &str| header.is_envelope_input(v) && v.get(k).is_some();
+        let (has_type, has_subtype) = match &header {
+            EventHeader::CamelCase(h) => (h.event_type.is_some(), h.event_subtype.is_some()),
+            EventHeader::Lowercase(h) => (h.eventtype.is_some(), h.eventsubtype.is_some()),
+        };
+        let (t, st) = if lower {
+            ("eventtype", "eventsubtype")
+        } else {
+            ("eventType", "eventSubtype")
+        };
         for (field, flag, set) in [
-            (
-                "eventType",
-                "--event-type TYPE",
-                header.event_type.is_some(),
-            ),
-            (
-                "eventSubtype",
-                "--event-subtype SUBTYPE",
-                header.event_subtype.is_some(),
-            ),
+            (t, "--event-type TYPE", has_type),
+            (st, "--event-subtype SUBTYPE", has_subtype),
         ] {
             if !set && !carries(field) {
                 return Err(AgentError::Config(format!(
-                    "no {field} for the events: pass {flag}, or --demo for the reference demo ({DEMO_EVENT_TYPE}/{DEMO_EVENT_SUBTYPE})"
+                    "no {field} for the events: pass {flag}, or --demo for the reference demo"
                 )));
             }
         }
@@ -169,7 +239,11 @@ fn telemetry_plan(ev: &EventArgs, stage: &str, thing: &str) -> Result<TelemetryP
         None => Some(if ev.demo { 3 } else { 1 }),
     };
     Ok(TelemetryPlan {
-        topic: telemetry_topic(stage)?,
+        topic: topic_for(
+            generation,
+            env.stage.as_ref().map(|l| l.value.as_str()),
+            device,
+        )?,
         header,
         source,
         count,
@@ -229,13 +303,14 @@ async fn drive(
     store: &Path,
     conn: &ConnArgs,
     spool: Option<&SpoolArgs>,
+    long: bool,
     plan: impl FnOnce(&Provisioned) -> Result<Plan, AgentError>,
 ) -> Result<u8, AgentError> {
     let device = Store::new(store).load()?;
     let mut opts = session_options(conn, &device)?;
     let plan = plan(&device)?;
     let total = plan.telemetry.as_ref().and_then(|t| t.count).unwrap_or(0);
-    let outbox = outbox(spool, &mut opts)?;
+    let outbox = outbox(spool, &mut opts, long)?;
     let bar = out.progress(total, "sending");
     let b = bar.clone();
     let reporter = move |e: Event| {
@@ -265,13 +340,19 @@ pub async fn send(args: SendArgs, out: Output) -> u8 {
     finish(
         async {
             let env = read_env(&args.env)?;
-            let stage = env.stage()?.to_owned();
-            drive(out, &args.store.store, &args.conn, Some(&args.spool), |d| {
-                Ok(Plan {
-                    shadow: None,
-                    telemetry: Some(telemetry_plan(&args.events, &stage, &d.thing)?),
-                })
-            })
+            drive(
+                out,
+                &args.store.store,
+                &args.conn,
+                Some(&args.spool),
+                false,
+                |d| {
+                    Ok(Plan {
+                        shadow: None,
+                        telemetry: Some(telemetry_plan(&args.events, &env, d)?),
+                    })
+                },
+            )
             .await
         }
         .await,
@@ -281,12 +362,19 @@ pub async fn send(args: SendArgs, out: Output) -> u8 {
 /// `hdm-telemetry shadow`.
 pub async fn shadow(args: ShadowArgs, out: Output) -> u8 {
     finish(
-        drive(out, &args.store.store, &args.conn, None, |_| {
-            Ok(Plan {
-                shadow: Some(shadow_plan(&args.shadow)),
-                telemetry: None,
-            })
-        })
+        drive(
+            out,
+            &args.store.store,
+            &args.conn,
+            None,
+            args.shadow.follow,
+            |_| {
+                Ok(Plan {
+                    shadow: Some(shadow_plan(&args.shadow)),
+                    telemetry: None,
+                })
+            },
+        )
         .await,
     )
 }
@@ -296,13 +384,19 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
     finish(
         async {
             let env = read_env(&args.env)?;
-            let stage = env.stage()?.to_owned();
-            drive(out, &args.store.store, &args.conn, Some(&args.spool), |d| {
-                Ok(Plan {
-                    shadow: Some(shadow_plan(&args.shadow)),
-                    telemetry: Some(telemetry_plan(&args.events, &stage, &d.thing)?),
-                })
-            })
+            drive(
+                out,
+                &args.store.store,
+                &args.conn,
+                Some(&args.spool),
+                true,
+                |d| {
+                    Ok(Plan {
+                        shadow: Some(shadow_plan(&args.shadow)),
+                        telemetry: Some(telemetry_plan(&args.events, &env, d)?),
+                    })
+                },
+            )
             .await
         }
         .await,

@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use transport::{Message, Outbox, Session};
 
-use crate::agent::config::load_env_with;
+use crate::agent::api::ApiOptions;
+use crate::agent::config::{Overrides, load_env_with};
 use crate::agent::provision::{ProvisionOptions, ProvisionOutcome, provision};
 use crate::agent::run::{Plan, ShadowPlan, run as run_agent};
 use crate::agent::{Event, EventSource, Store, TelemetryPlan, connect};
@@ -51,14 +52,17 @@ async fn provision_into(
     store: &Path,
     csr: bool,
 ) -> Result<String, String> {
-    let e = load_env_with(env_file, None, None).map_err(|e| e.to_string())?;
+    let e = load_env_with(env_file, None, Overrides::default()).map_err(|e| e.to_string())?;
     let opts = ProvisionOptions {
         env: e,
         store: store.to_owned(),
         csr,
         force: false,
-        https_ca: vec![env.ca.clone()],
-        timeout: Duration::from_secs(10),
+        api: ApiOptions {
+            https_ca: vec![env.ca.clone()],
+            timeout: Duration::from_secs(10),
+            allow_plaintext: false,
+        },
     };
     match provision(&opts, &|_| {}).await.map_err(|e| e.to_string())? {
         ProvisionOutcome::Provisioned { thing }
@@ -154,7 +158,7 @@ async fn run_device(env: &DemoEnv, store_dir: &Path) -> Vec<DemoRow> {
         }),
         telemetry: Some(TelemetryPlan {
             topic,
-            header,
+            header: header.into(),
             source: EventSource::Channel(in_rx),
             count: None,
             interval: None,

@@ -66,6 +66,24 @@ async fn ingested(cloud: &HdmCloud, n: usize) -> Vec<hdm::protocol::envelope::En
     }
 }
 
+/// iot-sim's local cloud with the HDM cloud side, in a new folder.
+async fn local_cloud() -> (tempfile::TempDir, std::path::PathBuf, HdmCloud, Sim) {
+    let dir = tempfile::tempdir().unwrap();
+    let cert_dir = dir.path().join("agent_cert");
+    let cloud = HdmCloud::from_dev_pki(&cert_dir);
+    let sim = Sim::start(
+        SimOptions {
+            cert_dir: cert_dir.clone(),
+            ..SimOptions::in_dir(dir.path())
+        },
+        vec![Arc::new(cloud.clone())],
+    )
+    .await
+    .unwrap();
+    assert!(cloud.use_listeners(sim.listeners()));
+    (dir, cert_dir, cloud, sim)
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -129,19 +147,7 @@ fn no_env_file_explains_the_choices() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provision_send_and_shadow_through_the_binary() {
-    let dir = tempfile::tempdir().unwrap();
-    let cert_dir = dir.path().join("agent_cert");
-    let cloud = HdmCloud::from_dev_pki(&cert_dir);
-    let sim = Sim::start(
-        SimOptions {
-            cert_dir: cert_dir.clone(),
-            ..SimOptions::in_dir(dir.path())
-        },
-        vec![Arc::new(cloud.clone())],
-    )
-    .await
-    .unwrap();
-    assert!(cloud.use_listeners(sim.listeners()));
+    let (dir, cert_dir, cloud, sim) = local_cloud().await;
     std::fs::write(
         dir.path().join("env.dev"),
         format!(
@@ -278,6 +284,112 @@ async fn provision_send_and_shadow_through_the_binary() {
         ingested(&cloud, 6).await.len(),
         6,
         "refused events never left"
+    );
+    sim.stop().await;
+}
+
+/// Generation 3 through the binary: the device flow's URL and code arrive as NDJSON while the
+/// binary waits; once a "person" approves the code, it onboards and `send --demo` sends the
+/// lowercase demo event to the org topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gen3_device_flow_prints_the_code_as_ndjson_then_sends_lowercase_events() {
+    use std::io::BufRead;
+    let (dir, cert_dir, cloud, sim) = local_cloud().await;
+    let base = sim.https_base().unwrap().to_owned();
+    std::fs::write(
+        dir.path().join("env.test"),
+        format!(
+            "stage=stg\nbase_url={base}/hdm\nDIRECTORY_HOST={base}/hdm/directory\nDIRECTORY_OAUTH_CLIENT_ID={}\n",
+            hdm::cloud::DEV_OAUTH_CLIENT_ID
+        ),
+    )
+    .unwrap();
+    let ca = cert_dir.join("ca.pem");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hdm-telemetry"))
+        .args([
+            "provision",
+            "--env-file",
+            "env.test",
+            "--output",
+            "json",
+            "--cafile",
+        ])
+        .arg(&ca)
+        .current_dir(dir.path())
+        .env_remove("HDM_AUTH_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let reader = tokio::task::spawn_blocking(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let _ = tx.send(serde_json::from_str(&line).unwrap());
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+            .await
+            .unwrap()
+            .expect("the binary ended before printing the code");
+        seen.push(e.clone());
+        if e["type"] == "device_authorization" {
+            let code = e["data"]["user_code"].as_str().unwrap();
+            assert!(
+                e["data"]["verification_uri"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("https://")
+            );
+            assert!(cloud.approve(code), "{e}");
+            break;
+        }
+    }
+    while let Some(e) = rx.recv().await {
+        seen.push(e);
+    }
+    reader.await.unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{seen:?}");
+    let provisioned = seen.iter().find(|e| e["type"] == "provisioned").unwrap();
+    assert_eq!(provisioned["data"]["generation"], "3");
+    assert!(
+        dir.path()
+            .join("certificate_store/properties.json")
+            .exists()
+    );
+
+    let o = bin_async(
+        dir.path(),
+        &[
+            "send",
+            "--env-file",
+            "env.test",
+            "--demo",
+            "--count",
+            "1",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut changes = cloud.watch();
+    while cloud.ingested_lowercase().is_empty() {
+        tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .expect("no lowercase event recorded")
+            .unwrap();
+    }
+    let e = &cloud.ingested_lowercase()[0];
+    assert_eq!(
+        (e.eventtype.as_str(), e.eventsubtype.as_str()),
+        ("generic.signal", "Status")
     );
     sim.stop().await;
 }

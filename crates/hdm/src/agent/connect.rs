@@ -1,4 +1,4 @@
-//! Connection settings for a provisioned device (hdm-aws.md A.4, C.3): MQTT over TLS to
+//! Connection settings for a provisioned device (the reference client's `iot_client.py`; AWS IoT developer guide, "Protocols, port mappings, and authentication"): MQTT over TLS to
 //! `mqttEndPoint:mqttPort` from `properties.json`, trusting `amazonRootCA1.pem`, presenting
 //! `deviceCert.cert` and `devicePrivateKey.pem`, client id = thing name, keep-alive 120 s.
 //! On port 443 the TLS handshake offers ALPN `x-amzn-mqtt-ca`, which AWS IoT requires there.
@@ -82,10 +82,11 @@ mod tests {
             root_ca: "cs/amazonRootCA1.pem".into(),
             cert: "cs/deviceCert.cert".into(),
             key: "cs/devicePrivateKey.pem".into(),
+            org_id: None,
             properties: Some(Properties {
                 mqtt_endpoint: "a1b2.iot.eu-west-1.amazonaws.com".into(),
                 mqtt_port: port,
-                client_id: None,
+                ..Properties::default()
             }),
         }
     }

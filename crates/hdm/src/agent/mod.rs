@@ -1,11 +1,16 @@
 //! The HDM device agent over `transport`: read the env file ([`config`]), provision into the
-//! certificate store ([`provision`], [`store`]), connect as the thing ([`connect`]), and drive
-//! telemetry and the shadow ([`run`], with [`telemetry`] building the events). Everything the
-//! agent does is reported as an [`Event`] to a [`Reporter`] the caller passes in; nothing here
-//! prints.
+//! certificate store per generation ([`provision`], with [`api`] for every HTTPS call, [`keys`]
+//! for keys made here, [`oauth`] and [`directory`] for gen 3, [`store`] on disk), connect as the
+//! thing ([`connect`]), and drive telemetry and the shadow ([`run`], with [`telemetry`] building
+//! the events). Everything the agent does is reported as an [`Event`] to a [`Reporter`] the
+//! caller passes in; nothing here prints.
 
+pub mod api;
 pub mod config;
 pub mod connect;
+pub mod directory;
+pub mod keys;
+pub mod oauth;
 pub mod provision;
 pub mod run;
 pub mod store;
@@ -16,9 +21,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 use transport::Outcome;
 
-use crate::protocol::config::API_KEY_HEADER;
 use crate::protocol::env::EnvError;
 use crate::protocol::envelope::EnvelopeError;
+use crate::protocol::generation::Generation;
 use crate::protocol::json::FieldError;
 use crate::protocol::shadow::device::ShadowEvent;
 use crate::protocol::topics::TopicError;
@@ -46,8 +51,39 @@ pub enum Event {
         thing: String,
         /// With a locally made key and CSR.
         csr: bool,
+        /// The API generation used.
+        generation: Generation,
         /// The store.
         store: PathBuf,
+    },
+    /// Gen 3: a person must approve this device in the Zaikio directory.
+    DeviceAuthorization {
+        /// Where to go.
+        verification_uri: String,
+        /// The same with the code filled in, if offered.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        verification_uri_complete: Option<String>,
+        /// The code to enter.
+        user_code: String,
+        /// Seconds the code is valid.
+        expires_in: u64,
+    },
+    /// Gen 3: a Bearer token is at hand.
+    Authorized {
+        /// `stored`, `refresh` or `device flow`.
+        via: &'static str,
+    },
+    /// Gen 3: a Zaikio directory step was done (and remembered).
+    Directory {
+        /// `site`, `machine` or `ownership`.
+        step: &'static str,
+        /// The site or machine id.
+        id: String,
+    },
+    /// The broker refused the shadow subscription: telemetry goes on without the shadow.
+    ShadowUnavailable {
+        /// What the broker said.
+        reason: String,
     },
     /// The store already held an identity; none was requested.
     AlreadyProvisioned {
@@ -99,6 +135,10 @@ impl Event {
         match self {
             Event::Configured { .. } => "configured",
             Event::Provisioned { .. } => "provisioned",
+            Event::DeviceAuthorization { .. } => "device_authorization",
+            Event::Authorized { .. } => "authorized",
+            Event::Directory { .. } => "directory",
+            Event::ShadowUnavailable { .. } => "shadow_unavailable",
             Event::AlreadyProvisioned { .. } => "already_provisioned",
             Event::Connected { .. } => "connected",
             Event::Disconnected { .. } => "disconnected",
@@ -120,8 +160,13 @@ impl Event {
                 "configuration: broker {mqtt_endpoint}:{mqtt_port}; root CA written to {}",
                 root_ca.display()
             ),
-            Event::Provisioned { thing, csr, store } => format!(
-                "provisioned as thing `{thing}` ({}); identity stored in {}",
+            Event::Provisioned {
+                thing,
+                csr,
+                generation,
+                store,
+            } => format!(
+                "provisioned as thing `{thing}` ({generation}; {}); identity stored in {}",
                 if *csr {
                     "key made here, CSR signed by the service"
                 } else {
@@ -129,6 +174,27 @@ impl Event {
                 },
                 store.display()
             ),
+            Event::DeviceAuthorization {
+                verification_uri,
+                verification_uri_complete,
+                user_code,
+                expires_in,
+            } => format!(
+                "to authorize this device, open {} and enter the code {user_code} (valid for {} min); waiting for the approval",
+                verification_uri_complete
+                    .as_ref()
+                    .unwrap_or(verification_uri),
+                expires_in / 60
+            ),
+            Event::Authorized { via } => format!("Zaikio directory: authorized ({via})"),
+            Event::Directory { step, id } => match *step {
+                "site" => format!("Zaikio directory: using site {id}"),
+                "machine" => format!("Zaikio directory: machine registered as {id}"),
+                _ => format!("Zaikio directory: the machine now belongs to site {id}"),
+            },
+            Event::ShadowUnavailable { reason } => {
+                format!("shadow unavailable ({reason}); telemetry goes on without it")
+            }
             Event::AlreadyProvisioned { thing, store } => format!(
                 "{} already holds the identity of `{thing}`; not provisioning again (each provisioning creates assets in the backend; --force to do it anyway)",
                 store.display()
@@ -225,6 +291,12 @@ pub enum AgentError {
     /// The certificate store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An HTTPS step the HTTP policy refused or that failed on the way.
+    #[error(transparent)]
+    Transport(#[from] transport::http::HttpError),
+    /// The Zaikio authorization or directory did not give what onboarding needs.
+    #[error("Zaikio: {0}")]
+    Authorization(String),
     /// The configuration or provisioning service could not be reached.
     #[error("cannot reach {url}: {reason}")]
     Http {
@@ -294,17 +366,14 @@ impl AgentError {
             | AgentError::Envelope(_)
             | AgentError::Topic(_)
             | AgentError::Connect(transport::session::StartError::Options(_))
+            | AgentError::Transport(
+                transport::http::HttpError::Plaintext { .. } | transport::http::HttpError::Tls(_),
+            )
             | AgentError::HttpStatus {
                 status: 401 | 403, ..
             } => Outcome::Usage,
             _ => Outcome::Failure,
         }
-    }
-
-    pub(crate) fn forbidden_hint(file: &str) -> String {
-        format!(
-            "the service refused the API key; check `api_key` in {file} (or HDM_API_KEY) — it is sent as the {API_KEY_HEADER} header"
-        )
     }
 }
 
@@ -336,5 +405,26 @@ mod tests {
         assert!(e.text().contains("ODA"));
         let json = serde_json::to_value(Event::Shadow(ShadowEvent::Missing)).unwrap();
         assert_eq!(json["event"], "missing");
+    }
+
+    #[test]
+    fn the_device_flow_code_reads_as_a_sentence_and_as_ndjson_data() {
+        let e = Event::DeviceAuthorization {
+            verification_uri: "https://directory.sandbox.zaikio.com/device".into(),
+            verification_uri_complete: None,
+            user_code: "WDJB-MJHT".into(),
+            expires_in: 900,
+        };
+        assert_eq!(e.kind(), "device_authorization");
+        let t = e.text();
+        assert!(
+            t.contains("https://directory.sandbox.zaikio.com/device")
+                && t.contains("WDJB-MJHT")
+                && t.contains("15 min"),
+            "{t}"
+        );
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["user_code"], "WDJB-MJHT");
+        assert!(v.get("verification_uri_complete").is_none());
     }
 }

@@ -1,48 +1,47 @@
-//! Provisioning (hdm-aws.md A.3): `GET {base_url}/{api_version}/configuration` with
-//! `x-api-key`, write the root CA (every run) and `properties.json`, and — only when the store
-//! has no private key, or with `force` — `POST` to `provisioning.provisioningURL`: with an
-//! empty body the service makes the key pair (gen 1); with `csr` a key is made here and the
-//! service signs its CSR (gen 2b). Each provisioning creates assets in the backend, so a second
-//! one is refused unless forced.
+//! Provisioning per generation (the HDM IoT reference client, <https://github.com/hdm-master/iot-reference-client>), every call through [`Api`]:
+//!
+//! - gen 1, 2, 2b: `GET` the configuration (gen 1 `{base_url}/{api_version}/configuration` with
+//!   `x-api-key`; gen 2/2b `{base_url}/v3/configuration` with the Bearer token), write the root CA
+//!   and `properties.json` (every run, like the reference client), and — only when the store has
+//!   no private key, or with `force` — `POST` to `provisioning.provisioningURL`: empty (the
+//!   service makes the key pair: gen 1, 2) or with a CSR for a key made here (gen 2b, or `csr`).
+//! - gen 3: nothing when the store is onboarded (key, certificate, `properties.json`), as the
+//!   reference client; else the Zaikio token ([`oauth`](super::oauth)), the directory
+//!   steps ([`directory`]), a key made here, `GET {base_url}/v3/
+//!   configuration` and `POST {base_url}/v4/provisioning` with `{certificateSigningRequest,
+//!   siteId}`, then the store with `properties.json`'s eight keys.
+//!
+//! Each provisioning creates assets in the backend, so a second one is refused unless forced.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use rcgen::{CertificateParams, DnType, KeyPair};
-use transport::tls::TlsOptions;
+use reqwest::Method;
+use transport::auth::Secret;
 
+use crate::agent::api::{Api, ApiOptions, Body, Credential};
+use crate::agent::keys::{LocalKey, make_key_and_csr};
+use crate::agent::oauth::{Directory, bearer_token};
 use crate::agent::store::NewIdentity;
-use crate::agent::{AgentError, Event, Reporter, Store};
-use crate::protocol::config::{
-    API_KEY_HEADER, ConfigurationResponse, CsrRequest, ProvisioningResponse,
-};
+use crate::agent::{AgentError, Event, Reporter, Store, directory};
+use crate::protocol::config::{ConfigurationResponse, CsrRequest, Expect, ProvisioningResponse};
 use crate::protocol::env::EnvFile;
+use crate::protocol::generation::{CONFIG_VERSION_V3, Generation, PROVISIONING_V4_PATH};
 use crate::protocol::json::FieldError;
 use crate::protocol::store::Properties;
-
-/// The CSR subject the reference client uses (gen 2b).
-pub const CSR_SUBJECT: [(&str, &str); 4] = [
-    ("C", "DE"),
-    ("ST", "Berlin"),
-    ("L", "Berlin"),
-    ("CN", "Referenz-Client"),
-];
 
 /// How to provision.
 #[derive(Debug, Clone)]
 pub struct ProvisionOptions {
-    /// The env file (`base_url`, `api_key`, `api_version`).
+    /// The env file (its keys name the generation).
     pub env: EnvFile,
     /// The certificate store folder.
     pub store: PathBuf,
-    /// Make the key here and send a CSR.
+    /// Make the key here and send a CSR (gen 1 and 2; 2b and 3 always do).
     pub csr: bool,
     /// Provision even when an identity is stored.
     pub force: bool,
-    /// CA files to trust for the HTTPS calls (empty: the system's roots).
-    pub https_ca: Vec<PathBuf>,
-    /// Timeout of each HTTPS call.
-    pub timeout: Duration,
+    /// The HTTPS calls.
+    pub api: ApiOptions,
 }
 
 /// What provisioning did.
@@ -60,145 +59,78 @@ pub enum ProvisionOutcome {
     },
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = c.source();
-    }
-    s
-}
-
-fn status_message(body: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
-}
-
-async fn call(
-    what: &'static str,
-    req: reqwest::RequestBuilder,
-    url: &str,
-    env_file: &str,
-) -> Result<Vec<u8>, AgentError> {
-    let resp = req.send().await.map_err(|e| AgentError::Http {
-        url: url.to_owned(),
-        reason: error_chain(&e),
-    })?;
-    let status = resp.status().as_u16();
-    let body = resp.bytes().await.map_err(|e| AgentError::Http {
-        url: url.to_owned(),
-        reason: error_chain(&e),
-    })?;
-    if (200..300).contains(&status) {
-        return Ok(body.to_vec());
-    }
-    let mut message = status_message(&body);
-    if matches!(status, 401 | 403) {
-        message = format!("{message}; {}", AgentError::forbidden_hint(env_file));
-    }
-    Err(AgentError::HttpStatus {
-        what,
-        url: url.to_owned(),
-        status,
-        message,
-    })
-}
-
-fn check_url(url: &str) -> Result<(), FieldError> {
-    let ok = url::Url::parse(url).is_ok_and(|u| {
-        u.scheme() == "https"
-            || (u.scheme() == "http"
-                && matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")))
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(FieldError {
-            what: "configuration response",
-            field: "provisioning.provisioningURL".into(),
-            expected: "an https:// URL",
-            found: format!("`{url}`"),
-        })
-    }
-}
-
-/// A local key (ECDSA P-256, PKCS#8 PEM) and a CSR for it with the reference client's subject.
-pub fn make_key_and_csr() -> Result<(KeyPair, String), AgentError> {
-    let setup =
-        |e: rcgen::Error| AgentError::Setup(format!("cannot make the device key and CSR: {e}"));
-    let key = KeyPair::generate().map_err(setup)?;
-    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(setup)?;
-    for (k, v) in CSR_SUBJECT {
-        let t = match k {
-            "C" => DnType::CountryName,
-            "ST" => DnType::StateOrProvinceName,
-            "L" => DnType::LocalityName,
-            _ => DnType::CommonName,
-        };
-        params.distinguished_name.push(t, v);
-    }
-    let csr = params
-        .serialize_request(&key)
-        .map_err(setup)?
-        .pem()
-        .map_err(setup)?;
-    Ok((key, csr))
-}
-
-/// Runs the configuration call and, when needed, provisioning.
+/// Runs provisioning for the env file's generation.
 pub async fn provision(
     opts: &ProvisionOptions,
     reporter: &dyn Reporter,
 ) -> Result<ProvisionOutcome, AgentError> {
-    let env_file = opts.env.file.clone();
-    let base = opts.env.base_url()?;
-    let api_key = opts.env.api_key()?.expose().to_owned();
-    let version = opts.env.api_version();
-    let tls = TlsOptions {
-        ca_files: opts.https_ca.clone(),
-        ..TlsOptions::default()
-    };
-    let client = transport::http::client(&tls, opts.timeout)
-        .map_err(|e| AgentError::Setup(e.to_string()))?;
-    let url = format!("{base}/{version}/configuration");
-    let req = client
-        .get(&url)
-        .query(&[
-            (
-                "senderSoftwareVersion",
-                concat!("edgewire-hdm-telemetry/", env!("CARGO_PKG_VERSION")),
-            ),
-            ("senderType", "prinect"),
-        ])
-        .header("accept", "application/json")
-        .header(API_KEY_HEADER, &api_key);
-    let body = call("the configuration service", req, &url, &env_file).await?;
-    let config = ConfigurationResponse::decode(&body)?;
+    let generation = opts.env.generation()?;
     let store = Store::new(&opts.store);
+    if generation == Generation::Gen3 {
+        return provision_gen3(opts, &store, reporter).await;
+    }
+    let api = Api::new(&opts.api, &opts.env.file)?;
+    let base = opts.env.base_url()?;
+    let secret: &Secret = match generation {
+        Generation::Gen1 => opts.env.api_key()?,
+        _ => opts.env.auth_token()?,
+    };
+    let cred = match generation {
+        Generation::Gen1 => Credential::ApiKey(secret),
+        _ => Credential::Bearer(secret),
+    };
+    let url = match generation {
+        Generation::Gen1 => format!(
+            "{base}/{}/configuration?{}",
+            opts.env.api_version(),
+            crate::protocol::oauth::form(&[
+                (
+                    "senderSoftwareVersion",
+                    concat!("edgewire-hdm-telemetry/", env!("CARGO_PKG_VERSION")),
+                ),
+                ("senderType", "prinect"),
+            ])
+        ),
+        _ => format!("{base}/{CONFIG_VERSION_V3}/configuration"),
+    };
+    let body = api
+        .call("the configuration service", Method::GET, &url, cred, None)
+        .await?;
+    let config = ConfigurationResponse::decode(&body)?;
+    let telemetry_topic = config
+        .provisioning
+        .as_ref()
+        .and_then(|p| p.telemetry_topic.clone());
+    if generation.has_org() && telemetry_topic.is_none() {
+        return Err(missing_field(
+            "provisioning.telemetryTopic",
+            "the first levels of the telemetry topic (generation 2+)",
+        ));
+    }
     let root_ca = store.write_root_ca(&config.connectivity.server_root_ca)?;
-    let existing = store
-        .is_provisioned()
-        .then(|| store.client_id())
-        .transpose();
-    store.write_properties(&Properties {
+    let existing = if store.is_provisioned() {
+        Some((store.client_id()?, store.org_id()?))
+    } else {
+        None
+    };
+    let mut props = Properties {
         mqtt_endpoint: config.connectivity.mqtt_endpoint.clone(),
         mqtt_port: config.connectivity.mqtt_port,
-        client_id: existing.as_ref().ok().cloned().flatten(),
-    })?;
+        machine_region: config.connectivity.machine_region.clone(),
+        telemetry_topic,
+        client_id: existing.as_ref().map(|(c, _)| c.clone()),
+        org_id: existing.as_ref().and_then(|(_, o)| o.clone()),
+        ..Properties::default()
+    };
+    store.write_properties(&props)?;
     reporter.report(Event::Configured {
         mqtt_endpoint: config.connectivity.mqtt_endpoint.clone(),
         mqtt_port: config.connectivity.mqtt_port,
         root_ca,
     });
-    if store.is_provisioned() && !opts.force {
-        let thing = existing?.unwrap_or_default();
+    if let Some((thing, _)) = existing
+        && !opts.force
+    {
         reporter.report(Event::AlreadyProvisioned {
             thing: thing.clone(),
             store: opts.store.clone(),
@@ -208,56 +140,53 @@ pub async fn provision(
     let prov_url = config
         .provisioning
         .as_ref()
-        .map(|p| p.provisioning_url.clone())
-        .ok_or_else(|| FieldError {
-            what: "configuration response",
-            field: "provisioning.provisioningURL".into(),
-            expected: "an https:// URL (this store is not provisioned yet)",
-            found: "nothing (missing)".into(),
+        .and_then(|p| p.provisioning_url.clone())
+        .ok_or_else(|| {
+            missing_field(
+                "provisioning.provisioningURL",
+                "an https:// URL (this store is not provisioned yet)",
+            )
         })?;
-    check_url(&prov_url)?;
-    let local = if opts.csr {
-        Some(make_key_and_csr()?)
-    } else {
-        None
-    };
-    let mut req = client
-        .post(&prov_url)
-        .header("accept", "application/json")
-        .header(API_KEY_HEADER, &api_key);
-    if let Some((_, csr)) = &local {
-        req = req.header("content-type", "application/json").body(
+    api.check(
+        &prov_url,
+        "`provisioning.provisioningURL` of the configuration response",
+    )?;
+    let local = (generation.key_made_here() || opts.csr)
+        .then(make_key_and_csr)
+        .transpose()?;
+    let body = local.as_ref().map(|k| {
+        Body::json(
             CsrRequest {
-                certificate_signing_request: csr.clone(),
+                certificate_signing_request: k.csr_pem.clone(),
+                site_id: None,
             }
             .encode(),
-        );
-    }
-    let body = call("the provisioning service", req, &prov_url, &env_file).await?;
-    let resp = ProvisioningResponse::decode(&body, local.is_none())?;
-    let identity = match &local {
-        Some((key, _)) => NewIdentity {
-            client_id: resp.client_id.clone(),
-            cert_pem: resp.device_cert.clone(),
-            private_key_pem: key.serialize_pem(),
-            public_key_pem: Some(key.public_key_pem()),
+        )
+    });
+    let answer = api
+        .call(
+            "the provisioning service",
+            Method::POST,
+            &prov_url,
+            cred,
+            body,
+        )
+        .await?;
+    let resp = ProvisioningResponse::decode(
+        &answer,
+        Expect {
+            keys: local.is_none(),
+            org: generation.has_org(),
         },
-        None => NewIdentity {
-            client_id: resp.client_id.clone(),
-            cert_pem: resp.device_cert.clone(),
-            private_key_pem: resp.device_private_key.clone().unwrap_or_default(),
-            public_key_pem: resp.device_public_key.clone(),
-        },
-    };
-    store.write_identity(&identity)?;
-    store.write_properties(&Properties {
-        mqtt_endpoint: config.connectivity.mqtt_endpoint,
-        mqtt_port: config.connectivity.mqtt_port,
-        client_id: Some(resp.client_id.clone()),
-    })?;
+    )?;
+    store_identity(&store, &resp, local.as_ref())?;
+    props.client_id = Some(resp.client_id.clone());
+    props.org_id.clone_from(&resp.org_id);
+    store.write_properties(&props)?;
     reporter.report(Event::Provisioned {
         thing: resp.client_id.clone(),
-        csr: opts.csr,
+        csr: local.is_some(),
+        generation,
         store: opts.store.clone(),
     });
     Ok(ProvisionOutcome::Provisioned {
@@ -265,31 +194,135 @@ pub async fn provision(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn missing_field(field: &str, expected: &'static str) -> AgentError {
+    AgentError::Body(FieldError {
+        what: "configuration response",
+        field: field.into(),
+        expected,
+        found: "nothing (missing)".into(),
+    })
+}
 
-    #[test]
-    fn csr_carries_the_reference_subject() {
-        let (_key, csr) = make_key_and_csr().unwrap();
-        assert!(csr.starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
-        let parsed = rcgen::CertificateSigningRequestParams::from_pem(&csr).unwrap();
-        let cn = parsed
-            .params
-            .distinguished_name
-            .get(&DnType::CommonName)
-            .unwrap();
-        assert!(
-            matches!(cn, rcgen::DnValue::Utf8String(s) if s == "Referenz-Client")
-                || format!("{cn:?}").contains("Referenz-Client")
-        );
-    }
+fn store_identity(
+    store: &Store,
+    resp: &ProvisioningResponse,
+    local: Option<&LocalKey>,
+) -> Result<(), AgentError> {
+    let (private_key_pem, public_key_pem) = match local {
+        Some(k) => (k.private_pem.clone(), Some(k.public_pem.clone())),
+        None => (
+            resp.device_private_key.clone().unwrap_or_default().into(),
+            resp.device_public_key.clone(),
+        ),
+    };
+    store.write_identity(&NewIdentity {
+        client_id: resp.client_id.clone(),
+        cert_pem: resp.device_cert.clone(),
+        private_key_pem,
+        public_key_pem,
+        org_id: resp.org_id.clone(),
+    })?;
+    Ok(())
+}
 
-    #[test]
-    fn provisioning_urls_must_be_https() {
-        assert!(check_url("https://cfg.iot.connectprint.cloud/v2/provisioning").is_ok());
-        assert!(check_url("http://localhost:1/x").is_ok());
-        let e = check_url("http://evil.example/x").unwrap_err();
-        assert_eq!(e.field, "provisioning.provisioningURL");
+/// Generation 3: the Zaikio onboarding.
+async fn provision_gen3(
+    opts: &ProvisionOptions,
+    store: &Store,
+    reporter: &dyn Reporter,
+) -> Result<ProvisionOutcome, AgentError> {
+    let env = &opts.env;
+    if store.is_provisioned() && !opts.force {
+        // The reference client's test: key, certificate and properties.json present.
+        if let Ok(device) = store.load()
+            && device.properties.is_some()
+        {
+            reporter.report(Event::AlreadyProvisioned {
+                thing: device.thing.clone(),
+                store: opts.store.clone(),
+            });
+            return Ok(ProvisionOutcome::AlreadyProvisioned {
+                thing: device.thing,
+            });
+        }
     }
+    let base = env.base_url()?;
+    let dir = Directory {
+        host: env.directory_host()?,
+        client_id: env.directory_client_id()?,
+        scope: env.scope(),
+    };
+    let api = Api::new(&opts.api, &env.file)?;
+    api.check(dir.host, &format!("`DIRECTORY_HOST` in {}", env.file))?;
+    let token = bearer_token(&api, &dir, store, reporter).await?;
+    let progress = directory::ensure(&api, dir.host, &token, env, store, reporter).await?;
+    let site_id = progress.site_id.clone().unwrap_or_default();
+    let bearer = Credential::Bearer(&token);
+    let body = api
+        .call(
+            "the configuration service",
+            Method::GET,
+            &format!("{base}/{CONFIG_VERSION_V3}/configuration"),
+            bearer,
+            None,
+        )
+        .await?;
+    let config = ConfigurationResponse::decode(&body)?;
+    let telemetry_topic = config
+        .provisioning
+        .as_ref()
+        .and_then(|p| p.telemetry_topic.clone())
+        .ok_or_else(|| {
+            missing_field(
+                "provisioning.telemetryTopic",
+                "the first levels of the telemetry topic (generation 3)",
+            )
+        })?;
+    let key = make_key_and_csr()?;
+    let request = CsrRequest {
+        certificate_signing_request: key.csr_pem.clone(),
+        site_id: Some(site_id.clone()),
+    };
+    let answer = api
+        .call(
+            "the provisioning service (v4)",
+            Method::POST,
+            &format!("{base}/{PROVISIONING_V4_PATH}"),
+            bearer,
+            Some(Body::json(request.encode())),
+        )
+        .await?;
+    let resp = ProvisioningResponse::decode(
+        &answer,
+        Expect {
+            keys: false,
+            org: true,
+        },
+    )?;
+    let root_ca = store.write_root_ca(&config.connectivity.server_root_ca)?;
+    store_identity(store, &resp, Some(&key))?;
+    store.write_properties(&Properties {
+        mqtt_endpoint: config.connectivity.mqtt_endpoint.clone(),
+        mqtt_port: config.connectivity.mqtt_port,
+        machine_region: config.connectivity.machine_region.clone(),
+        telemetry_topic: Some(telemetry_topic),
+        client_id: Some(resp.client_id.clone()),
+        org_id: resp.org_id.clone(),
+        machine_id: progress.machine_id.clone(),
+        site_id: Some(site_id),
+    })?;
+    reporter.report(Event::Configured {
+        mqtt_endpoint: config.connectivity.mqtt_endpoint,
+        mqtt_port: config.connectivity.mqtt_port,
+        root_ca,
+    });
+    reporter.report(Event::Provisioned {
+        thing: resp.client_id.clone(),
+        csr: true,
+        generation: Generation::Gen3,
+        store: opts.store.clone(),
+    });
+    Ok(ProvisionOutcome::Provisioned {
+        thing: resp.client_id,
+    })
 }

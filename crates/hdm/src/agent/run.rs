@@ -24,9 +24,8 @@ use transport::session::Incoming;
 use transport::session::StartError;
 use transport::{Message, Outbox, Outcome, Qos, Session, SessionEvent, SessionOptions, Status};
 
-use crate::agent::telemetry::{Item, Producer, build_event};
+use crate::agent::telemetry::{Clock, EventHeader, Item, Producer, build_event};
 use crate::agent::{AgentError, Event, Reporter, TelemetryPlan};
-use crate::protocol::envelope::Header;
 use crate::protocol::shadow::device::{Action, DeviceConfig, DeviceShadow, ShadowEvent};
 use crate::protocol::topics::ShadowTopics;
 
@@ -124,7 +123,8 @@ enum Flow {
 /// The telemetry half of a run, once started.
 struct Telemetry {
     topic: String,
-    header: Header,
+    header: EventHeader,
+    clock: Clock,
     interval: Option<Duration>,
     count: Option<u64>,
     confirm_timeout: Duration,
@@ -165,9 +165,20 @@ pub async fn run(
     let start = Instant::now();
     let endpoint = opts.endpoint.to_string();
     let thing = opts.client_id.clone();
-    let (session, mut incoming) = connect(opts, outbox).await?;
-    let mut lp = Loop::bootstrap(&session, reporter, endpoint, &thing, plan)?;
     tokio::pin!(shutdown);
+    // A long-running start waits for the broker as long as it takes; a signal ends the wait.
+    let (session, mut incoming) = tokio::select! {
+        r = connect(opts, outbox) => r?,
+        () = &mut shutdown => {
+            return Ok(Summary {
+                interrupted: true,
+                follow: plan.shadow.as_ref().is_some_and(|s| s.follow),
+                elapsed_s: start.elapsed().as_secs_f64(),
+                ..Summary::default()
+            });
+        }
+    };
+    let mut lp = Loop::bootstrap(&session, reporter, endpoint, &thing, plan)?;
     let outcome = lp.serve(&mut incoming, shutdown.as_mut()).await;
     lp.shut_down(outcome, start, shutdown).await
 }
@@ -229,6 +240,7 @@ impl<'a> Loop<'a> {
             telemetry: telemetry.map(|t| Telemetry {
                 topic: t.topic,
                 header: t.header,
+                clock: Clock::default(),
                 interval: t.interval,
                 count: t.count,
                 confirm_timeout: t.confirm_timeout,
@@ -338,13 +350,28 @@ impl<'a> Loop<'a> {
             && (synced || self.summary.shadow_rejected)
     }
 
-    /// The SUBACK: the shadow machine starts (`get`).
+    /// The SUBACK: the shadow machine starts (`get`). When the broker refuses the shadow
+    /// topics and there is telemetry to send, the run goes on without the shadow (the HDM
+    /// platform's policy granted none), said once.
     async fn on_subscribed(
         &mut self,
         r: Result<(), transport::session::SubscribeError>,
     ) -> Result<Flow, AgentError> {
         self.subscribing = false;
-        r?;
+        match r {
+            Err(e @ transport::session::SubscribeError::Refused(_)) if self.telemetry.is_some() => {
+                self.machine = None;
+                self.sync_deadline = None;
+                self.summary.shadow_synced = None;
+                self.summary.wants_sync = false;
+                self.summary.shadow_error = Some(e.to_string());
+                self.reporter.report(Event::ShadowUnavailable {
+                    reason: e.to_string(),
+                });
+                return Ok(Flow::Continue);
+            }
+            r => r?,
+        }
         let actions = self
             .machine
             .as_mut()
@@ -442,7 +469,8 @@ impl<'a> Loop<'a> {
             }
             Some(Item::Input(v)) => v,
         };
-        let (env, bytes) = match build_event(&t.header, input, time::OffsetDateTime::now_utc()) {
+        let now = t.clock.next(time::OffsetDateTime::now_utc());
+        let built = match build_event(&t.header, input, now) {
             Ok(b) => b,
             Err(e) => {
                 self.refused(e.to_string());
@@ -450,26 +478,26 @@ impl<'a> Loop<'a> {
             }
         };
         if let Some(m) = &self.machine
-            && let Err(why) = m.gate().check(&env.event_type)
+            && let Err(why) = m.gate().check(&built.event_type)
         {
             self.summary.events_blocked += 1;
             self.reporter.report(Event::Blocked {
-                event_type: env.event_type,
+                event_type: built.event_type,
                 reason: why.to_string(),
             });
             return Ok(Flow::Continue);
         }
         let d = self
             .session
-            .publish(Message::new(t.topic.clone(), bytes))
+            .publish(Message::new(t.topic.clone(), built.bytes))
             .await?;
         self.summary.events_sent += 1;
         self.deliveries
             .spawn(async move { d.confirmed().await.is_ok() });
         self.reporter.report(Event::Sent {
             n: self.summary.events_sent,
-            event_type: env.event_type,
-            uuid: env.sender_event_uuid,
+            event_type: built.event_type,
+            uuid: built.uuid,
         });
         Ok(Flow::Continue)
     }

@@ -1,9 +1,10 @@
 //! Where telemetry events come from and how one becomes a message: the same input again and
 //! again (flags or a file), one JSON object per line of a reader (stdin), or a channel (library
-//! callers). Each input is a bare payload or a whole envelope (see
-//! [`Envelope::build`](crate::protocol::envelope::Envelope::build)); each event gets a fresh
-//! `senderEventUuid` and timestamps, and is refused before sending when it breaks a rule or the
-//! 128 KB limit.
+//! callers). Each input is a bare payload or a whole envelope in the generation's dialect
+//! (camelCase for gen 1 to 2b, see [`Envelope::build`]; lowercase for gen 3, see
+//! [`LowerEnvelope::build`]); each event gets a fresh UUID and timestamps that strictly
+//! increase (gen 3's schema asks for it), and is refused before sending when it breaks a rule or
+//! the 128 KB limit. Which topic: [`topic_for`].
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,8 +15,119 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::agent::{AgentError, uuid_v4};
+use crate::agent::{AgentError, Provisioned, uuid_v4};
 use crate::protocol::envelope::{Envelope, EnvelopeError, Header};
+use crate::protocol::generation::{Dialect, Generation};
+use crate::protocol::lowercase::{LowerEnvelope, LowerHeader};
+use crate::protocol::store::{ORG_ID, PROPERTIES};
+use crate::protocol::topics::{
+    RULES_PREFIX, TELEMETRY_RULE_PREFIX, org_telemetry_topic, telemetry_topic,
+};
+
+/// Header values for bare payloads, in the generation's dialect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventHeader {
+    /// camelCase (gen 1, 2, 2b).
+    CamelCase(Header),
+    /// lowercase with `headerversion` (gen 3).
+    Lowercase(LowerHeader),
+}
+
+impl From<Header> for EventHeader {
+    fn from(h: Header) -> Self {
+        EventHeader::CamelCase(h)
+    }
+}
+
+impl From<LowerHeader> for EventHeader {
+    fn from(h: LowerHeader) -> Self {
+        EventHeader::Lowercase(h)
+    }
+}
+
+impl EventHeader {
+    /// The dialect.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            EventHeader::CamelCase(_) => Dialect::CamelCase,
+            EventHeader::Lowercase(_) => Dialect::Lowercase,
+        }
+    }
+
+    /// Whether `input` is a whole envelope in this dialect.
+    pub fn is_envelope_input(&self, input: &Value) -> bool {
+        match self {
+            EventHeader::CamelCase(_) => Envelope::is_envelope_input(input),
+            EventHeader::Lowercase(_) => LowerEnvelope::is_envelope_input(input),
+        }
+    }
+}
+
+/// One event, built and encoded.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// Its event type (`eventType` or `eventtype`).
+    pub event_type: String,
+    /// Its UUID (`senderEventUuid` or `sendereventuuid`).
+    pub uuid: String,
+    /// The message.
+    pub bytes: Vec<u8>,
+}
+
+/// Timestamps that strictly increase (by at least a millisecond), whatever the clock does.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    last: Option<OffsetDateTime>,
+}
+
+impl Clock {
+    /// `now`, or a millisecond after the last one if `now` is not later.
+    pub fn next(&mut self, now: OffsetDateTime) -> OffsetDateTime {
+        let ms = |t: OffsetDateTime| t.unix_timestamp_nanos() / 1_000_000;
+        let t = match self.last {
+            Some(last) if ms(now) <= ms(last) => last + time::Duration::milliseconds(1),
+            _ => now,
+        };
+        self.last = Some(t);
+        t
+    }
+}
+
+/// The telemetry topic of a provisioned device: gen 1 `$aws/rules/iot_data_platform_telemetry_
+/// {stage}`; gen 2+ `{telemetryTopic}/{orgId}/{clientId}` with `telemetryTopic` from
+/// `properties.json` (a gen-2 store of the Python client has none: then the stage's rule topic,
+/// which is what the gen-3 README names) and `orgId` from `OrgID.txt` or `properties.json`.
+pub fn topic_for(
+    generation: Generation,
+    stage: Option<&str>,
+    device: &Provisioned,
+) -> Result<String, AgentError> {
+    let need_stage = || {
+        stage.ok_or_else(|| {
+            AgentError::Config(
+                "no `stage` in the env file: it names the telemetry topic $aws/rules/iot_data_platform_telemetry_{stage}".into(),
+            )
+        })
+    };
+    if !generation.has_org() {
+        return Ok(telemetry_topic(need_stage()?)?);
+    }
+    let base = match device
+        .properties
+        .as_ref()
+        .and_then(|p| p.telemetry_topic.clone())
+    {
+        Some(t) => t,
+        None => format!("{RULES_PREFIX}{TELEMETRY_RULE_PREFIX}{}", need_stage()?),
+    };
+    let org = device.org_id.as_deref().ok_or_else(|| {
+        AgentError::Config(format!(
+            "certificate store `{}` holds no organisation id ({ORG_ID} or `org_id` in {PROPERTIES}), which the {generation} topic needs; provision with this env file, or use a generation 1 env file",
+            device.dir.display()
+        ))
+    })?;
+    Ok(org_telemetry_topic(&base, org, &device.thing)?)
+}
 
 /// Where inputs come from.
 pub enum EventSource {
@@ -40,10 +152,10 @@ impl std::fmt::Debug for EventSource {
 /// What to send.
 #[derive(Debug)]
 pub struct TelemetryPlan {
-    /// `$aws/rules/iot_data_platform_telemetry_{stage}`.
+    /// Where ([`topic_for`]).
     pub topic: String,
-    /// Header values for bare payloads.
-    pub header: Header,
+    /// Header values for bare payloads, in the generation's dialect.
+    pub header: EventHeader,
     /// Inputs.
     pub source: EventSource,
     /// How many events (`None`: until the source ends; forever for `Repeat`).
@@ -141,13 +253,28 @@ impl Producer {
 
 /// Builds and encodes one event from an input.
 pub fn build_event(
-    header: &Header,
+    header: &EventHeader,
     input: Value,
     now: OffsetDateTime,
-) -> Result<(Envelope, Vec<u8>), EnvelopeError> {
-    let env = Envelope::build(header, input, &uuid_v4(), now)?;
-    let bytes = env.encode()?;
-    Ok((env, bytes))
+) -> Result<Built, EnvelopeError> {
+    match header {
+        EventHeader::CamelCase(h) => {
+            let env = Envelope::build(h, input, &uuid_v4(), now)?;
+            Ok(Built {
+                bytes: env.encode()?,
+                event_type: env.event_type,
+                uuid: env.sender_event_uuid,
+            })
+        }
+        EventHeader::Lowercase(h) => {
+            let env = LowerEnvelope::build(h, input, &uuid_v4(), now)?;
+            Ok(Built {
+                bytes: env.encode()?,
+                event_type: env.eventtype,
+                uuid: env.sendereventuuid,
+            })
+        }
+    }
 }
 
 /// Reads a JSON input (payload or envelope) from a file.
@@ -165,7 +292,7 @@ pub fn read_input_file(path: &Path) -> Result<Value, AgentError> {
 
 /// Checks that `input` makes a valid event of at most 128 KB (to refuse a repeated input
 /// before connecting).
-pub fn check_input(header: &Header, input: &Value) -> Result<(), EnvelopeError> {
+pub fn check_input(header: &EventHeader, input: &Value) -> Result<(), EnvelopeError> {
     build_event(header, input.clone(), OffsetDateTime::now_utc()).map(|_| ())
 }
 
@@ -205,6 +332,56 @@ mod tests {
         assert!(matches!(p.next().await, Some(Item::Bad(m)) if m.contains("line 3")));
         assert!(matches!(p.next().await, Some(Item::Input(v)) if v["b"] == 2));
         assert!(p.next().await.is_none());
+    }
+
+    #[test]
+    fn timestamps_strictly_increase() {
+        let mut c = Clock::default();
+        let t = time::macros::datetime!(2020-05-06 08:00:00.500 UTC);
+        assert_eq!(c.next(t), t);
+        assert_eq!(c.next(t), t + time::Duration::milliseconds(1));
+        assert_eq!(
+            c.next(t - time::Duration::seconds(1)),
+            t + time::Duration::milliseconds(2),
+            "a clock stepping back does not reorder"
+        );
+        let later = t + time::Duration::seconds(1);
+        assert_eq!(c.next(later), later);
+    }
+
+    #[test]
+    fn topics_per_generation() {
+        let mut d = Provisioned {
+            dir: "cs".into(),
+            thing: "hdm-1".into(),
+            root_ca: "ca".into(),
+            cert: "c".into(),
+            key: "k".into(),
+            org_id: None,
+            properties: None,
+        };
+        assert_eq!(
+            topic_for(Generation::Gen1, Some("stg"), &d).unwrap(),
+            "$aws/rules/iot_data_platform_telemetry_stg"
+        );
+        let e = topic_for(Generation::Gen2, Some("stg"), &d)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("OrgID.txt"), "{e}");
+        d.org_id = Some("org-1".into());
+        assert_eq!(
+            topic_for(Generation::Gen2, Some("stg"), &d).unwrap(),
+            "$aws/rules/iot_data_platform_telemetry_stg/org-1/hdm-1"
+        );
+        d.properties = Some(crate::protocol::store::Properties {
+            telemetry_topic: Some("$aws/rules/x".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            topic_for(Generation::Gen3, None, &d).unwrap(),
+            "$aws/rules/x/org-1/hdm-1"
+        );
+        assert!(topic_for(Generation::Gen1, None, &d).is_err());
     }
 
     #[test]

@@ -1,13 +1,18 @@
-//! HDM's platform side as iot-sim runs it: the configuration and provisioning HTTPS endpoints
-//! (issuing real device certificates from iot-sim's CA, so a provisioned agent can connect on
-//! the `mtls` listener), the basic-ingest recorder, the device-shadow service and AWS-like
-//! access rules. The MQTT handler is pure ([`handler::handle`]); this module holds the shared
-//! state behind locks and the wiring iot-sim needs.
+//! HDM's platform side as iot-sim runs it, for every API generation: the configuration and
+//! provisioning HTTPS endpoints (v2 with `x-api-key`, v3 with a Bearer token, v4 with a Zaikio
+//! token; issuing real device certificates from iot-sim's CA, so a provisioned agent can connect
+//! on the `mtls` listener), the Zaikio directory with its OAuth device flow ([`zaikio`]), the
+//! basic-ingest recorder for both envelopes, the device-shadow service (which can be switched
+//! off, as the HDM platform had it) and AWS-like access rules. The MQTT handler is pure
+//! ([`handler::handle`]); this module holds the shared state behind locks and the wiring iot-sim
+//! needs.
 
 pub mod ca;
 pub mod handler;
 mod https;
 pub mod policy;
+pub mod zaikio;
+mod zaikio_http;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,18 +23,28 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 pub use ca::{CaError, CertAuthority};
-pub use handler::CloudState;
+pub use handler::{CloudState, Ingested, IngestedEvent};
 pub use policy::HdmPolicy;
+pub use zaikio::{DEV_OAUTH_CLIENT_ID, ZaikioOptions};
 
 use crate::protocol::envelope::Envelope;
+use crate::protocol::lowercase::LowerEnvelope;
 use crate::protocol::shadow::docs::{Rejection, Section, UpdateRequest};
 use crate::protocol::shadow::service::ShadowKey;
 use crate::protocol::topics::{ShadowOp, ShadowReply, ShadowTopic, cloud_filters};
+use transport::auth::{ExposeSecret, Secret};
 
 /// The development API key the local cloud accepts. Not a secret: it only opens iot-sim.
 pub const DEV_API_KEY: &str = "edgewire-hdm-dev-api-key-not-a-secret";
-/// The API version served (gen 1, `x-api-key`).
+/// The API version of gen 1 (`x-api-key`).
 pub const API_VERSION: &str = "v2";
+/// The development Bearer token (`auth_token`) of gen 2 and 2b. Not a secret: it only opens
+/// iot-sim.
+pub const DEV_AUTH_TOKEN: &str = "edgewire-hdm-dev-auth-token-not-a-secret";
+/// The organisation of things provisioned with [`DEV_AUTH_TOKEN`].
+pub const DEV_ORG_ID: &str = "org-sim";
+/// `provisioning.telemetryTopic` of the v3 configuration.
+pub const TELEMETRY_TOPIC: &str = "$aws/rules/iot_data_platform_telemetry_dev";
 
 enum CaSlot {
     Ready(Arc<CertAuthority>),
@@ -46,7 +61,10 @@ pub(crate) struct Shared {
     ca: Mutex<CaSlot>,
     endpoint: Mutex<Option<(String, u16)>>,
     api_keys: Vec<String>,
+    auth_tokens: Vec<String>,
+    zaikio: Mutex<zaikio::Zaikio>,
     things: Arc<RwLock<BTreeSet<String>>>,
+    shadow_enabled: Arc<std::sync::atomic::AtomicBool>,
     changes: tokio::sync::watch::Sender<u64>,
 }
 
@@ -84,6 +102,14 @@ impl Shared {
         key.is_some_and(|k| self.api_keys.iter().any(|a| a == k))
     }
 
+    pub(crate) fn auth_token_ok(&self, token: &Secret) -> bool {
+        self.auth_tokens.iter().any(|a| a == token.expose_secret())
+    }
+
+    pub(crate) fn zaikio(&self) -> MutexGuard<'_, zaikio::Zaikio> {
+        lock(&self.zaikio)
+    }
+
     /// Tells watchers that something was handled.
     pub(crate) fn changed(&self) {
         self.changes.send_modify(|n| *n += 1);
@@ -118,7 +144,10 @@ impl HdmCloud {
                 ca: Mutex::new(ca),
                 endpoint: Mutex::new(None),
                 api_keys: vec![DEV_API_KEY.to_owned()],
+                auth_tokens: vec![DEV_AUTH_TOKEN.to_owned()],
+                zaikio: Mutex::new(zaikio::Zaikio::default()),
                 things: Arc::new(RwLock::new(BTreeSet::new())),
+                shadow_enabled: Arc::new(std::sync::atomic::AtomicBool::new(true)),
                 changes: tokio::sync::watch::channel(0).0,
             }),
         }
@@ -242,9 +271,70 @@ impl HdmCloud {
         serde_json::to_value(doc).ok()
     }
 
-    /// The newest accepted telemetry events, oldest first.
+    /// The newest accepted camelCase telemetry events (gen 1, 2, 2b), oldest first.
     pub fn ingested(&self) -> Vec<Envelope> {
+        self.shared
+            .state()
+            .ingested
+            .iter()
+            .filter_map(|i| match &i.event {
+                IngestedEvent::CamelCase(e) => Some(e.clone()),
+                IngestedEvent::Lowercase(_) => None,
+            })
+            .collect()
+    }
+
+    /// The newest accepted lowercase telemetry events (gen 3), oldest first.
+    pub fn ingested_lowercase(&self) -> Vec<LowerEnvelope> {
+        self.shared
+            .state()
+            .ingested
+            .iter()
+            .filter_map(|i| match &i.event {
+                IngestedEvent::Lowercase(e) => Some(e.clone()),
+                IngestedEvent::CamelCase(_) => None,
+            })
+            .collect()
+    }
+
+    /// The newest accepted events of either dialect with their topics, oldest first.
+    pub fn ingested_all(&self) -> Vec<Ingested> {
         self.shared.state().ingested.iter().cloned().collect()
+    }
+
+    /// Whether devices may use their shadow. Off, the access rules refuse shadow topics, as the
+    /// HDM platform's policy did ("the shadow functionality is not supported").
+    pub fn set_shadow_enabled(&self, enabled: bool) {
+        self.shared
+            .shadow_enabled
+            .store(enabled, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Timing of the emulated Zaikio directory.
+    pub fn set_zaikio_options(&self, options: ZaikioOptions) {
+        self.shared.zaikio().options = options;
+    }
+
+    /// User codes of device authorizations no person has decided on yet.
+    pub fn pending_user_codes(&self) -> Vec<String> {
+        self.shared.zaikio().pending_codes()
+    }
+
+    /// Approves a user code, as a person on the verification page does; `false` when unknown.
+    pub fn approve(&self, user_code: &str) -> bool {
+        let known = self.shared.zaikio().decide(user_code, true);
+        self.shared.changed();
+        known
+    }
+
+    /// Machines registered in the directory: (id, serial number, owning site).
+    pub fn machines(&self) -> Vec<(String, String, Option<String>)> {
+        self.shared
+            .zaikio()
+            .machines
+            .iter()
+            .map(|(id, m)| (id.clone(), m.spec.serial_number.clone(), m.site.clone()))
+            .collect()
     }
 
     /// A receiver that changes after every message and HTTPS call the platform handled (so
@@ -297,7 +387,10 @@ impl CloudSide for HdmCloud {
     }
 
     fn policy(&self) -> Option<Arc<dyn AccessPolicy>> {
-        Some(Arc::new(HdmPolicy::new(self.shared.things.clone())))
+        Some(Arc::new(HdmPolicy::with_shadow_switch(
+            self.shared.things.clone(),
+            self.shared.shadow_enabled.clone(),
+        )))
     }
 
     fn report(&self) -> Report {

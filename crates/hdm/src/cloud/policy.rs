@@ -2,18 +2,22 @@
 //! on the `mtls` listener whose certificate CN (or client id) is a thing this platform
 //! provisioned, or starts with `hdm-`, is an HDM device: its client id must equal the thing
 //! name from its certificate; it may publish to basic ingest and to its own shadow's request
-//! topics and subscribe to its own shadow topics; nothing else under `$aws/`. Nobody may
+//! topics and subscribe to its own shadow topics; nothing else under `$aws/`. On a gen-2+
+//! basic-ingest topic `…/{orgId}/{clientId}` the last level must be its own thing name. With
+//! the shadow switched off (as the HDM platform's policy had it), shadow topics are refused
+//! like any other foreign topic. Nobody may
 //! subscribe to `$aws/rules/...` (AWS: "Devices and rules can't subscribe to Basic Ingest
 //! topics") except this platform's own rules engine, the cloud side's client. Everything else
 //! is not this policy's business. Pure decisions over a shared set of thing names.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use cloudkit::{AccessPolicy, Identity, ListenerKind, Verdict};
 
 use crate::protocol::topics::{
-    RULES_PREFIX, ShadowTopic, THINGS_PREFIX, filter_may_match_rules, is_reserved,
+    RULES_PREFIX, ShadowTopic, THINGS_PREFIX, filter_may_match_rules, is_reserved, parse_ingest,
 };
 
 /// Prefix of the thing names this platform gives out.
@@ -22,15 +26,34 @@ pub const THING_PREFIX: &str = "hdm-";
 pub const RUNNER_CLIENT_ID: &str = "iot-sim-hdm";
 
 /// The HDM/AWS access rules.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HdmPolicy {
     things: Arc<RwLock<BTreeSet<String>>>,
+    shadow: Arc<AtomicBool>,
+}
+
+impl Default for HdmPolicy {
+    fn default() -> Self {
+        HdmPolicy::new(Arc::default())
+    }
 }
 
 impl HdmPolicy {
     /// A policy over the set of provisioned things (shared with the provisioning service).
     pub fn new(things: Arc<RwLock<BTreeSet<String>>>) -> Self {
-        HdmPolicy { things }
+        HdmPolicy::with_shadow_switch(things, Arc::new(AtomicBool::new(true)))
+    }
+
+    /// The same, with a switch that grants or refuses the shadow topics.
+    pub fn with_shadow_switch(
+        things: Arc<RwLock<BTreeSet<String>>>,
+        shadow: Arc<AtomicBool>,
+    ) -> Self {
+        HdmPolicy { things, shadow }
+    }
+
+    fn shadow_enabled(&self) -> bool {
+        self.shadow.load(Ordering::Relaxed)
     }
 
     fn known(&self, name: &str) -> bool {
@@ -74,9 +97,23 @@ impl AccessPolicy for HdmPolicy {
             return Verdict::Abstain;
         }
         if topic.starts_with(RULES_PREFIX) {
-            return Verdict::Allow;
+            let own = parse_ingest(topic)
+                .and_then(|t| t.rest)
+                .and_then(|r| r.split('/').nth(1))
+                .is_none_or(|client| client == Self::thing(who));
+            return if own {
+                Verdict::Allow
+            } else {
+                Verdict::Deny(format!(
+                    "AWS IoT (HDM): thing `{}` may only publish telemetry under its own client id, not to `{topic}`",
+                    Self::thing(who)
+                ))
+            };
         }
         match ShadowTopic::parse(topic) {
+            Some(t) if t.thing == Self::thing(who) && !self.shadow_enabled() => Verdict::Deny(
+                format!("AWS IoT (HDM): the policy grants no shadow topics; `{topic}` refused"),
+            ),
             Some(t) if t.thing == Self::thing(who) && t.reply.is_none() => Verdict::Allow,
             Some(t) if t.thing == Self::thing(who) => Verdict::Deny(format!(
                 "AWS IoT: `{topic}` is a shadow response topic; devices may only subscribe to it"
@@ -101,7 +138,11 @@ impl AccessPolicy for HdmPolicy {
             return Verdict::Abstain;
         }
         let own = format!("{THINGS_PREFIX}{}/shadow/", Self::thing(who));
-        if filter.starts_with(&own) {
+        if filter.starts_with(&own) && !self.shadow_enabled() {
+            Verdict::Deny(format!(
+                "AWS IoT (HDM): the policy grants no shadow topics; `{filter}` refused"
+            ))
+        } else if filter.starts_with(&own) {
             Verdict::Allow
         } else {
             Verdict::Deny(format!(
@@ -177,6 +218,28 @@ mod tests {
             p.subscribe(&d, "$aws/things/+/shadow/update/delta"),
             Verdict::Deny(_)
         ));
+    }
+
+    #[test]
+    fn org_topics_carry_the_own_client_id_and_the_shadow_can_be_switched_off() {
+        let switch = Arc::new(AtomicBool::new(true));
+        let p = HdmPolicy::with_shadow_switch(Arc::default(), switch.clone());
+        let d = device("hdm-1", "hdm-1");
+        let t = "$aws/rules/iot_data_platform_telemetry_dev";
+        assert_eq!(p.publish(&d, &format!("{t}/org-1/hdm-1")), Verdict::Allow);
+        assert!(matches!(
+            p.publish(&d, &format!("{t}/org-1/hdm-2")),
+            Verdict::Deny(r) if r.contains("own client id")
+        ));
+        let shadow = "$aws/things/hdm-1/shadow/update/delta";
+        assert_eq!(p.subscribe(&d, shadow), Verdict::Allow);
+        switch.store(false, Ordering::Relaxed);
+        assert!(matches!(p.subscribe(&d, shadow), Verdict::Deny(r) if r.contains("no shadow")));
+        assert!(matches!(
+            p.publish(&d, "$aws/things/hdm-1/shadow/get"),
+            Verdict::Deny(_)
+        ));
+        assert_eq!(p.publish(&d, t), Verdict::Allow);
     }
 
     #[test]

@@ -1,17 +1,20 @@
-//! The HTTPS bodies of HDM onboarding (hdm-aws.md A.3): the configuration response
-//! (`GET {base_url}/{api_version}/configuration` with `x-api-key`), the provisioning request
-//! (gen 1: empty body, the server makes the keys; gen 2b: `{"certificateSigningRequest": PEM}`)
-//! and the provisioning response. Both directions live here: the agent decodes what the cloud
-//! encodes. Decoding checks every field and names it in errors. Pure.
+//! The HTTPS bodies of HDM onboarding (the HDM IoT reference client, <https://github.com/hdm-master/iot-reference-client>): the configuration response
+//! (`GET {base_url}/{api_version}/configuration`; gen 2+ add `provisioning.telemetryTopic`, gen 3
+//! `connectivity.machineRegion`), the provisioning request (gen 1 and 2: empty body, the server
+//! makes the keys; gen 2b: `{"certificateSigningRequest": PEM}`; gen 3 (v4): plus `siteId`) and
+//! the provisioning response (gen 2+ with `orgId`). Both directions live here: the agent decodes
+//! what the cloud encodes. Decoding checks every field and names it in errors. Pure.
 
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::json::{FieldError, Fields};
 use crate::protocol::store::{has_pem, has_private_key};
-use crate::protocol::topics::validate_thing_name;
+use crate::protocol::topics::{validate_level, validate_thing_name, validate_topic_base};
 
-/// Header carrying the API key.
+/// Header carrying the API key (gen 1).
 pub const API_KEY_HEADER: &str = "x-api-key";
+/// Prefix of the `Authorization` value of gen 2 and 3.
+pub const BEARER: &str = "Bearer ";
 
 /// `connectivity` of the configuration response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,14 +28,32 @@ pub struct Connectivity {
     /// Broker port (8883, or 443 with ALPN `x-amzn-mqtt-ca`).
     #[serde(rename = "mqttPort")]
     pub mqtt_port: u16,
+    /// AWS region of the broker (gen 3; `properties.json`'s `machine_region`).
+    #[serde(
+        rename = "machineRegion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub machine_region: Option<String>,
 }
 
 /// `provisioning` of the configuration response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProvisioningInfo {
-    /// Where to POST the provisioning request.
-    #[serde(rename = "provisioningURL")]
-    pub provisioning_url: String,
+    /// Where to POST the provisioning request (gen 1 to 2b; gen 3 posts to `v4/provisioning`).
+    #[serde(
+        rename = "provisioningURL",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioning_url: Option<String>,
+    /// First levels of the telemetry topic, `{telemetryTopic}/{orgId}/{clientId}` (gen 2+).
+    #[serde(
+        rename = "telemetryTopic",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub telemetry_topic: Option<String>,
 }
 
 /// The configuration response.
@@ -48,6 +69,8 @@ pub struct ConfigurationResponse {
 const WHAT_CONFIG: &str = "configuration response";
 const WHAT_PROV: &str = "provisioning response";
 const PEM_CERT: &str = "a PEM certificate (-----BEGIN CERTIFICATE-----)";
+const TOPIC: &str =
+    "a topic without wildcards or empty levels, e.g. $aws/rules/iot_data_platform_telemetry_stg";
 
 fn port(f: &Fields<'_>, key: &str) -> Result<u16, FieldError> {
     const EXPECTED: &str = "a port number from 1 to 65535";
@@ -93,14 +116,26 @@ impl ConfigurationResponse {
             server_root_ca: ca.to_owned(),
             mqtt_endpoint: host(&c, "mqttEndPoint")?,
             mqtt_port: port(&c, "mqttPort")?,
+            machine_region: c
+                .opt_str("machineRegion", "a region name")?
+                .map(str::to_owned),
         };
         let provisioning = match root.opt_object("provisioning", "provisioning")? {
             None => None,
-            Some(p) => p
-                .opt_str("provisioningURL", "an https:// URL")?
-                .map(|u| ProvisioningInfo {
-                    provisioning_url: u.to_owned(),
-                }),
+            Some(p) => {
+                let telemetry_topic = p.opt_str("telemetryTopic", TOPIC)?;
+                if let Some(t) = telemetry_topic
+                    && validate_topic_base(t).is_err()
+                {
+                    return Err(p.error("telemetryTopic", TOPIC, format!("`{t}`")));
+                }
+                Some(ProvisioningInfo {
+                    provisioning_url: p
+                        .opt_str("provisioningURL", "an https:// URL")?
+                        .map(str::to_owned),
+                    telemetry_topic: telemetry_topic.map(str::to_owned),
+                })
+            }
         };
         Ok(ConfigurationResponse {
             connectivity,
@@ -114,12 +149,15 @@ impl ConfigurationResponse {
     }
 }
 
-/// The gen-2b provisioning request body.
+/// The provisioning request body of gen 2b and (with `siteId`) gen 3.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CsrRequest {
     /// PEM of the certificate signing request.
     #[serde(rename = "certificateSigningRequest")]
     pub certificate_signing_request: String,
+    /// The Zaikio site the machine belongs to (gen 3, v4 provisioning).
+    #[serde(rename = "siteId", default, skip_serializing_if = "Option::is_none")]
+    pub site_id: Option<String>,
 }
 
 impl CsrRequest {
@@ -138,6 +176,7 @@ impl CsrRequest {
         }
         Ok(CsrRequest {
             certificate_signing_request: csr.to_owned(),
+            site_id: f.opt_str("siteId", "a Zaikio site id")?.map(str::to_owned),
         })
     }
 
@@ -161,15 +200,24 @@ pub struct ProvisioningResponse {
     /// PEM of the public key (gen 1 only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_public_key: Option<String>,
-    /// Organisation (gen 2+; not used by this client).
+    /// Organisation (gen 2+; `OrgID.txt`, a level of the telemetry topic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_id: Option<String>,
 }
 
+/// What a provisioning response must carry besides `clientId` and `deviceCert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Expect {
+    /// The key pair (the service made it: gen 1 and 2).
+    pub keys: bool,
+    /// `orgId` (gen 2+).
+    pub org: bool,
+}
+
 impl ProvisioningResponse {
-    /// Decodes and checks a provisioning response; `with_keys` for gen 1, where the response must
-    /// carry the key pair.
-    pub fn decode(body: &[u8], with_keys: bool) -> Result<Self, FieldError> {
+    /// Decodes and checks a provisioning response against what the generation promises.
+    pub fn decode(body: &[u8], expect: Expect) -> Result<Self, FieldError> {
+        const ORG: &str = "an organisation id (one topic level: no `/`, `+`, `#`)";
         const THING: &str = "a thing name (1 to 128 characters of a-zA-Z0-9:_-)";
         const KEY: &str = "a PEM private key";
         const PUB: &str = "a PEM public key (-----BEGIN PUBLIC KEY-----)";
@@ -185,7 +233,7 @@ impl ProvisioningResponse {
         }
         let private = f.opt_str("devicePrivateKey", KEY)?;
         let public = f.opt_str("devicePublicKey", PUB)?;
-        if with_keys {
+        if expect.keys {
             match private {
                 Some(k) if has_private_key(k) => {}
                 Some(_) => return Err(f.error("devicePrivateKey", KEY, "text without a PEM key")),
@@ -197,12 +245,20 @@ impl ProvisioningResponse {
                 None => return Err(f.error("devicePublicKey", PUB, "nothing (missing)")),
             }
         }
+        let org_id = f.opt_str("orgId", ORG)?;
+        match org_id {
+            Some(o) if validate_level(o).is_err() => {
+                return Err(f.error("orgId", ORG, format!("`{o}`")));
+            }
+            None if expect.org => return Err(f.error("orgId", ORG, "nothing (missing)")),
+            _ => {}
+        }
         Ok(ProvisioningResponse {
             client_id: client_id.to_owned(),
             device_cert: cert.to_owned(),
             device_private_key: private.map(str::to_owned),
             device_public_key: public.map(str::to_owned),
-            org_id: f.opt_str("orgId", "a string")?.map(str::to_owned),
+            org_id: org_id.map(str::to_owned),
         })
     }
 
@@ -246,9 +302,55 @@ mod tests {
             device_public_key: None,
             org_id: None,
         };
-        let e = ProvisioningResponse::decode(&r.encode(), true).unwrap_err();
+        let gen1 = Expect {
+            keys: true,
+            org: false,
+        };
+        let e = ProvisioningResponse::decode(&r.encode(), gen1).unwrap_err();
         assert_eq!(e.field, "devicePrivateKey");
-        assert_eq!(ProvisioningResponse::decode(&r.encode(), false).unwrap(), r);
+        assert_eq!(
+            ProvisioningResponse::decode(&r.encode(), Expect::default()).unwrap(),
+            r
+        );
+        let gen2b = Expect {
+            keys: false,
+            org: true,
+        };
+        let e = ProvisioningResponse::decode(&r.encode(), gen2b).unwrap_err();
+        assert_eq!(e.field, "orgId");
+        let bad = ProvisioningResponse {
+            org_id: Some("a/b".into()),
+            ..r.clone()
+        };
+        let e = ProvisioningResponse::decode(&bad.encode(), gen2b).unwrap_err();
+        assert!(e.to_string().contains("`a/b`"), "{e}");
+    }
+
+    #[test]
+    fn gen3_configuration_and_v4_request() {
+        let body = format!(
+            r#"{{"connectivity":{{"serverRootCA":{},"mqttEndPoint":"a.iot.eu-west-1.amazonaws.com","mqttPort":8883,"machineRegion":"eu-west-1"}},"provisioning":{{"telemetryTopic":"$aws/rules/iot_data_platform_telemetry_stg"}}}}"#,
+            serde_json::to_string(CERT).unwrap()
+        );
+        let c = ConfigurationResponse::decode(body.as_bytes()).unwrap();
+        assert_eq!(c.connectivity.machine_region.as_deref(), Some("eu-west-1"));
+        let p = c.provisioning.unwrap();
+        assert_eq!(p.provisioning_url, None);
+        assert_eq!(
+            p.telemetry_topic.as_deref(),
+            Some("$aws/rules/iot_data_platform_telemetry_stg")
+        );
+        let bad = body.replace("_stg\"", "_stg/#\"");
+        let e = ConfigurationResponse::decode(bad.as_bytes()).unwrap_err();
+        assert_eq!(e.field, "provisioning.telemetryTopic");
+        let req = CsrRequest {
+            certificate_signing_request:
+                "-----BEGIN CERTIFICATE REQUEST-----\nx\n-----END CERTIFICATE REQUEST-----\n".into(),
+            site_id: Some("5b0c5a2e".into()),
+        };
+        let text = String::from_utf8(req.encode()).unwrap();
+        assert!(text.contains(r#""siteId":"5b0c5a2e""#), "{text}");
+        assert_eq!(CsrRequest::decode(text.as_bytes()).unwrap(), req);
     }
 
     fn arb_config() -> impl Strategy<Value = ConfigurationResponse> {
@@ -262,8 +364,12 @@ mod tests {
                     server_root_ca: CERT.into(),
                     mqtt_endpoint: h,
                     mqtt_port: p,
+                    machine_region: None,
                 },
-                provisioning: u.map(|provisioning_url| ProvisioningInfo { provisioning_url }),
+                provisioning: u.map(|url| ProvisioningInfo {
+                    provisioning_url: Some(url),
+                    telemetry_topic: Some("$aws/rules/iot_data_platform_telemetry_dev".into()),
+                }),
             })
     }
 
@@ -274,7 +380,7 @@ mod tests {
         }
 
         #[test]
-        fn provisioning_round_trips(id in "[a-zA-Z0-9:_-]{1,128}", org in proptest::option::of("[a-z]{0,8}")) {
+        fn provisioning_round_trips(id in "[a-zA-Z0-9:_-]{1,128}", org in proptest::option::of("[a-z0-9-]{1,8}")) {
             let r = ProvisioningResponse {
                 client_id: id,
                 device_cert: CERT.into(),
@@ -282,13 +388,14 @@ mod tests {
                 device_public_key: Some("-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n".into()),
                 org_id: org,
             };
-            prop_assert_eq!(ProvisioningResponse::decode(&r.encode(), true).unwrap(), r);
+            let expect = Expect { keys: true, org: r.org_id.is_some() };
+            prop_assert_eq!(ProvisioningResponse::decode(&r.encode(), expect).unwrap(), r);
         }
 
         #[test]
         fn hostile_bodies_do_not_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = ConfigurationResponse::decode(&bytes);
-            let _ = ProvisioningResponse::decode(&bytes, true);
+            let _ = ProvisioningResponse::decode(&bytes, Expect { keys: true, org: true });
             let _ = CsrRequest::decode(&bytes);
         }
     }

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::protocol::json::{FieldError, Fields, kind};
 
-/// AWS IoT's largest message payload: 128 KB (hdm-aws.md C.5).
+/// AWS IoT's largest message payload: 128 KB (AWS IoT Core quotas, <https://docs.aws.amazon.com/general/latest/gr/iot-core.html>).
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 /// The event type the HDM monitor shows (seed README "Telemetry demo").
 pub const DEMO_EVENT_TYPE: &str = "reference-client-test";
@@ -148,6 +148,45 @@ impl Header {
     }
 }
 
+/// The object an event is built from: a whole envelope as given, or a bare payload wrapped
+/// under `payload` (both dialects).
+pub(crate) fn envelope_object(
+    input: Value,
+    is_envelope: bool,
+) -> Result<Map<String, Value>, EnvelopeError> {
+    let Value::Object(input) = input else {
+        return Err(EnvelopeError::Input {
+            found: kind(&input).into(),
+        });
+    };
+    if is_envelope {
+        return Ok(input);
+    }
+    let mut m = Map::new();
+    m.insert("payload".into(), Value::Object(input));
+    Ok(m)
+}
+
+/// Whether a message of `len` bytes fits AWS IoT's limit; the refusal names it (both dialects).
+pub(crate) fn check_size(len: usize) -> Result<(), EnvelopeError> {
+    if len > MAX_MESSAGE_BYTES {
+        return Err(EnvelopeError::TooLarge {
+            size: len,
+            limit: MAX_MESSAGE_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// Encodes `value` as a message, refused over the limit (both dialects).
+pub(crate) fn encode_limited(value: &impl Serialize) -> Result<Vec<u8>, EnvelopeError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| EnvelopeError::Input {
+        found: e.to_string(),
+    })?;
+    check_size(bytes.len())?;
+    Ok(bytes)
+}
+
 /// Formats a timestamp the way HDM expects: `2019-09-10T17:08:39.557+02:00`.
 pub fn format_timestamp(t: OffsetDateTime) -> String {
     let fmt = time::macros::format_description!(
@@ -231,18 +270,7 @@ impl Envelope {
         now: OffsetDateTime,
     ) -> Result<Envelope, EnvelopeError> {
         let is_envelope = Envelope::is_envelope_input(&input);
-        let Value::Object(input) = input else {
-            return Err(EnvelopeError::Input {
-                found: kind(&input).into(),
-            });
-        };
-        let mut obj = if is_envelope {
-            input
-        } else {
-            let mut m = Map::new();
-            m.insert("payload".into(), Value::Object(input));
-            m
-        };
+        let mut obj = envelope_object(input, is_envelope)?;
         let stamp = format_timestamp(now);
         let mut fill = |key: &str, value: Option<Value>| {
             if let Some(v) = value {
@@ -323,26 +351,12 @@ impl Envelope {
 
     /// Encodes the event, refusing it when it exceeds [`MAX_MESSAGE_BYTES`].
     pub fn encode(&self) -> Result<Vec<u8>, EnvelopeError> {
-        let bytes = serde_json::to_vec(self).map_err(|e| EnvelopeError::Input {
-            found: e.to_string(),
-        })?;
-        if bytes.len() > MAX_MESSAGE_BYTES {
-            return Err(EnvelopeError::TooLarge {
-                size: bytes.len(),
-                limit: MAX_MESSAGE_BYTES,
-            });
-        }
-        Ok(bytes)
+        encode_limited(self)
     }
 
     /// Decodes and checks a received event (the cloud side).
     pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
-        if bytes.len() > MAX_MESSAGE_BYTES {
-            return Err(EnvelopeError::TooLarge {
-                size: bytes.len(),
-                limit: MAX_MESSAGE_BYTES,
-            });
-        }
+        check_size(bytes.len())?;
         Envelope::from_object(Fields::parse(WHAT, bytes)?)
     }
 }

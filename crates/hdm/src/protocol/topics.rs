@@ -1,7 +1,8 @@
 //! Topic names, built and parsed in one place: the AWS basic-ingest telemetry topic
-//! `$aws/rules/iot_data_platform_telemetry_{stage}` and the device-shadow topics
+//! `$aws/rules/iot_data_platform_telemetry_{stage}` (gen 1), the gen-2+ topic
+//! `{telemetryTopic}/{orgId}/{clientId}` and the device-shadow topics
 //! `$aws/things/{thing}/shadow[/name/{shadow}]/{get|update|delete}[/{accepted|rejected|delta|documents}]`.
-//! Sources: seed README "Topic", hdm-aws.md C.1 and C.2. Pure.
+//! Sources: the reference client's README "Topic"; AWS IoT developer guide, "Basic Ingest" and "Device Shadow MQTT topics" (<https://docs.aws.amazon.com/iot/latest/developerguide/>). Pure.
 
 /// First levels of every basic-ingest topic.
 pub const RULES_PREFIX: &str = "$aws/rules/";
@@ -25,6 +26,14 @@ pub enum TopicError {
     Stage {
         /// The stage.
         stage: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A level or the first levels of a topic from the network or a file.
+    #[error("`{topic}` cannot be used in the telemetry topic: {reason}")]
+    Level {
+        /// The text.
+        topic: String,
         /// What is wrong.
         reason: &'static str,
     },
@@ -91,6 +100,55 @@ fn valid_shadow_name(name: &str) -> bool {
 pub fn telemetry_topic(stage: &str) -> Result<String, TopicError> {
     validate_stage(stage)?;
     Ok(format!("{RULES_PREFIX}{TELEMETRY_RULE_PREFIX}{stage}"))
+}
+
+/// Checks one topic level from the network (an `orgId`): non-empty, no `/`, `+`, `#` or NUL.
+pub fn validate_level(level: &str) -> Result<(), TopicError> {
+    let err = |reason| TopicError::Level {
+        topic: level.to_owned(),
+        reason,
+    };
+    if level.is_empty() {
+        return Err(err("it is empty"));
+    }
+    if level.len() > 128 {
+        return Err(err("it is longer than 128 bytes"));
+    }
+    if level.contains(['/', '+', '#', '\0']) {
+        return Err(err("it holds `/`, `+`, `#` or NUL"));
+    }
+    Ok(())
+}
+
+/// Checks the first levels of a topic (`telemetryTopic`): no wildcards, no empty level, at
+/// most 200 bytes (AWS allows 256, and org and client id follow).
+pub fn validate_topic_base(topic: &str) -> Result<(), TopicError> {
+    let err = |reason| TopicError::Level {
+        topic: topic.to_owned(),
+        reason,
+    };
+    if topic.is_empty() || topic.split('/').any(str::is_empty) {
+        return Err(err("it has an empty level"));
+    }
+    if topic.len() > 200 {
+        return Err(err("it is longer than 200 bytes"));
+    }
+    if topic.contains(['+', '#', '\0']) {
+        return Err(err("it holds a wildcard or NUL"));
+    }
+    Ok(())
+}
+
+/// The gen-2+ telemetry topic `{base}/{org_id}/{client_id}`.
+pub fn org_telemetry_topic(
+    base: &str,
+    org_id: &str,
+    client_id: &str,
+) -> Result<String, TopicError> {
+    validate_topic_base(base)?;
+    validate_level(org_id)?;
+    validate_thing_name(client_id)?;
+    Ok(format!("{base}/{org_id}/{client_id}"))
 }
 
 /// A basic-ingest topic taken apart.
@@ -384,6 +442,28 @@ mod tests {
         assert!(telemetry_topic("a/b").is_err());
         assert!(telemetry_topic("").is_err());
         assert!(telemetry_topic("#").is_err());
+    }
+
+    #[test]
+    fn org_topic_per_generation_2() {
+        assert_eq!(
+            org_telemetry_topic(
+                "$aws/rules/iot_data_platform_telemetry_stg",
+                "org-1",
+                "hdm-1"
+            )
+            .unwrap(),
+            "$aws/rules/iot_data_platform_telemetry_stg/org-1/hdm-1"
+        );
+        assert!(org_telemetry_topic("a/#", "o", "c").is_err());
+        assert!(org_telemetry_topic("a//b", "o", "c").is_err());
+        assert!(org_telemetry_topic("a", "o/p", "c").is_err());
+        assert!(org_telemetry_topic("a", "o", "c+").is_err());
+        let t = parse_ingest("$aws/rules/iot_data_platform_telemetry_stg/org-1/hdm-1").unwrap();
+        assert_eq!(
+            (t.telemetry_stage(), t.rest),
+            (Some("stg"), Some("org-1/hdm-1"))
+        );
     }
 
     #[test]

@@ -57,10 +57,11 @@ async fn port_443_offers_the_aws_alpn_on_the_wire() {
         root_ca: pki.ca_cert(),
         cert: client.cert,
         key: client.key,
+        org_id: None,
         properties: Some(Properties {
             mqtt_endpoint: "localhost".into(),
             mqtt_port: 8883,
-            client_id: None,
+            ..Properties::default()
         }),
     };
     let mut opts = connect::session_options(&device, Some(443)).unwrap();

@@ -1,5 +1,7 @@
 //! HDM against real parts that need no local cloud: the ALPN offered on port 443, seen by a
-//! rustls server. The agent end to end against iot-sim and mosquitto is in `crates/e2e`.
+//! rustls server; credentials kept from another origin when the configuration service
+//! redirects, seen by two HTTP servers. The agent end to end against iot-sim and mosquitto is
+//! in `crates/e2e`.
 
 // Test helpers fail by panicking with a message; that is how a test reports.
 #![allow(
@@ -10,3 +12,4 @@
 )]
 
 mod alpn;
+mod redirect;

@@ -2,6 +2,7 @@
 //! crate's cloud side) and mosquitto with the cloud side run by a small helper. (The ALPN test
 //! needs no sim and stays in `crates/hdm/tests`.)
 
+mod generations;
 mod mosquitto;
 mod sim_e2e;
 
@@ -42,6 +43,16 @@ impl Events {
         )
     }
 
+    /// The next event (kept in `seen`), or `None` once every reporter is gone; 30 s at most.
+    pub async fn rx_next(&mut self) -> Option<Event> {
+        let e = tokio::time::timeout(Duration::from_secs(30), self.rx.recv())
+            .await
+            .ok()
+            .flatten()?;
+        self.seen.push(e.clone());
+        Some(e)
+    }
+
     /// Waits (up to 30 s) for an event matching `want`; panics with what was seen otherwise.
     pub async fn wait(&mut self, what: &str, want: impl Fn(&Event) -> bool) -> Event {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -80,16 +91,35 @@ pub async fn provision_store(
     csr: bool,
     force: bool,
 ) -> Result<ProvisionOutcome, hdm::agent::AgentError> {
-    let env = hdm::agent::config::load_env_with(env_file, None, None)?;
+    provision_reporting(env_file, store, ca, csr, force, &|_| {}).await
+}
+
+/// [`provision_store`] with the agent's events going to `reporter`.
+pub async fn provision_reporting(
+    env_file: &Path,
+    store: &Path,
+    ca: &Path,
+    csr: bool,
+    force: bool,
+    reporter: &dyn Reporter,
+) -> Result<ProvisionOutcome, hdm::agent::AgentError> {
+    let env = hdm::agent::config::load_env_with(
+        env_file,
+        None,
+        hdm::agent::config::Overrides::default(),
+    )?;
     let opts = ProvisionOptions {
         env,
         store: store.to_owned(),
         csr,
         force,
-        https_ca: vec![ca.to_owned()],
-        timeout: Duration::from_secs(10),
+        api: hdm::agent::api::ApiOptions {
+            https_ca: vec![ca.to_owned()],
+            timeout: Duration::from_secs(10),
+            allow_plaintext: false,
+        },
     };
-    provision(&opts, &|_| {}).await
+    provision(&opts, reporter).await
 }
 
 /// Provisions (gen 1) and loads the identity.

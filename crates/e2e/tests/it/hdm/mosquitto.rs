@@ -271,7 +271,7 @@ async fn spooled_events_survive_an_offline_broker() {
                     let mut h = hdm::protocol::envelope::Header::defaults(&device.thing);
                     h.event_type = Some("spooled".into());
                     h.event_subtype = Some("x".into());
-                    h
+                    h.into()
                 },
                 source: hdm::agent::EventSource::Repeat(json!({"n": n})),
                 count: Some(n),
@@ -320,5 +320,59 @@ async fn spooled_events_survive_an_offline_broker() {
         move || cloud.ingested().len() == 4,
     )
     .await;
+    m.https.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_generation_provisions_and_sends_through_mosquitto() {
+    use super::generations::{env_gen2, env_gen3, onboard, send};
+    use hdm::protocol::generation::Generation;
+    let m = mosquitto().await;
+    let ca = m.broker.pki().ca_cert();
+    let base = m.https.base.clone();
+    let token = format!("auth_token={}\n", hdm::cloud::DEV_AUTH_TOKEN);
+    for (generation, extra) in [
+        (Generation::Gen2, format!("{token}api_version=v3\n")),
+        (Generation::Gen2b, token.clone()),
+    ] {
+        let dir = m.dir.path().join(generation.as_str());
+        std::fs::create_dir_all(&dir).unwrap();
+        let env = env_gen2(&dir, &base, &extra);
+        let store = dir.join("certificate_store");
+        super::provision_store(&env, &store, &ca, false, false)
+            .await
+            .unwrap();
+        let device = hdm::agent::Store::new(&store).load().unwrap();
+        assert_eq!(device.org_id.as_deref(), Some("org-sim"), "{generation}");
+        send(&device, generation, "stg", 1).await;
+    }
+    let dir = m.dir.path().join("3");
+    std::fs::create_dir_all(&dir).unwrap();
+    let env = env_gen3(&dir, &base);
+    let store = dir.join("certificate_store");
+    onboard(&m.cloud, &ca, &env, &store, false).await;
+    let device = hdm::agent::Store::new(&store).load().unwrap();
+    send(&device, Generation::Gen3, "stg", 1).await;
+    let cloud = m.cloud.clone();
+    until(
+        &m.cloud,
+        "two camelCase events and one lowercase",
+        move || cloud.ingested().len() == 2 && cloud.ingested_lowercase().len() == 1,
+    )
+    .await;
+    let topics: Vec<String> = m
+        .cloud
+        .ingested_all()
+        .into_iter()
+        .map(|i| i.topic)
+        .collect();
+    assert!(
+        topics
+            .iter()
+            .all(|t| t.starts_with(hdm::cloud::TELEMETRY_TOPIC)),
+        "{topics:?}"
+    );
+    assert!(topics[2].contains("/org-zaikio-sim/"), "{topics:?}");
+    drop(m.helper);
     m.https.stop().await;
 }

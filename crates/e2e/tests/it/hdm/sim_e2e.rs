@@ -19,15 +19,15 @@ use transport::{Outbox, Qos, Session};
 
 use super::{Events, KEY, Raw, provision_store, provisioned, until, write_env};
 
-struct Local {
-    sim: Sim,
-    cloud: HdmCloud,
-    dir: tempfile::TempDir,
-    env_file: std::path::PathBuf,
-    ca: std::path::PathBuf,
+pub(super) struct Local {
+    pub sim: Sim,
+    pub cloud: HdmCloud,
+    pub dir: tempfile::TempDir,
+    pub env_file: std::path::PathBuf,
+    pub ca: std::path::PathBuf,
 }
 
-async fn local() -> Local {
+pub(super) async fn local() -> Local {
     let dir = tempfile::tempdir().unwrap();
     let cert_dir = dir.path().join("agent_cert");
     // As iot-sim's registry builds it: CA and endpoint are learnt once the local cloud runs.
@@ -53,7 +53,7 @@ async fn local() -> Local {
 }
 
 impl Local {
-    fn plain(&self) -> String {
+    pub(super) fn plain(&self) -> String {
         self.sim
             .listeners()
             .iter()
@@ -74,7 +74,7 @@ fn header(thing: &str) -> Header {
 fn telemetry(thing: &str, source: EventSource, count: Option<u64>) -> TelemetryPlan {
     TelemetryPlan {
         topic: "$aws/rules/iot_data_platform_telemetry_dev".into(),
-        header: header(thing),
+        header: header(thing).into(),
         source,
         count,
         interval: None,
