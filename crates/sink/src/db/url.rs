@@ -439,7 +439,7 @@ impl DbUrl {
     pub async fn connect(&self) -> Result<Conn, sqlx::Error> {
         Ok(match &self.options {
             #[cfg(feature = "sqlite")]
-            Options::Sqlite(o) => Conn::Sqlite(SqliteConnection::connect_with(o).await?),
+            Options::Sqlite(o) => Conn::Sqlite(open_sqlite(o).await?),
             #[cfg(feature = "postgres")]
             Options::Postgres(o) => Conn::Postgres(PgConnection::connect_with(o).await?),
             #[cfg(feature = "mysql")]
@@ -530,6 +530,33 @@ fn check_ca_file(ca: &std::path::Path) -> Result<(), String> {
 #[cfg(not(feature = "sqlite"))]
 fn sqlite(_: &str, _: &str, _: &DbAccess) -> Result<DbUrl, String> {
     Err(not_compiled_in(Backend::Sqlite).unwrap_or_default())
+}
+
+/// How long opening a SQLite file waits out other connections' locks.
+#[cfg(feature = "sqlite")]
+const SQLITE_OPEN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Opens the file, waiting while another connection holds it locked: switching a new file to
+/// WAL needs it to itself, and SQLite answers "database is locked" at once rather than calling
+/// the busy handler when sinks starting together open it side by side.
+#[cfg(feature = "sqlite")]
+async fn open_sqlite(o: &SqliteConnectOptions) -> Result<SqliteConnection, sqlx::Error> {
+    let started = std::time::Instant::now();
+    let mut backoff =
+        transport::backoff::Backoff::new(Duration::from_millis(10), Duration::from_millis(500));
+    loop {
+        match SqliteConnection::connect_with(o).await {
+            Err(sqlx::Error::Database(e))
+                if matches!(
+                    e.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff),
+                    Some(5 | 6)
+                ) && started.elapsed() < SQLITE_OPEN_PATIENCE =>
+            {
+                tokio::time::sleep(backoff.next_delay(fastrand::f64())).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 #[cfg(feature = "sqlite")]
