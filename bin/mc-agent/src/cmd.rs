@@ -24,7 +24,7 @@ fn token_only(out: Output, report: Reporter) -> Reporter {
 pub async fn run(cli: Cli, out: Output) -> Result<u8, AgentError> {
     let (Command::Run { config, .. }
     | Command::Timeseries { config, .. }
-    | Command::Event { config }
+    | Command::Event { config, .. }
     | Command::Upload { config, .. }
     | Command::Token { config }) = &cli.command;
     let config = config.clone();
@@ -56,8 +56,13 @@ pub async fn run(cli: Cli, out: Output) -> Result<u8, AgentError> {
             oneshot::timeseries(&one(), &mut values, count, &report).await?;
             Ok(exit::OK)
         }
-        Command::Event { .. } => {
-            oneshot::event(&one(), &config.template_dir()?.load(Kind::Event)?, &report).await?;
+        Command::Event { event, .. } => {
+            if let Some(source) = event.source()? {
+                oneshot::events(&one(), source, &report).await?;
+            } else {
+                let template = config.template_dir()?.load(Kind::Event)?;
+                oneshot::event(&one(), &template, &report).await?;
+            }
             Ok(exit::OK)
         }
         Command::Upload {

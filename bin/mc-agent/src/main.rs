@@ -40,10 +40,14 @@ enum Command {
         #[command(flatten)]
         values: run_cmd::ValueArgs,
     },
-    /// Send one event from event.json and wait for the broker's confirmation.
+    /// Send an event (--type, --severity, --description, --details), or one per line of
+    /// --events FILE|-, or without either the sample's event.json; each waits for the broker's
+    /// confirmation.
     Event {
         #[command(flatten)]
         config: Box<ConfigArgs>,
+        #[command(flatten)]
+        event: run_cmd::EventArgs,
     },
     /// Send FILE (base64, over MQTT), or with --datalake upload it over HTTPS with the agent token.
     Upload {

@@ -7,9 +7,11 @@ use std::time::Duration;
 use clap::Args;
 use cli::args::{HookArgs, SpoolArgs};
 use mindconnect::agent::AgentError;
+use mindconnect::agent::oneshot::EventSource;
 use mindconnect::agent::run::RunOptions;
 use mindconnect::agent::source::ValueSource;
 use mindconnect::config::Settings;
+use mindconnect::protocol::event::EventInput;
 use mindconnect::protocol::machine::{Plan, Task};
 use mindconnect_cli::{ConfigArgs, parse_interval};
 
@@ -65,6 +67,66 @@ impl ValueArgs {
             (None, false) => ValueSource::Points(self.value.clone()),
             (None, true) => ValueSource::Simulated,
         }
+    }
+}
+
+/// `mc-agent event`: one event from flags, JSON lines from a file or stdin, or the template.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Event")]
+pub struct EventArgs {
+    /// The event type (SensorInterruptEvent, or one registered in Event Management).
+    #[arg(long = "type", value_name = "TYPE", conflicts_with = "events")]
+    pub event_type: Option<String>,
+    /// 20 (error), 30 (warning) or 40 (information); the names work too.
+    #[arg(long, value_name = "20|30|40", requires = "event_type", value_parser = severity)]
+    pub severity: Option<u8>,
+    /// The description.
+    #[arg(long, value_name = "TEXT", requires = "event_type")]
+    pub description: Option<String>,
+    /// The event type's custom fields, as a JSON object (e.g. '{"utilizedPercentage": 60}').
+    #[arg(long, value_name = "JSON", requires = "event_type", value_parser = details)]
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
+    /// When it happened (RFC 3339 UTC; default: now).
+    #[arg(long, value_name = "TIME", requires = "event_type")]
+    pub timestamp: Option<String>,
+    /// JSON lines of {"type", "severity", "description", "timestamp", "details"}; `-` for stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub events: Option<PathBuf>,
+}
+
+fn severity(s: &str) -> Result<u8, String> {
+    mindconnect::protocol::event::parse_severity(s).map_err(|e| e.to_string())
+}
+
+fn details(s: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    match serde_json::from_str(s) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err("expected a JSON object such as {\"utilizedPercentage\": 60}".into()),
+        Err(e) => Err(format!("not JSON ({e})")),
+    }
+}
+
+impl EventArgs {
+    /// The events to send, or `None` for the template.
+    pub fn source(&self) -> Result<Option<EventSource>, AgentError> {
+        if let Some(p) = &self.events {
+            return Ok(Some(EventSource::Lines(p.clone())));
+        }
+        let Some(t) = &self.event_type else {
+            return Ok(None);
+        };
+        let severity = self.severity.ok_or_else(|| {
+            AgentError::Input(
+                "--type needs --severity 20|30|40 (error, warning, information)".into(),
+            )
+        })?;
+        Ok(Some(EventSource::One(EventInput {
+            event_type: t.clone(),
+            severity: severity.into(),
+            description: self.description.clone(),
+            timestamp: self.timestamp.clone(),
+            details: self.details.clone().unwrap_or_default(),
+        })))
     }
 }
 

@@ -48,6 +48,11 @@ pub struct ConfigArgs {
     /// CA to trust for the HTTPS steps (overrides HTTP_CA_PATH; default: the system's roots).
     #[arg(long, value_name = "PEM")]
     pub http_cafile: Option<PathBuf>,
+    /// Largest message to send to the broker, in KiB (a file over it is refused, naming
+    /// `upload --datalake`). Default 128: the AWS IoT Core limit the Insights Hub broker most
+    /// likely enforces.
+    #[arg(long, value_name = "KIB", value_parser = clap::value_parser!(u32).range(1..=262_144))]
+    pub max_message_kb: Option<u32>,
     /// Seconds to wait for the platform's answer or the broker's confirmation.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
@@ -81,6 +86,7 @@ impl ConfigArgs {
             gw_url: self.gw_url.clone(),
             sgw_url: self.sgw_url.clone(),
             http_cafile: self.http_cafile.clone(),
+            max_message_kb: self.max_message_kb,
         }
     }
 

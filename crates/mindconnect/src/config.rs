@@ -23,7 +23,7 @@ pub const DEFAULT_SECTION: &str = "AWS";
 /// The broker port the sample hard-codes.
 pub const DEFAULT_PORT: u16 = 8883;
 
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 16] = [
     "IOT_HOST",
     "CLIENT_ID",
     "DEVICE_NAME",
@@ -37,6 +37,10 @@ const KEYS: [&str; 13] = [
     "SGW_URL",
     "PLATFORM",
     "HTTP_CA_PATH",
+    // The 2024 sample's keys: checked below (the custom data format is refused, not ignored).
+    "USE_CUSTOM_TIMESERIES",
+    "CUSTOM_TOPIC",
+    "TENANT_CERT_PATH",
 ];
 
 /// Why the configuration cannot be used. Every variant names the file, key or flag.
@@ -122,6 +126,18 @@ pub enum ConfigError {
         path: PathBuf,
         /// Value.
         value: String,
+    },
+    /// A key asks for something this crate does not do; the sentence says what instead.
+    #[error("config file `{path}`: {key} {value}: {why}")]
+    Unsupported {
+        /// File.
+        path: PathBuf,
+        /// Key.
+        key: &'static str,
+        /// Value as written.
+        value: String,
+        /// What is not supported and what to write instead.
+        why: &'static str,
     },
     /// CLIENT_ID does not follow `<tenant>_<CN>`.
     #[error(transparent)]
@@ -293,8 +309,42 @@ impl ConfigFile {
             }
         };
         for k in map.keys().filter(|k| !KEYS.contains(&k.as_str())) {
-            tracing::debug!(
-                "config file `{}`: key `{k}` is not used by edgewire",
+            tracing::warn!(
+                "config file `{}`: key `{k}` is not one edgewire knows; it is ignored",
+                path.display()
+            );
+        }
+        let custom = match map.get("USE_CUSTOM_TIMESERIES") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") || s.is_empty() => false,
+            Some(v) => {
+                return Err(ConfigError::Unsupported {
+                    path: p(),
+                    key: "USE_CUSTOM_TIMESERIES",
+                    value: v.to_string().chars().take(40).collect(),
+                    why: "expected \"True\" or \"False\"",
+                });
+            }
+        };
+        if custom {
+            return Err(ConfigError::Unsupported {
+                path: p(),
+                key: "USE_CUSTOM_TIMESERIES",
+                value: "True".into(),
+                why: "the custom data format (a registered custom topic with JMESPath mappings) is not supported yet; set it to \"False\" to send standard mc_v3 timeseries",
+            });
+        }
+        if map.get("CUSTOM_TOPIC").is_some_and(|v| !v.is_null()) {
+            tracing::warn!(
+                "config file `{}`: CUSTOM_TOPIC is ignored: USE_CUSTOM_TIMESERIES is not \"True\"",
+                path.display()
+            );
+        }
+        if map.get("TENANT_CERT_PATH").is_some_and(|v| !v.is_null()) {
+            tracing::info!(
+                "config file `{}`: TENANT_CERT_PATH is not needed: the agent authenticates with DEVICE_CERT_PATH alone",
                 path.display()
             );
         }
@@ -377,6 +427,8 @@ pub struct Overrides {
     pub sgw_url: Option<String>,
     /// `--http-cafile`.
     pub http_cafile: Option<PathBuf>,
+    /// `--max-message-kb` (KiB; default 128).
+    pub max_message_kb: Option<u32>,
 }
 
 /// Everything resolved: who we are, where to connect, with what.
@@ -398,6 +450,8 @@ pub struct Settings {
     pub sgw_url: Option<String>,
     /// Trust for the HTTPS steps.
     pub http_tls: TlsOptions,
+    /// The largest message payload sent to the broker, in bytes (`--max-message-kb`).
+    pub max_message_bytes: usize,
 }
 
 /// The broker URL for an `IOT_HOST`: a full URL is used as is; `host:port` and `host` become
@@ -551,6 +605,11 @@ impl Settings {
                 ca_files: http_ca,
                 ..TlsOptions::default()
             },
+            max_message_bytes: o
+                .max_message_kb
+                .map_or(crate::agent::source::DEFAULT_MAX_MESSAGE, |kb| {
+                    kb as usize * 1024
+                }),
             file,
         })
     }

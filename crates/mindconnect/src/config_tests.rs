@@ -255,3 +255,37 @@ fn the_shipped_example_has_the_seed_section_and_the_local_cloud_section() {
         "mqtts://localhost:8883"
     );
 }
+
+#[test]
+fn the_2024_samples_custom_format_is_refused_not_ignored() {
+    let with = |extra: &str| {
+        SEED.replace(
+            "\"PLATFORM\": \"AWS\"",
+            &format!("\"PLATFORM\": \"AWS\", {extra}"),
+        )
+    };
+    let e = ConfigFile::parse(
+        &with(r#""USE_CUSTOM_TIMESERIES": "True", "CUSTOM_TOPIC": "pump""#),
+        &p(),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("config file `configs/mqtt-config.json`: USE_CUSTOM_TIMESERIES True: the custom data format")
+            && e.contains("set it to \"False\""),
+        "{e}"
+    );
+    let e = ConfigFile::parse(&with(r#""USE_CUSTOM_TIMESERIES": "maybe""#), &p(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("expected \"True\" or \"False\""), "{e}");
+    for off in [
+        r#""USE_CUSTOM_TIMESERIES": "False", "CUSTOM_TOPIC": "pump""#,
+        r#""USE_CUSTOM_TIMESERIES": false"#,
+        r#""TENANT_CERT_PATH": "x.pem""#,
+    ] {
+        let c = ConfigFile::parse(&with(off), &p(), None).unwrap();
+        assert_eq!(c.client_id.as_deref(), Some("tenantid_mqttagent"), "{off}");
+    }
+}

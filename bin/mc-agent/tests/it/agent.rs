@@ -12,7 +12,7 @@ use mindconnect::templates::TemplateDir;
 use serde_json::json;
 use transport::{Outbox, Qos, Session};
 
-use super::{Env, mc_agent, spawn};
+use super::{Env, command, mc_agent, spawn};
 
 async fn publish_model(env: &Env) {
     let cfg = env.agent().join("configs/mqtt-config.json");
@@ -317,4 +317,117 @@ async fn a_command_hook_gets_the_minimal_environment_only() {
             "no {wanted}:\n{seen}"
         );
     }
+}
+
+/// Events from real input: one from flags, then JSON lines on stdin; the platform side keeps
+/// each as given (type, severity, description, details, the line's own timestamp), and a bad
+/// line stops the run naming its line after the ones before it were sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_from_flags_and_lines_arrive_as_given() {
+    let env = Env::start().await;
+    let cwd = env.agent();
+    let out = mc_agent(
+        &cwd,
+        &[
+            "event",
+            "--type",
+            "SensorInterruptEvent",
+            "--severity",
+            "warning",
+            "--description",
+            "pump 3 vibrates",
+            "--details",
+            r#"{"utilizedPercentage": 87, "measurements": 4.5}"#,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    std::fs::write(
+        cwd.join("events.jsonl"),
+        concat!(
+            r#"{"type": "AgentBaseEvent", "severity": 40, "description": "shift start", "timestamp": "2026-12-01T06:00:00.000Z"}"#,
+            "\n\n",
+            r#"{"type": "AgentBaseEvent", "severity": "20", "description": "shift end"}"#,
+            "\n",
+            r#"{"type": "AgentBaseEvent", "severity": 25}"#,
+            "\n",
+            r#"{"type": "AgentBaseEvent", "severity": 40, "description": "never sent"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let out = mc_agent(&cwd, &["event", "--events", "events.jsonl"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`events.jsonl` line 4: severity `25`")
+            && stderr.contains("2 events before it were sent"),
+        "{stderr}"
+    );
+    let mut c = command(&cwd, &["event", "--events", "-"]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, r#"{{"type": "AgentBaseEvent", "severity": "information", "description": "from stdin", "details": {{}}}}"#).unwrap();
+    }
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let agent = env.cloud.agent("edgewire_mqttagent").unwrap();
+    let got: Vec<(String, String, String)> = agent
+        .events
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["severity"].as_str().unwrap().to_owned(),
+                e["description"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        ("SensorInterruptEvent", "30", "pump 3 vibrates"),
+        ("AgentBaseEvent", "40", "shift start"),
+        ("AgentBaseEvent", "20", "shift end"),
+        ("AgentBaseEvent", "40", "from stdin"),
+    ]
+    .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
+    assert_eq!(got, want);
+    assert_eq!(agent.events[0]["details"]["utilizedPercentage"], 87);
+    assert_eq!(agent.events[1]["timestamp"], "2026-12-01T06:00:00.000Z");
+    assert_eq!(env.cloud.report().get("events_rejected"), 0);
+    env.sim.stop().await;
+}
+
+/// A file whose message would pass the broker's limit is refused before anything is sent,
+/// with the sizes and the way out; under a raised limit the same file goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_over_the_message_limit_is_refused_naming_the_datalake() {
+    let env = Env::start().await;
+    let cwd = env.agent();
+    // 100 KiB of bytes: 136,536 bytes of base64 — over 128 KiB as a message.
+    std::fs::write(cwd.join("big.bin"), vec![7u8; 100 * 1024]).unwrap();
+    let out = mc_agent(&cwd, &["upload", "big.bin"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`big.bin` has 102400 bytes")
+            && stderr
+                .contains("over the broker's message limit of 131072 bytes (--max-message-kb 128)")
+            && stderr.contains("mc-agent upload --datalake"),
+        "{stderr}"
+    );
+    assert_eq!(env.cloud.report().get("files"), 0);
+    let out = mc_agent(&cwd, &["upload", "big.bin", "--max-message-kb", "200"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        env.cloud.agent("edgewire_mqttagent").unwrap().files[0]
+            .content
+            .len(),
+        100 * 1024
+    );
+    env.sim.stop().await;
 }

@@ -13,6 +13,7 @@ use transport::{Message, Outbox, Qos, Session};
 
 use crate::config::Settings;
 use crate::protocol::envelope::{decode, encode};
+use crate::protocol::event::{EventInput, EventsMessage};
 use crate::protocol::template::Template;
 use crate::protocol::token::{TokenData, TokenReply, TokenRequest};
 use crate::protocol::topic::Channel;
@@ -107,9 +108,102 @@ pub async fn event(o: &OneShot, template: &Template, report: &Reporter) -> Resul
     .await
 }
 
+/// Where `mc-agent event` takes its events from besides the template.
+#[derive(Debug, Clone)]
+pub enum EventSource {
+    /// One event described by flags.
+    One(EventInput),
+    /// One JSON object per line (an [`EventInput`]) from a file, or from stdin for `-`; empty
+    /// lines are skipped.
+    Lines(PathBuf),
+}
+
+/// Sends the events of `source`, each confirmed by the broker before the next is read; returns
+/// how many were sent. A line that is not a valid event stops the run with its file and line
+/// number, after the lines before it were sent.
+pub async fn events(
+    o: &OneShot,
+    source: EventSource,
+    report: &Reporter,
+) -> Result<u64, AgentError> {
+    use tokio::io::AsyncBufReadExt;
+    let topic = o.settings.topics.topic(Channel::Event);
+    let send = async |s: &Session, input: EventInput| -> Result<(), AgentError> {
+        let event = input
+            .into_event(uuid::Uuid::new_v4(), time::OffsetDateTime::now_utc())
+            .map_err(|e| AgentError::Input(e.to_string()))?;
+        let msg = EventsMessage {
+            events: vec![event],
+        };
+        publish_confirmed(
+            s,
+            Message::new(topic.clone(), encode(&msg)).with_qos(o.qos),
+            "event",
+            o.timeout,
+            report,
+        )
+        .await
+    };
+    let path = match source {
+        EventSource::One(input) => {
+            return with_session(o, report, async |s, _| send(s, input).await.map(|()| 1)).await;
+        }
+        EventSource::Lines(p) => p,
+    };
+    let (name, reader): (String, Box<dyn tokio::io::AsyncBufRead + Unpin + Send>) =
+        if path.as_os_str() == "-" {
+            (
+                "stdin".into(),
+                Box::new(tokio::io::BufReader::new(tokio::io::stdin())),
+            )
+        } else {
+            let f = tokio::fs::File::open(&path).await.map_err(|e| {
+                AgentError::Input(format!("cannot read the events `{}`: {e}", path.display()))
+            })?;
+            (
+                format!("`{}`", path.display()),
+                Box::new(tokio::io::BufReader::new(f)),
+            )
+        };
+    let mut lines = reader.lines();
+    with_session(o, report, async |s, _| {
+        let mut sent = 0;
+        let mut number = 0;
+        while let Some(line) = lines.next_line().await.map_err(|e| {
+            AgentError::Input(format!("cannot read the events from {name}: {e}"))
+        })? {
+            number += 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let input: EventInput = serde_json::from_str(&line).map_err(|e| {
+                AgentError::Input(format!(
+                    "{name} line {number}: not an event ({e}); expected {{\"type\": .., \"severity\": 20|30|40, \"description\": .., \"timestamp\": .., \"details\": {{..}}}}"
+                ))
+            })?;
+            send(s, input)
+                .await
+                .map_err(|e| match e {
+                    AgentError::Input(m) => AgentError::Input(format!(
+                        "{name} line {number}: {m} ({sent} events before it were sent)"
+                    )),
+                    other => other,
+                })?;
+            sent += 1;
+        }
+        Ok(sent)
+    })
+    .await
+}
+
 /// Sends `path` (or the sample's execution log) as a file message.
 pub async fn file(o: &OneShot, path: Option<&Path>, report: &Reporter) -> Result<(), AgentError> {
-    let msg = file_payload(path, &o.settings.topics, time::OffsetDateTime::now_utc())?;
+    let msg = file_payload(
+        path,
+        &o.settings.topics,
+        o.settings.max_message_bytes,
+        time::OffsetDateTime::now_utc(),
+    )?;
     let topic = o.settings.topics.topic(Channel::File);
     with_session(o, report, async |s, _| {
         publish_confirmed(

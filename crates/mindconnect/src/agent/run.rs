@@ -226,7 +226,12 @@ fn bootstrap(opts: &RunOptions, report: &Reporter) -> Result<Inputs, AgentError>
         None
     };
     if enabled(Task::File) {
-        file_payload(opts.file.as_deref(), &opts.settings.topics, now_utc())?;
+        file_payload(
+            opts.file.as_deref(),
+            &opts.settings.topics,
+            opts.settings.max_message_bytes,
+            now_utc(),
+        )?;
     }
     let datalake = if enabled(Task::Datalake) {
         let timeout = opts.plan.answer_timeout;
@@ -398,7 +403,12 @@ impl Driver {
                 None => Err(AgentError::Input("no event template".into())),
             },
             Task::File => {
-                match file_payload(self.inputs.file.as_deref(), &self.settings.topics, now) {
+                match file_payload(
+                    self.inputs.file.as_deref(),
+                    &self.settings.topics,
+                    self.settings.max_message_bytes,
+                    now,
+                ) {
                     Ok(m) => Ok((Channel::File, encode(&m), "file")),
                     Err(e) => {
                         let next = machine.task_done(task, Instant::now());

@@ -19,8 +19,10 @@ use crate::protocol::topic::{Channel, Topics};
 
 use super::AgentError;
 
-/// Largest file sent over MQTT (base64 grows it by a third; the packet limit is 256 KiB).
-pub const MAX_MQTT_FILE: usize = 180 * 1024;
+/// The default largest message (the encoded payload) sent to the broker: 128 KiB, the AWS IoT
+/// Core message limit Insights Hub's MQTT broker is most likely held to (MindConnect documents
+/// no `mc_v3` size limit; its Asset Modeler documents 128 KB bodies).
+pub const DEFAULT_MAX_MESSAGE: usize = 128 * 1024;
 
 /// Where timeseries values come from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -271,9 +273,13 @@ pub fn event_payload(
 }
 
 /// The file message: `path`'s bytes, or the sample's execution log when `None`.
+///
+/// A file whose message would be over `max_message` bytes is refused, not split: the file
+/// message has no part numbers, so the platform would store the pieces as unrelated files.
 pub fn file_payload(
     path: Option<&Path>,
     topics: &Topics,
+    max_message: usize,
     now: time::OffsetDateTime,
 ) -> Result<FileMessage, AgentError> {
     let ts = timestamp::format(now);
@@ -301,14 +307,17 @@ pub fn file_payload(
             p.display()
         ))
     })?;
-    if bytes.len() > MAX_MQTT_FILE {
+    let msg = FileMessage::new(file_name(p), ts, &bytes);
+    let wire = encode(&msg).len();
+    if wire > max_message {
         return Err(AgentError::Input(format!(
-            "`{}` has {} bytes; over MQTT at most {MAX_MQTT_FILE} fit in a message; use `mc-agent upload --datalake`",
+            "`{}` has {} bytes, {wire} bytes as a file message (base64 in JSON): over the broker's message limit of {max_message} bytes (--max-message-kb {}); upload it with `mc-agent upload --datalake`, or raise --max-message-kb if your broker takes more",
             p.display(),
-            bytes.len()
+            bytes.len(),
+            max_message / 1024
         )));
     }
-    Ok(FileMessage::new(file_name(p), ts, &bytes))
+    Ok(msg)
 }
 
 /// The last component of `p` (for object and file names).
@@ -403,7 +412,13 @@ mod tests {
 
     #[test]
     fn files_are_encoded_whole() {
-        let m = file_payload(None, &Topics::new("t", "t_a").unwrap(), now()).unwrap();
+        let m = file_payload(
+            None,
+            &Topics::new("t", "t_a").unwrap(),
+            DEFAULT_MAX_MESSAGE,
+            now(),
+        )
+        .unwrap();
         assert!(
             String::from_utf8(m.content().unwrap())
                 .unwrap()

@@ -133,6 +133,98 @@ pub fn severity_ok(s: &Scalar) -> bool {
     matches!(s.as_i64(), Some(20 | 30 | 40))
 }
 
+/// One event as a user describes it (`mc-agent event` flags, or one line of `--events FILE`):
+/// the type, severity, description, details and optionally the time; the id and correlation
+/// id are made when it is sent.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    /// Event type name (`SensorInterruptEvent`, or one registered in Event Management).
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// 20, 30, 40, or `error`, `warning`, `information` (a number or a string).
+    pub severity: Value,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// RFC 3339 UTC; the time it is sent when absent.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    /// Custom fields of the event type.
+    #[serde(default)]
+    pub details: Map<String, Value>,
+}
+
+/// What is wrong with an [`EventInput`], as a sentence naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EventInputError(pub String);
+
+/// A severity as a user writes it: 20/30/40 or error/warning/information (`info` too).
+pub fn parse_severity(s: &str) -> Result<u8, EventInputError> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "20" | "error" => Ok(20),
+        "30" | "warning" | "warn" => Ok(30),
+        "40" | "information" | "info" => Ok(40),
+        other => Err(EventInputError(format!(
+            "severity `{}` is not one MindConnect knows: use 20 (error), 30 (warning) or 40 (information)",
+            other.chars().take(40).collect::<String>()
+        ))),
+    }
+}
+
+impl EventInput {
+    /// The event to send: `id` as its id (its 32 hex digits as the correlation id, as the
+    /// sample does), `now` as the time unless the input has one. The severity is sent as a
+    /// string, the documented form.
+    pub fn into_event(
+        self,
+        id: uuid::Uuid,
+        now: time::OffsetDateTime,
+    ) -> Result<Event, EventInputError> {
+        if self.event_type.trim().is_empty() {
+            return Err(EventInputError(
+                "the event type is empty: give the name of a registered event type".into(),
+            ));
+        }
+        let severity = match &self.severity {
+            Value::String(s) => parse_severity(s)?,
+            Value::Number(n) => parse_severity(&n.to_string())?,
+            other => {
+                return Err(EventInputError(format!(
+                    "severity must be 20, 30 or 40 (or error, warning, information), not {other}"
+                )));
+            }
+        };
+        let timestamp = match self.timestamp {
+            Some(t) => {
+                super::timestamp::parse(&t)
+                    .map_err(|e| EventInputError(format!("field `timestamp`: {e}")))?;
+                t
+            }
+            None => super::timestamp::format(now),
+        };
+        if self.event_type == SENSOR_INTERRUPT_EVENT {
+            let problems = sensor_interrupt_event_type().check_details(&self.details);
+            if !problems.is_empty() {
+                return Err(EventInputError(format!(
+                    "details do not fit {SENSOR_INTERRUPT_EVENT}: {}",
+                    problems.join("; ")
+                )));
+            }
+        }
+        Ok(Event {
+            id: id.to_string(),
+            correlation_id: Some(id.simple().to_string()),
+            timestamp,
+            severity: Scalar::Text(severity.to_string()),
+            event_type: self.event_type,
+            description: self.description,
+            details: self.details,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::envelope::{decode, encode, strategies};
@@ -150,6 +242,56 @@ mod tests {
         assert_eq!(
             sensor_interrupt_event_type().check_details(&e.details),
             Vec::<String>::new()
+        );
+    }
+
+    fn input(json: &str) -> Result<Event, EventInputError> {
+        let i: EventInput = serde_json::from_str(json).unwrap();
+        i.into_event(
+            uuid::Uuid::nil(),
+            time::macros::datetime!(2026-12-03 10:00:00 UTC),
+        )
+    }
+
+    #[test]
+    fn a_described_event_gets_an_id_a_time_and_a_string_severity() {
+        let e = input(r#"{"type":"DoorOpened","severity":"warning","description":"door 3","details":{"door":3}}"#).unwrap();
+        assert_eq!(e.severity, Scalar::Text("30".into()));
+        assert_eq!(e.timestamp, "2026-12-03T10:00:00.000Z");
+        assert_eq!(
+            e.correlation_id.as_deref(),
+            Some("00000000000000000000000000000000")
+        );
+        assert_eq!(e.details["door"], 3);
+        let e =
+            input(r#"{"type":"DoorOpened","severity":20,"timestamp":"2026-01-02T03:04:05.6Z"}"#)
+                .unwrap();
+        assert_eq!(e.timestamp, "2026-01-02T03:04:05.6Z");
+        assert_eq!(e.severity, Scalar::Text("20".into()));
+    }
+
+    #[test]
+    fn bad_events_are_refused_naming_the_field() {
+        let e = input(r#"{"type":"T","severity":25}"#).unwrap_err().0;
+        assert!(
+            e.contains("severity `25`") && e.contains("40 (information)"),
+            "{e}"
+        );
+        let e = input(r#"{"type":"T","severity":20,"timestamp":"yesterday"}"#)
+            .unwrap_err()
+            .0;
+        assert!(e.contains("field `timestamp`"), "{e}");
+        let e = input(r#"{"type":" ","severity":20}"#).unwrap_err().0;
+        assert!(e.contains("event type is empty"), "{e}");
+        let e = input(
+            r#"{"type":"SensorInterruptEvent","severity":20,"details":{"utilizedPercentage":"x"}}"#,
+        )
+        .unwrap_err()
+        .0;
+        assert!(e.contains("must be INTEGER"), "{e}");
+        assert!(
+            serde_json::from_str::<EventInput>(r#"{"type":"T","severity":20,"sevrity":1}"#)
+                .is_err()
         );
     }
 
