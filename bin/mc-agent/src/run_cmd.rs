@@ -140,6 +140,9 @@ pub struct RunArgs {
     /// Stop after this long (e.g. 90s, 10m, 2h).
     #[arg(long, value_name = "TIME", value_parser = duration)]
     pub duration: Option<Duration>,
+    /// The asset already exists: write instance.conf as CREATED instead of instantiating the model.
+    #[arg(long)]
+    pub assume_instantiated: bool,
     /// With --count: do not stop before N commands were answered.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub wait_commands: u64,
@@ -217,6 +220,7 @@ impl RunArgs {
                 .spool
                 .open(1024)
                 .map_err(|e| AgentError::Input(e.to_string()))?,
+            assume_instantiated: self.assume_instantiated,
         })
     }
 }

@@ -190,6 +190,7 @@ async fn check(env: &DemoEnv) -> Result<Vec<DemoRow>, String> {
         hook_runner: hook::Runner::default(),
         qos: Qos::AtLeastOnce,
         outbox: Outbox::memory(1024),
+        assume_instantiated: false,
     };
     let operator_opts = operator.session_options().map_err(|e| e.to_string())?;
     let command_topic = settings.topics.topic(crate::protocol::Channel::Command);
@@ -247,6 +248,7 @@ async fn check(env: &DemoEnv) -> Result<Vec<DemoRow>, String> {
             hook_timeout: Duration::from_secs(10),
             hook_runner: hook::Runner::default(),
             qos: Qos::AtLeastOnce,
+            assume_instantiated: false,
         };
         if let Err(e) = run_agent(second, std::future::pending(), reporter.clone()).await {
             notes.push(format!("second run: {e}"));

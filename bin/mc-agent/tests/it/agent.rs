@@ -255,6 +255,41 @@ async fn errors_map_to_exit_codes() {
         0,
         "no timeseries before the instance exists"
     );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("timeseries are held back"),
+        "the refusal is reported while the run goes on"
+    );
+    assert_eq!(
+        (
+            env.cloud.report().get("events"),
+            env.cloud.report().get("files")
+        ),
+        (1, 1),
+        "events and files need no instance: they went"
+    );
+    assert_ne!(
+        std::fs::read_to_string(cwd.join("instance.conf")).unwrap_or_default(),
+        "CREATED",
+        "the next start asks again"
+    );
+    // A user whose asset already exists says so; the run skips the instantiation.
+    let out = mc_agent(
+        &cwd,
+        &[
+            "run",
+            "--count",
+            "1",
+            "--timeout",
+            "10",
+            "--assume-instantiated",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(cwd.join("instance.conf")).unwrap(),
+        "CREATED"
+    );
+    assert_eq!(env.cloud.report().get("timeseries_messages"), 1);
     env.sim.stop().await;
 }
 

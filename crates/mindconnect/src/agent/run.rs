@@ -65,6 +65,9 @@ pub struct RunOptions {
     pub qos: Qos,
     /// Memory or disk outbox.
     pub outbox: Outbox,
+    /// The asset already exists (made in Asset Manager, or by another tool): write
+    /// `instance.conf` as `CREATED` instead of asking the platform to instantiate the model.
+    pub assume_instantiated: bool,
 }
 
 /// What a run did.
@@ -197,6 +200,9 @@ pub async fn run(
 /// before connecting; the instance request only while `instance.conf` does not say CREATED.
 fn bootstrap(opts: &RunOptions, report: &Reporter) -> Result<Inputs, AgentError> {
     let enabled = |t: Task| opts.plan.intervals.contains_key(&t);
+    if opts.assume_instantiated && !instance_created(&opts.instance_conf) {
+        mark_instance_created(&opts.instance_conf)?;
+    }
     let instance = if instance_created(&opts.instance_conf) {
         report(&Event::InstanceExists {
             path: opts.instance_conf.display().to_string(),
@@ -561,6 +567,18 @@ impl Driver {
                 message,
             }),
             Note::InstanceExists => {}
+            Note::InstanceRefused { errors, message } => {
+                let refused = AgentError::Rejected {
+                    what: "instantiation",
+                    errors,
+                    message,
+                };
+                r(&Event::Warning {
+                    message: format!(
+                        "{refused}; timeseries are held back (the platform would drop them), events, files and commands go on, and the next start asks again"
+                    ),
+                });
+            }
             Note::Ignored { topic, reason } => {
                 tracing::debug!("ignored a message on {topic}: {reason}");
             }

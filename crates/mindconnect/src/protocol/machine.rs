@@ -87,6 +87,15 @@ pub enum Note {
     },
     /// `instance.conf` says `CREATED`; nothing sent.
     InstanceExists,
+    /// The platform answered `Failed`: timeseries stay held back (the platform would drop
+    /// them), the rest goes on, `instance.conf` stays as it is so the next start asks again,
+    /// and a bounded run ends with [`Finish::Rejected`].
+    InstanceRefused {
+        /// Its errors.
+        errors: Vec<JobError>,
+        /// Its message.
+        message: Option<String>,
+    },
     /// `InProgress` (or another non-final status).
     InstanceProgress {
         /// Platform message.
@@ -141,7 +150,14 @@ pub enum Finish {
 #[derive(Debug, Clone)]
 enum Instance {
     Created,
-    Pending { id: String, deadline: Instant },
+    Refused {
+        errors: Vec<JobError>,
+        message: Option<String>,
+    },
+    Pending {
+        id: String,
+        deadline: Instant,
+    },
     Unsent(InstanceRequest),
 }
 
@@ -276,7 +292,7 @@ impl Machine {
         }
         let mut out = Vec::new();
         if self.end.is_some_and(|e| now >= e) {
-            return self.finish(Finish::Done);
+            return self.finish_done();
         }
         if let Instance::Pending { deadline, .. } = &self.instance
             && now >= *deadline
@@ -318,7 +334,7 @@ impl Machine {
             out.push(Action::Run(t));
         }
         if self.complete() {
-            out.extend(self.finish(Finish::Done));
+            out.extend(self.finish_done());
         }
         out
     }
@@ -328,11 +344,28 @@ impl Machine {
         bounded
             && self
                 .tasks
-                .values()
-                .all(|s| !s.running && (self.plan.count.is_none() || self.limit_reached(s)))
+                .iter()
+                // Timeseries never run after a refused instantiation; the rest decides.
+                .filter(|(t, _)| {
+                    **t != Task::Timeseries || !matches!(self.instance, Instance::Refused { .. })
+                })
+                .all(|(_, s)| !s.running && (self.plan.count.is_none() || self.limit_reached(s)))
             && self.commands >= self.plan.wait_commands
-            && matches!(self.instance, Instance::Created)
+            && matches!(self.instance, Instance::Created | Instance::Refused { .. })
             && !matches!(self.token, Token::Pending { .. })
+    }
+
+    /// The end of a run that reached its limits: `Done`, unless the instantiation was refused.
+    fn finish_done(&mut self) -> Vec<Action> {
+        let f = match &self.instance {
+            Instance::Refused { errors, message } => Finish::Rejected {
+                what: "instantiation",
+                errors: errors.clone(),
+                message: message.clone(),
+            },
+            _ => Finish::Done,
+        };
+        self.finish(f)
     }
 
     fn finish(&mut self, f: Finish) -> Vec<Action> {
@@ -450,11 +483,15 @@ impl Machine {
                         out.extend(self.poll(now));
                         out
                     }
-                    JobStep::Failed(errors, message) => self.finish(Finish::Rejected {
-                        what: "instantiation",
-                        errors,
-                        message,
-                    }),
+                    JobStep::Failed(errors, message) => {
+                        self.instance = Instance::Refused {
+                            errors: errors.clone(),
+                            message: message.clone(),
+                        };
+                        let mut out = vec![Action::Note(Note::InstanceRefused { errors, message })];
+                        out.extend(self.poll(now));
+                        out
+                    }
                 }
             }
             Some(Channel::TokenResponse) => {

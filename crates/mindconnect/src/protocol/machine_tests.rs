@@ -129,10 +129,11 @@ fn second_run_does_not_instantiate() {
 }
 
 #[test]
-fn failed_instantiation_ends_the_run_with_its_errors() {
+fn a_failed_instantiation_holds_timeseries_back_and_ends_a_bounded_run_with_its_errors() {
     let t0 = Instant::now();
-    let mut m = machine(None, true);
-    m.start(t0);
+    let mut m = machine(Some(1), true);
+    let started = m.start(t0);
+    assert!(!runs(&started).contains(&Task::Timeseries));
     let body = json!({"id":"p","requestId":"inst1","data":{"status":"Failed","errors":[{"code":"E","message":"no model `X`"}]}});
     let a = m.on_message(
         &m.topics.topic(Channel::InstanceProgress),
@@ -140,15 +141,40 @@ fn failed_instantiation_ends_the_run_with_its_errors() {
         t0,
     );
     match &a[..] {
-        [
-            Action::Finish(Finish::Rejected {
-                what: "instantiation",
-                errors,
-                ..
-            }),
-        ] => assert_eq!(errors[0].message, "no model `X`"),
+        [Action::Note(Note::InstanceRefused { errors, .. }), ..] => {
+            assert_eq!(errors[0].message, "no model `X`");
+        }
         other => panic!("{other:?}"),
     }
+    assert!(
+        !a.iter().any(|x| matches!(x, Action::Finish(_))),
+        "events, files and commands go on: {a:?}"
+    );
+    // The other tasks finish their one run; timeseries never runs; the run ends rejected.
+    let mut pending = runs(&started);
+    pending.extend(runs(&a));
+    pending.extend(runs(&m.on_message(
+        &m.topics.topic(Channel::TokenResponse),
+        &token("req1", 3600),
+        t0,
+    )));
+    let mut ended = Vec::new();
+    while let Some(t) = pending.pop() {
+        assert_ne!(t, Task::Timeseries);
+        let next = m.task_done(t, t0);
+        pending.extend(runs(&next));
+        ended.extend(next);
+    }
+    assert!(
+        ended.iter().any(|x| matches!(
+            x,
+            Action::Finish(Finish::Rejected {
+                what: "instantiation",
+                ..
+            })
+        )),
+        "{ended:?}"
+    );
 }
 
 #[test]

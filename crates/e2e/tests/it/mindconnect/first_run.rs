@@ -69,6 +69,7 @@ pub(crate) fn options_for(
         hook_runner: hook::Runner::default(),
         qos: Qos::AtLeastOnce,
         outbox: Outbox::memory(1024),
+        assume_instantiated: false,
     }
 }
 
