@@ -138,6 +138,10 @@ pub enum ConfigError {
     /// Connection settings (broker URL, password source).
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// `GW_URL` or `SGW_URL` is refused by the HTTP policy (plain http to another machine,
+    /// not a URL); the message names the key or flag and the file.
+    #[error(transparent)]
+    Url(Box<transport::http::HttpError>),
 }
 
 /// The details of a CLIENT_ID that does not match the certificate.
@@ -398,6 +402,9 @@ pub struct Settings {
     pub sgw_url: Option<String>,
     /// Trust for the HTTPS steps.
     pub http_tls: TlsOptions,
+    /// `--allow-plaintext`: plain http to another machine is allowed for the HTTPS steps too
+    /// (warned); otherwise only loopback may be plain.
+    pub allow_plaintext: bool,
 }
 
 /// The broker URL for an `IOT_HOST`: a full URL is used as is; `host:port` and `host` become
@@ -540,6 +547,20 @@ impl Settings {
             (None, None) => Vec::new(),
         };
         let trim = |s: Option<String>| s.map(|u| u.trim_end_matches('/').to_owned());
+        // The URLs are checked now, so a refused one stops the run before any connection,
+        // with the key (or flag) and the file named.
+        for (flag_value, file_value, key, flag) in [
+            (&o.gw_url, &file.gw_url, "GW_URL", "--gw-url"),
+            (&o.sgw_url, &file.sgw_url, "SGW_URL", "--sgw-url"),
+        ] {
+            let (url, what) = match (flag_value, file_value) {
+                (Some(u), _) => (u, flag.to_owned()),
+                (None, Some(u)) => (u, format!("`{key}` in `{}`", file.path.display())),
+                (None, None) => continue,
+            };
+            transport::http::check_url(url, &what, broker.allow_plaintext)
+                .map_err(|e| ConfigError::Url(Box::new(e)))?;
+        }
         Ok(Settings {
             topics,
             session,
@@ -551,6 +572,7 @@ impl Settings {
                 ca_files: http_ca,
                 ..TlsOptions::default()
             },
+            allow_plaintext: broker.allow_plaintext,
             file,
         })
     }
