@@ -489,5 +489,10 @@ async fn the_demo_check_passes_against_the_local_cloud() {
             "blacklisted event type held back by the shadow",
         ],
     );
+    let env_file = l.dir.path().join("work/env.dev");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&env_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the demo's env file holds the API key");
     l.sim.stop().await;
 }
