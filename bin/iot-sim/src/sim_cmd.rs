@@ -132,11 +132,13 @@ pub async fn up(a: &SimArgs, out: Output) -> u8 {
             s.push_str(&format!("  {:<13} {base}/<vendor>/...\n", "https"));
         }
         s.push_str(&format!(
-            "Trust {} (--cafile). Client certificates are in {}. Password listeners: --username {} --password-file {}\nStatus: iot-sim status. Stop with Ctrl-C.",
+            "Trust {} (--cafile). Client certificates are in {}. Password listeners: --username {} --password-file {}\nplain and ws (iot-sim's own): --username {} --password-file {}\nStatus: iot-sim status. Stop with Ctrl-C.",
             sim.pki().ca.display(),
             sim.pki().dir.display(),
             sim::engine::DEV_USER,
-            sim.state_dir().join("password").display()
+            sim.state_dir().join("password").display(),
+            sim::engine::SERVICE_USER,
+            sim.state_dir().join(sim::engine::SERVICE_PASSWORD_FILE).display()
         ));
         s
     });

@@ -214,7 +214,7 @@ impl RunArgs {
             datalake_file: self.datalake_file.clone(),
             hooks: self.hooks.iter().cloned().collect(),
             hook_timeout: self.hook_timeout,
-            hook_runner: self.hook_limits.runner(),
+            hook_runner: self.hook_limits.runner_withholding(&cfg.auth.password_env),
             qos: cfg.qos,
             outbox: self
                 .spool

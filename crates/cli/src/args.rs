@@ -159,9 +159,19 @@ pub struct HookArgs {
 impl HookArgs {
     /// A runner with these limits (one per agent, shared by all its hooks).
     pub fn runner(&self) -> hook::Runner {
+        self.runner_withholding(std::iter::empty())
+    }
+
+    /// A runner that also never hands hooks `secret_vars`: the variables this agent reads its
+    /// own secrets from (what `--password-env` and the like name), even if `--hook-env` asks.
+    pub fn runner_withholding<'a>(
+        &self,
+        secret_vars: impl IntoIterator<Item = &'a String>,
+    ) -> hook::Runner {
         hook::Runner::new(hook::Settings {
             concurrency: usize::from(self.hook_concurrency),
             pass_env: self.hook_env.clone(),
+            withhold: secret_vars.into_iter().cloned().collect(),
             ..hook::Settings::default()
         })
     }

@@ -102,7 +102,8 @@ pub async fn run(env: DemoEnv) -> Vec<DemoRow> {
     }
     let env_file = dir.join("env.dev");
     let text = format!("stage=dev\nbase_url={base}/hdm\napi_key={DEV_API_KEY}\napi_version=v2\n");
-    if let Err(e) = std::fs::write(&env_file, text) {
+    // It holds the API key: private, as everything edgewire writes with a secret in it.
+    if let Err(e) = transport::auth::write_secret_file(&env_file, text.as_bytes()) {
         return vec![row(
             "provisioned over HTTPS",
             false,

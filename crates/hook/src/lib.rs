@@ -14,6 +14,9 @@
 //!   `LANG`, `LC_*`, `TZ` and `TMPDIR` from the agent, the variables named in
 //!   [`Settings::pass_env`] (`--hook-env NAME`), and the context the agent sets for the call.
 //!   Nothing else: not `GOOEE_TOKEN`, `HDM_API_KEY` or the variable `--password-env` names.
+//!   Even `--hook-env` cannot pass a secret: the names in [`SECRET_VARIABLES`] and in
+//!   [`Settings::withhold`] (the variables the agent reads its own secrets from) are dropped
+//!   from `pass_env` with a warning.
 //!
 //! After the hook exits, its output pipes get [`LINGER`] to close (a background child it left
 //! may hold them open); then they are dropped and the exit status counts. No clap, no sockets:
@@ -38,6 +41,18 @@ pub const DEFAULT_OUTPUT_CAP: usize = 64 * 1024;
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// What a hook inherits from the agent's environment besides `LC_*` and the `pass_env` names.
 pub const INHERITED: [&str; 5] = ["PATH", "HOME", "LANG", "TZ", "TMPDIR"];
+/// Variables that hold secrets edgewire reads (or that the database drivers and AWS tools
+/// read); a hook never gets them, whatever `pass_env` says.
+pub const SECRET_VARIABLES: [&str; 8] = [
+    "GOOEE_TOKEN",
+    "HDM_API_KEY",
+    "HDM_AUTH_TOKEN",
+    "PGPASSWORD",
+    "MYSQL_PWD",
+    "MQTT_SINK_DB",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
 
 /// Limits shared by every hook one runner starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +63,16 @@ pub struct Settings {
     pub output_cap: usize,
     /// Names of the agent's environment variables the hook also gets (`--hook-env`).
     pub pass_env: Vec<String>,
+    /// Names the hook never gets even when `pass_env` lists them: the variables this agent
+    /// reads secrets from (`--password-env NAME` and the like), besides [`SECRET_VARIABLES`].
+    pub withhold: Vec<String>,
+}
+
+impl Settings {
+    /// Whether `name` holds a secret a hook must not see.
+    pub fn is_withheld(&self, name: &str) -> bool {
+        SECRET_VARIABLES.contains(&name) || self.withhold.iter().any(|w| w == name)
+    }
 }
 
 impl Default for Settings {
@@ -56,6 +81,7 @@ impl Default for Settings {
             concurrency: DEFAULT_CONCURRENCY,
             output_cap: DEFAULT_OUTPUT_CAP,
             pass_env: Vec::new(),
+            withhold: Vec::new(),
         }
     }
 }
@@ -135,8 +161,21 @@ impl Default for Runner {
 }
 
 impl Runner {
-    /// A runner whose hooks inherit from this process's environment (read at each run).
-    pub fn new(settings: Settings) -> Self {
+    /// A runner whose hooks inherit from this process's environment (read at each run). A
+    /// `pass_env` name that holds a secret is dropped here, with a warning.
+    pub fn new(mut settings: Settings) -> Self {
+        let withheld: Vec<String> = settings
+            .pass_env
+            .iter()
+            .filter(|n| settings.is_withheld(n))
+            .cloned()
+            .collect();
+        for name in &withheld {
+            tracing::warn!(
+                "--hook-env {name} is ignored: `{name}` holds a secret, and hooks never get the agent's secrets (pass the hook its own credentials, e.g. in a file only it reads)"
+            );
+        }
+        settings.pass_env.retain(|n| !withheld.contains(n));
         let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         Runner {
             settings: Arc::new(settings),
@@ -181,9 +220,10 @@ impl Runner {
             None => std::env::vars_os().collect(),
         };
         let wanted = |name: &str| {
-            INHERITED.contains(&name)
+            (INHERITED.contains(&name)
                 || name.starts_with("LC_")
-                || self.settings.pass_env.iter().any(|p| p == name)
+                || self.settings.pass_env.iter().any(|p| p == name))
+                && !self.settings.is_withheld(name)
         };
         let mut env: Vec<(OsString, OsString)> = parent
             .into_iter()

@@ -112,8 +112,8 @@ impl OfflineStorage {
     }
 }
 
-/// The agent's configuration.
-#[derive(Debug, Clone, PartialEq)]
+/// The agent's configuration. `Debug` never shows `device_primary_key`.
+#[derive(Clone, PartialEq)]
 pub struct Config {
     /// The file it came from (relative paths resolve against its folder).
     pub path: PathBuf,
@@ -137,6 +137,50 @@ pub struct Config {
     pub offline: OfflineStorage,
     /// Symmetric key for auth type 5 (`devicePrimaryKey`).
     pub device_primary_key: Option<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("path", &self.path)
+            .field("cp_id", &self.cp_id)
+            .field("unique_id", &self.unique_id)
+            .field("env", &self.env)
+            .field("scope_id", &self.scope_id)
+            .field("discovery_url", &self.discovery_url)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("ca", &self.ca)
+            .field("offline", &self.offline)
+            .field(
+                "device_primary_key",
+                &self.device_primary_key.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn config_debug_never_shows_the_device_key() {
+    let c = Config {
+        path: "iotconnect.json".into(),
+        cp_id: "CP".into(),
+        unique_id: "dev-1".into(),
+        env: "DEV".into(),
+        scope_id: None,
+        discovery_url: "https://discovery.example".into(),
+        cert: None,
+        key: None,
+        ca: None,
+        offline: OfflineStorage::default(),
+        device_primary_key: Some("c2VjcmV0LWRldmljZS1rZXk=".into()),
+    };
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains("c2VjcmV0") && shown.contains("dev-1"),
+        "{shown}"
+    );
 }
 
 #[derive(Debug, Deserialize)]

@@ -154,6 +154,10 @@ pub enum ConfigError {
     /// Connection settings (broker URL, password source).
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// `GW_URL` or `SGW_URL` is refused by the HTTP policy (plain http to another machine,
+    /// not a URL); the message names the key or flag and the file.
+    #[error(transparent)]
+    Url(Box<transport::http::HttpError>),
 }
 
 /// The details of a CLIENT_ID that does not match the certificate.
@@ -452,6 +456,9 @@ pub struct Settings {
     pub http_tls: TlsOptions,
     /// The largest message payload sent to the broker, in bytes (`--max-message-kb`).
     pub max_message_bytes: usize,
+    /// `--allow-plaintext`: plain http to another machine is allowed for the HTTPS steps too
+    /// (warned); otherwise only loopback may be plain.
+    pub allow_plaintext: bool,
 }
 
 /// The broker URL for an `IOT_HOST`: a full URL is used as is; `host:port` and `host` become
@@ -594,6 +601,24 @@ impl Settings {
             (None, None) => Vec::new(),
         };
         let trim = |s: Option<String>| s.map(|u| u.trim_end_matches('/').to_owned());
+        // The URLs are checked now, so a refused one stops the run before any connection,
+        // with the key (or flag) and the file named.
+        for (flag_value, file_value, key, flag) in [
+            (&o.gw_url, &file.gw_url, "GW_URL", "--gw-url"),
+            (&o.sgw_url, &file.sgw_url, "SGW_URL", "--sgw-url"),
+        ] {
+            let (url, what) = match (flag_value, file_value) {
+                (Some(u), _) => (u, flag.to_owned()),
+                (None, Some(u)) => (u, format!("`{key}` in `{}`", file.path.display())),
+                (None, None) => continue,
+            };
+            // An empty value is as good as none (the demo writes one when no HTTPS runs).
+            if url.trim().is_empty() {
+                continue;
+            }
+            transport::http::check_url(url, &what, broker.allow_plaintext)
+                .map_err(|e| ConfigError::Url(Box::new(e)))?;
+        }
         Ok(Settings {
             topics,
             session,
@@ -610,6 +635,7 @@ impl Settings {
                 .map_or(crate::agent::source::DEFAULT_MAX_MESSAGE, |kb| {
                     kb as usize * 1024
                 }),
+            allow_plaintext: broker.allow_plaintext,
             file,
         })
     }

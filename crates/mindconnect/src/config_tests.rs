@@ -289,3 +289,35 @@ fn the_2024_samples_custom_format_is_refused_not_ignored() {
         assert_eq!(c.client_id.as_deref(), Some("tenantid_mqttagent"), "{off}");
     }
 }
+
+#[test]
+fn plain_http_gateway_urls_to_another_machine_are_refused_naming_key_and_file() {
+    let (_dir, cfg) = seed_layout("mqttagent");
+    std::fs::write(
+        &cfg,
+        SEED.replace(
+            "https://southgate.eu1.mindsphere.io",
+            "http://southgate.eu1.mindsphere.io",
+        ),
+    )
+    .unwrap();
+    let load = || ConfigFile::load(&cfg, None).unwrap();
+    let e = Settings::resolve(load(), &Overrides::default()).unwrap_err();
+    assert!(matches!(e, ConfigError::Url(_)), "{e:?}");
+    let e = e.to_string();
+    assert!(
+        e.contains("`SGW_URL` in `") && e.contains("mqtt-config.json") && e.contains("plain http"),
+        "{e}"
+    );
+    // A flag is named as the flag; loopback may be plain; --allow-plaintext lets it through.
+    let mut o = Overrides {
+        gw_url: Some("http://gw.example.com".into()),
+        sgw_url: Some("http://127.0.0.1:8080".into()),
+        ..Overrides::default()
+    };
+    let e = Settings::resolve(load(), &o).unwrap_err().to_string();
+    assert!(e.contains("--gw-url") && !e.contains("SGW_URL"), "{e}");
+    o.connect.allow_plaintext = true;
+    let s = Settings::resolve(load(), &o).unwrap();
+    assert!(s.allow_plaintext);
+}

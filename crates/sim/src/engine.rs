@@ -4,8 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,6 +20,10 @@ use crate::runner::{CloudRunner, RunnerError};
 
 /// The username of the password listeners.
 pub const DEV_USER: &str = "edgewire";
+/// The service account of the plain and ws listeners (password in `state/service-password`).
+pub const SERVICE_USER: &str = "iot-sim";
+/// The file in the state folder holding the service account's password.
+pub const SERVICE_PASSWORD_FILE: &str = "service-password";
 /// The client certificate the demo's generic device uses.
 pub const DEMO_DEVICE: &str = "demo-device";
 
@@ -115,24 +118,45 @@ pub struct ReportJson {
 }
 
 fn dev_password(state_dir: &Path) -> Result<String, SimError> {
-    let path = state_dir.join("password");
+    secret_in(state_dir, "password")
+}
+
+/// The password in `state_dir/name`, made (random, mode 0600) when there is none yet.
+fn secret_in(state_dir: &Path, name: &str) -> Result<String, SimError> {
+    let path = state_dir.join(name);
     if let Ok(p) = fs::read_to_string(&path)
         && !p.trim().is_empty()
     {
+        transport::auth::warn_if_readable(&path, "iot-sim password file");
         return Ok(p.trim().to_owned());
     }
     let pw: String = (0..24)
         .map(|_| char::from(b"abcdefghijkmnpqrstuvwxyz23456789"[fastrand::usize(..32)]))
         .collect();
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io("create", &path))?;
-    f.write_all(pw.as_bytes()).map_err(io("write", &path))?;
+    transport::auth::write_secret_file(&path, pw.as_bytes()).map_err(io("write", &path))?;
     Ok(pw)
+}
+
+/// Client certificates in the PKI folder that are not a vendor's device: iot-sim's own
+/// (the demo device, `iot-sim certs --client NAME`).
+fn own_certificates(pki: &DevPki, vendor_devices: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = pki.clients.iter().map(|(n, _)| n.clone()).collect();
+    if let Ok(entries) = fs::read_dir(&pki.dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            if let (Some(stem), Some("pem")) = (
+                path.file_stem().and_then(|s| s.to_str()),
+                path.extension().and_then(|s| s.to_str()),
+            ) && !["ca", "server"].contains(&stem)
+            {
+                names.push(stem.to_owned());
+            }
+        }
+    }
+    names.retain(|n| !vendor_devices.contains(n));
+    names.sort();
+    names.dedup();
+    names
 }
 
 impl Sim {
@@ -145,7 +169,8 @@ impl Sim {
             .map_err(io("create", &opts.state_dir))?;
         let mut names = vec![DEMO_DEVICE.to_owned()];
         names.extend(opts.client_names.iter().cloned());
-        names.extend(clouds.iter().flat_map(|c| c.device_names()));
+        let vendor_devices: Vec<String> = clouds.iter().flat_map(|c| c.device_names()).collect();
+        names.extend(vendor_devices.iter().cloned());
         names.dedup();
         let pki = certs::ensure(&opts.cert_dir, &names)?;
         let (broker, listeners, cloud_opts) = if let Some(ext) = &opts.external {
@@ -164,6 +189,9 @@ impl Sim {
                 pki.server.key.clone(),
             );
             setup.users = HashMap::from([(DEV_USER.to_owned(), password.clone())]);
+            let service = secret_in(&opts.state_dir, SERVICE_PASSWORD_FILE)?;
+            setup.service = Some((SERVICE_USER.to_owned(), service.clone()));
+            setup.own_certificates = own_certificates(&pki, &vendor_devices);
             setup.policies = clouds.iter().filter_map(|c| c.policy()).collect();
             let broker = EmbeddedBroker::start(setup).await?;
             let ep = broker.endpoints().clone();
@@ -176,18 +204,22 @@ impl Sim {
                 username: DEV_USER.to_owned(),
                 password: Some(password.into()),
             });
+            let service_creds = Some(Credentials {
+                username: SERVICE_USER.to_owned(),
+                password: Some(service.into()),
+            });
             let listeners = vec![
                 Listener {
                     name: "plain",
                     url: ep.plain.clone(),
                     tls: TlsOptions::default(),
-                    credentials: None,
+                    credentials: service_creds.clone(),
                 },
                 Listener {
                     name: "ws",
                     url: ep.ws.clone(),
                     tls: TlsOptions::default(),
-                    credentials: None,
+                    credentials: service_creds,
                 },
                 Listener {
                     name: "mtls",

@@ -11,6 +11,7 @@
 )]
 
 mod publish;
+mod secrets;
 mod sub;
 
 use std::path::PathBuf;

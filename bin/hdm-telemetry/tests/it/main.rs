@@ -10,6 +10,8 @@
     clippy::print_stderr
 )]
 
+mod secrets;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;

@@ -9,6 +9,7 @@
 )]
 
 mod publish;
+mod secrets;
 mod sim;
 
 use std::process::Command;

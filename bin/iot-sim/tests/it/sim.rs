@@ -122,8 +122,16 @@ fn up_serves_until_sigterm_and_status_shows_it() {
     );
 
     let url = st["listeners"]["plain"].as_str().unwrap().to_owned();
+    // The plain port wants iot-sim's service account; without it a local user is refused.
+    let service = dir.path().join(".edgewire/sim/service-password");
+    let anonymous = run(iot_sim().args(["pub", "-b", &url, "-t", "demo/plain/reading"]));
+    assert_ne!(anonymous.status.code(), Some(i32::from(exit::OK)));
     let out = run(iot_sim().args([
         "pub",
+        "-u",
+        "iot-sim",
+        "--password-file",
+        service.to_str().unwrap(),
         "-b",
         &url,
         "-t",

@@ -9,6 +9,8 @@
     clippy::print_stderr
 )]
 
+mod secrets;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;

@@ -466,3 +466,65 @@ async fn a_file_over_the_message_limit_is_refused_naming_the_datalake() {
     );
     env.sim.stop().await;
 }
+
+/// The agent runs with secrets in its environment, `--password-env` naming one and careless
+/// `--hook-env` flags naming them all; the command hook dumps its environment to a file, and
+/// no secret name or value is in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_hook_never_sees_the_agents_secrets() {
+    let env = Env::start().await;
+    publish_model(&env).await;
+    let cwd = env.agent();
+    let dump = cwd.join("hook-env.txt");
+    let secrets = [
+        ("GOOEE_TOKEN", "gooee-token-Yx71"),
+        ("HDM_API_KEY", "hdm-key-Yx72"),
+        ("BROKER_PW", "broker-pw-Yx73"),
+    ];
+    let hook = format!("firmware_update=env > {}", dump.display());
+    let mut args = vec![
+        "run",
+        "--count",
+        "1",
+        "--wait-commands",
+        "1",
+        "--ts-interval",
+        "20ms",
+        "--event-interval",
+        "off",
+        "--file-interval",
+        "off",
+        "--datalake-interval",
+        "off",
+        "--on-command",
+        &hook,
+        "-u",
+        "agent",
+        "--password-env",
+        "BROKER_PW",
+        "--hook-env",
+        "SITE_NAME",
+        "--output",
+        "json",
+    ];
+    for (name, _) in secrets {
+        args.extend(["--hook-env", name]);
+    }
+    let mut cmd = super::command(&cwd, &args);
+    cmd.envs(secrets).env("SITE_NAME", "plant-7");
+    let mut bg = testkit::cli::Running::spawn(&mut cmd);
+    answer_one_command(&env, &mut bg, "firmware_update").await;
+    let seen = std::fs::read_to_string(&dump).unwrap();
+    for (name, value) in secrets {
+        assert!(
+            !seen.contains(name) && !seen.contains(value),
+            "the hook saw {name}: {seen}"
+        );
+    }
+    assert!(seen.lines().any(|l| l == "SITE_NAME=plant-7"), "{seen}");
+    assert!(
+        seen.lines().any(|l| l.starts_with("MC_")),
+        "the context is there: {seen}"
+    );
+    env.sim.stop().await;
+}

@@ -11,6 +11,7 @@
 )]
 
 mod agent;
+mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -10,6 +10,7 @@
 )]
 
 mod model;
+mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -14,6 +14,7 @@ mod brokers;
 mod cli;
 mod dbsecurity;
 mod kill;
+mod secrets;
 mod share;
 
 use std::io::{BufRead, BufReader};

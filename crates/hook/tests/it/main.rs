@@ -1,6 +1,6 @@
 //! The hook runner with real processes (`sh`, `head`, `sleep`): a hook that outlives its
 //! timeout and leaves a grandchild behind, one that writes 10 MB, one that never reads a large
-//! stdin, the concurrency limit, and the minimal environment.
+//! stdin, the concurrency limit, and the minimal environment (no secret, not even by --hook-env).
 
 // Test helpers fail by panicking with a message; that is how a test reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -216,4 +216,58 @@ async fn stopping_the_wait_kills_the_hook() {
         testkit::wait::until(Duration::from_secs(5), || dead(pid)).await,
         "the hook {pid} outlived the agent's interest"
     );
+}
+
+#[tokio::test]
+async fn not_even_hook_env_passes_a_secret_to_a_hook_that_dumps_its_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("env.txt");
+    let secrets = [
+        ("GOOEE_TOKEN", "gooee-token-Zq81"),
+        ("HDM_API_KEY", "hdm-key-Zq82"),
+        ("HDM_AUTH_TOKEN", "hdm-bearer-Zq83"),
+        ("PGPASSWORD", "pg-pw-Zq84"),
+        ("MYSQL_PWD", "my-pw-Zq85"),
+        // What `--password-env BROKER_PW` names: withheld by the agent's settings.
+        ("BROKER_PW", "broker-pw-Zq86"),
+    ];
+    let mut agent_env: Vec<(OsString, OsString)> = secrets
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+    agent_env.push(("PATH".into(), "/usr/bin:/bin".into()));
+    agent_env.push(("SITE_NAME".into(), "plant-7".into()));
+    let runner = Runner::with_parent_env(
+        Settings {
+            // A careless `--hook-env` for every one of them, and one harmless name.
+            pass_env: secrets
+                .iter()
+                .map(|(k, _)| (*k).to_owned())
+                .chain(["SITE_NAME".to_owned()])
+                .collect(),
+            withhold: vec!["BROKER_PW".into()],
+            ..Settings::default()
+        },
+        agent_env,
+    );
+    assert_eq!(runner.settings().pass_env, ["SITE_NAME"]);
+    // A script file, as users write hooks; it dumps everything it was given.
+    let script = dir.path().join("hook.sh");
+    std::fs::write(&script, format!("#!/bin/sh\nenv > {}\n", dump.display())).unwrap();
+    let call = Call {
+        program: "sh".into(),
+        args: vec![script.into_os_string()],
+        timeout: Duration::from_secs(10),
+        ..Call::default()
+    };
+    let done = runner.run(call).await;
+    assert!(done.success(), "{:?} {}", done.ending, done.stderr.text());
+    let env = std::fs::read_to_string(&dump).unwrap();
+    for (name, value) in secrets {
+        assert!(
+            !env.contains(value) && !env.contains(name),
+            "the hook saw {name}: {env}"
+        );
+    }
+    assert!(env.lines().any(|l| l == "SITE_NAME=plant-7"), "{env}");
 }

@@ -1,6 +1,16 @@
 //! The embedded broker's gatekeeper: the front listeners record where each upstream connection
 //! came from (which listener, which certificate); mqtt5's `AuthProvider` hook turns that into an
-//! [`Identity`] and asks the access policies.
+//! [`Identity`] and asks the access policies. It fails closed:
+//!
+//! - A connection that did not come through a front listener (straight to the loopback plain
+//!   or WebSocket port) must log in as the service account (`BrokerSetup::service`); anyone
+//!   else on this machine is refused, so the plain ports cannot be used to pose as a cloud side
+//!   or to take over a device's client id without its certificate.
+//! - A client is admitted only when a vendor's policy allows it (its connect, or its password)
+//!   or it is one of the broker's own identities: the service account, a configured user of
+//!   the password listeners, or a certificate in `BrokerSetup::own_certificates`. A client
+//!   that matches no policy is refused.
+//! - Publishes and subscriptions of a client the gatekeeper does not know are refused.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -52,6 +62,8 @@ impl Registry {
 pub(crate) struct Gatekeeper {
     pub(crate) registry: Arc<Registry>,
     pub(crate) users: HashMap<String, String>,
+    pub(crate) service: Option<(String, String)>,
+    pub(crate) own_certificates: Vec<String>,
     pub(crate) policies: Vec<Arc<dyn AccessPolicy>>,
     pub(crate) clients: Mutex<HashMap<String, Identity>>,
 }
@@ -72,12 +84,41 @@ impl Gatekeeper {
             username: connect.username.clone(),
             cert_cn: origin.cert_cn,
         };
+        // One of the broker's own identities (admitted without a vendor's policy claiming it).
+        let own;
+        // A vendor's policy accepted its password.
+        let mut claimed = false;
         match who.listener {
-            ListenerKind::Mtls if who.cert_cn.is_none() => {
-                return Err((
-                    ReasonCode::NotAuthorized,
-                    "no client certificate common name".into(),
-                ));
+            ListenerKind::Plain => {
+                let service = self.service.as_ref().is_some_and(|(user, pass)| {
+                    connect.username.as_deref() == Some(user.as_str())
+                        && connect
+                            .password
+                            .as_deref()
+                            .is_some_and(|p| p == pass.as_bytes())
+                });
+                if !service {
+                    let hint = self.service.as_ref().map_or_else(
+                        || "nobody may use them here".to_owned(),
+                        |(user, _)| format!("log in as `{user}` with the service password from iot-sim's state folder, or use the mtls, tls_password or wss listener"),
+                    );
+                    return Err((
+                        ReasonCode::BadUsernameOrPassword,
+                        format!(
+                            "the plain and ws listeners are iot-sim's own (cloud sides, tools): {hint}"
+                        ),
+                    ));
+                }
+                own = true;
+            }
+            ListenerKind::Mtls => {
+                let Some(cn) = &who.cert_cn else {
+                    return Err((
+                        ReasonCode::NotAuthorized,
+                        "no client certificate common name".into(),
+                    ));
+                };
+                own = self.own_certificates.iter().any(|c| c == cn);
             }
             ListenerKind::TlsPassword | ListenerKind::Wss => {
                 let (Some(user), Some(pass)) = (&connect.username, &connect.password) else {
@@ -86,13 +127,13 @@ impl Gatekeeper {
                         "username and password required".into(),
                     ));
                 };
-                let known = self
+                own = self
                     .users
                     .get(user)
                     .is_some_and(|p| p.as_bytes() == pass.as_slice());
-                if !known {
+                if !own {
                     match combine(self.policies.iter().map(|p| p.password(user, pass)), false) {
-                        Ok(true) => {}
+                        Ok(true) => claimed = true,
                         Ok(false) => {
                             return Err((
                                 ReasonCode::BadUsernameOrPassword,
@@ -103,11 +144,21 @@ impl Gatekeeper {
                     }
                 }
             }
-            _ => {}
         }
-        match combine(self.policies.iter().map(|p| p.connect(&who)), true) {
+        match combine(self.policies.iter().map(|p| p.connect(&who)), false) {
             Ok(true) => Ok(who),
-            Ok(false) => Err((ReasonCode::NotAuthorized, "not allowed".into())),
+            Ok(false) if own || claimed => Ok(who),
+            Ok(false) => Err((
+                ReasonCode::NotAuthorized,
+                format!(
+                    "no cloud side claims client `{}`{}: iot-sim admits only the identities a vendor's rules accept and its own users and certificates",
+                    who.client_id,
+                    who.cert_cn
+                        .as_deref()
+                        .map(|cn| format!(" (certificate `{cn}`)"))
+                        .unwrap_or_default()
+                ),
+            )),
             Err(reason) => Err((ReasonCode::NotAuthorized, reason)),
         }
     }
@@ -157,7 +208,8 @@ impl AuthProvider for Gatekeeper {
         _user_id: Option<&'a str>,
         topic: &'a str,
     ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
-        let ok = self.identity(client_id).is_none_or(|who| {
+        // A client the gatekeeper did not admit gets nothing (fail closed).
+        let ok = self.identity(client_id).is_some_and(|who| {
             match combine(self.policies.iter().map(|p| p.publish(&who, topic)), true) {
                 Ok(ok) => ok,
                 Err(reason) => {
@@ -178,7 +230,7 @@ impl AuthProvider for Gatekeeper {
         _user_id: Option<&'a str>,
         topic_filter: &'a str,
     ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
-        let ok = self.identity(client_id).is_none_or(|who| {
+        let ok = self.identity(client_id).is_some_and(|who| {
             match combine(self.policies.iter().map(|p| p.subscribe(&who, topic_filter)), true) {
                 Ok(ok) => ok,
                 Err(reason) => {

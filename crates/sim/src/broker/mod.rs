@@ -1,6 +1,7 @@
 //! The in-process MQTT broker `iot-sim` runs: mqtt5's broker on loopback (plain MQTT and
 //! WebSocket), behind our own TLS front listeners for mutual TLS, TLS with a password and
-//! WebSocket over TLS. Vendors' access policies decide who may connect, publish and subscribe.
+//! WebSocket over TLS. Vendors' access policies decide who may connect, publish and subscribe,
+//! and the broker fails closed: see the gatekeeper (`gate.rs`) for who gets in.
 
 mod front;
 mod gate;
@@ -41,12 +42,20 @@ pub struct BrokerSetup {
     pub server_key: PathBuf,
     /// Username → password for the password listeners.
     pub users: HashMap<String, String>,
+    /// Username and password that a client connecting straight to the loopback plain or
+    /// WebSocket port must present (the cloud sides, iot-sim's tools); `None`: nobody may.
+    /// Those ports carry no TLS identity, so without this any local user could pose as a
+    /// cloud side there.
+    pub service: Option<(String, String)>,
+    /// Common names of client certificates admitted on the mtls listener without a vendor's
+    /// policy claiming them (iot-sim's general-purpose certificates such as the demo device).
+    pub own_certificates: Vec<String>,
     /// Vendor rules.
     pub policies: Vec<Arc<dyn AccessPolicy>>,
 }
 
 impl BrokerSetup {
-    /// Loopback, any free ports, no users, no policies.
+    /// Loopback, any free ports, no users, no service account, no policies.
     pub fn new(ca_cert: PathBuf, server_cert: PathBuf, server_key: PathBuf) -> Self {
         BrokerSetup {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -59,6 +68,8 @@ impl BrokerSetup {
             server_cert,
             server_key,
             users: HashMap::new(),
+            service: None,
+            own_certificates: Vec::new(),
             policies: Vec::new(),
         }
     }
@@ -127,6 +138,8 @@ impl EmbeddedBroker {
         let gatekeeper = gate::Gatekeeper {
             registry: registry.clone(),
             users: setup.users.clone(),
+            service: setup.service.clone(),
+            own_certificates: setup.own_certificates.clone(),
             policies: setup.policies.clone(),
             clients: Mutex::new(HashMap::new()),
         };

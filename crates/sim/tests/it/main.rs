@@ -9,6 +9,8 @@
     clippy::print_stderr
 )]
 
+mod broker;
+
 use std::time::Duration;
 
 use sim::demo::{self, DemoOptions};

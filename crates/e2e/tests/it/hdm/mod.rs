@@ -201,7 +201,16 @@ pub struct Raw {
 impl Raw {
     /// Connects as `id` and subscribes to `filters`.
     pub async fn connect(url: &str, id: &str, filters: &[&str]) -> Raw {
-        let mut o = transport::SessionOptions::new(url.parse().unwrap());
+        Raw::connect_with(
+            transport::SessionOptions::new(url.parse().unwrap()),
+            id,
+            filters,
+        )
+        .await
+    }
+
+    /// Connects with `o` (credentials and all) as `id` and subscribes to `filters`.
+    pub async fn connect_with(mut o: transport::SessionOptions, id: &str, filters: &[&str]) -> Raw {
         o.client_id = id.into();
         let (session, incoming) = Session::start(o, Outbox::memory(1000)).await.unwrap();
         let f: Vec<(String, Qos)> = filters

@@ -53,14 +53,13 @@ pub(super) async fn local() -> Local {
 }
 
 impl Local {
-    pub(super) fn plain(&self) -> String {
+    /// The loopback listener, with the service account's credentials.
+    pub(super) fn plain(&self) -> transport::SessionOptions {
         self.sim
-            .listeners()
-            .iter()
-            .find(|l| l.name == "plain")
+            .listener("plain")
             .unwrap()
-            .url
-            .clone()
+            .session_options()
+            .unwrap()
     }
 }
 
@@ -224,7 +223,7 @@ async fn desired_change_while_running_is_applied_reported_and_gates_telemetry() 
         .await;
 
     // An app sets desired with the README's document (blacklisting ODA) over MQTT.
-    let app = Raw::connect(&l.plain(), "hdm-test-app", &[]).await;
+    let app = Raw::connect_with(l.plain(), "hdm-test-app", &[]).await;
     let mut desired: serde_json::Value =
         serde_json::from_str(&super::vector("readme_desired.json")).unwrap();
     desired["state"]["desired"]["event_type_blacklist"] = json!(["ODA"]);
@@ -490,5 +489,10 @@ async fn the_demo_check_passes_against_the_local_cloud() {
             "blacklisted event type held back by the shadow",
         ],
     );
+    let env_file = l.dir.path().join("work/env.dev");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&env_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the demo's env file holds the API key");
     l.sim.stop().await;
 }

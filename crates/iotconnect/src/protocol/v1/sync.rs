@@ -253,8 +253,8 @@ pub struct SdkConfig {
     pub log: Value,
 }
 
-/// `p`: broker parameters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `p`: broker parameters. `Debug` never shows `pwd` (a SAS token).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProtocolInfo {
     /// `mqtt` (or `http`/`https`, not supported by this agent).
     #[serde(default)]
@@ -280,6 +280,43 @@ pub struct ProtocolInfo {
     /// C2D filter.
     #[serde(default)]
     pub sub: String,
+}
+
+impl std::fmt::Debug for ProtocolInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtocolInfo")
+            .field("n", &self.n)
+            .field("h", &self.h)
+            .field("p", &self.p)
+            .field("id", &self.id)
+            .field("un", &self.un)
+            .field(
+                "pwd",
+                &if self.pwd.is_empty() {
+                    ""
+                } else {
+                    "[REDACTED]"
+                },
+            )
+            .field("publish", &self.publish)
+            .field("sub", &self.sub)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn protocol_info_debug_never_shows_the_password() {
+    let p = ProtocolInfo {
+        h: "broker.example".into(),
+        pwd: "SharedAccessSignature sr=x&sig=SECRETSIG".into(),
+        ..ProtocolInfo::default()
+    };
+    let shown = format!("{p:?}");
+    assert!(
+        !shown.contains("SECRETSIG") && shown.contains("broker.example"),
+        "{shown}"
+    );
 }
 
 /// An entry of `d`: the gateway first, then its children.
