@@ -2,6 +2,7 @@
 //! library; each returns the exit code or the error that decides it.
 
 use cli::output::{Format, Output, exit};
+use mindconnect::agent::custom;
 use mindconnect::agent::oneshot::{self, OneShot};
 use mindconnect::agent::source::{ValueSource, Values};
 use mindconnect::agent::{AgentError, Event, Reporter};
@@ -26,7 +27,8 @@ pub async fn run(cli: Cli, out: Output) -> Result<u8, AgentError> {
     | Command::Timeseries { config, .. }
     | Command::Event { config, .. }
     | Command::Upload { config, .. }
-    | Command::Token { config }) = &cli.command;
+    | Command::Token { config }
+    | Command::Custom { config, .. }) = &cli.command;
     let config = config.clone();
     let settings = config.settings()?;
     let report = output_reporter(out);
@@ -79,6 +81,15 @@ pub async fn run(cli: Cli, out: Output) -> Result<u8, AgentError> {
         } => oneshot::datalake(&one(), &file, &report)
             .await
             .map(|_| exit::OK),
+        Command::Custom { topic, data, .. } => {
+            let o = one();
+            let topic = custom::custom_topic(&o, topic.as_deref())?;
+            let documents = tokio::task::spawn_blocking(move || custom::read_documents(&data))
+                .await
+                .map_err(|e| AgentError::Input(e.to_string()))??;
+            custom::publish(&o, &topic, documents, &report).await?;
+            Ok(exit::OK)
+        }
         Command::Token { .. } => {
             // In text mode stdout carries the token alone (TOKEN=$(mc-agent token)); the rest is logged.
             let report = token_only(out, report);

@@ -59,6 +59,18 @@ enum Command {
         #[arg(long, help_heading = "Upload")]
         datalake: bool,
     },
+    /// Publish JSON unchanged to the custom topic (the custom data format; register it first
+    /// with `mc-model register-topic`): FILE as one message, or `-` one per line of stdin.
+    Custom {
+        #[command(flatten)]
+        config: Box<ConfigArgs>,
+        /// The topic (default: CUSTOM_TOPIC of the config).
+        #[arg(long, value_name = "TOPIC", help_heading = "Custom data")]
+        topic: Option<String>,
+        /// The JSON to send: a file (one message) or `-` (one message per stdin line).
+        #[arg(long, value_name = "FILE|-", help_heading = "Custom data")]
+        data: PathBuf,
+    },
     /// Request an agent token and print it (text: the JWT alone on stdout).
     Token {
         #[command(flatten)]

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use cli::output::{Output, exit};
+use mindconnect::agent::custom;
 use mindconnect::agent::model::{SendOptions, prepare, send};
+use mindconnect::agent::oneshot::OneShot;
 use mindconnect::agent::{AgentError, Event, instance_created};
 use mindconnect::protocol::template::Kind;
 use mindconnect::templates::load_file;
@@ -16,7 +18,8 @@ use crate::{Cli, Command, prompt};
 pub async fn run(cli: &Cli, out: Output) -> Result<u8, AgentError> {
     let (Command::Publish { config, .. }
     | Command::Instantiate { config, .. }
-    | Command::Show { config, .. }) = &cli.command;
+    | Command::Show { config, .. }
+    | Command::RegisterTopic { config, .. }) = &cli.command;
     let settings = config.settings()?;
     let report = output_reporter(out);
     let ask = prompt::interactive(cli.yes, out);
@@ -38,6 +41,22 @@ pub async fn run(cli: &Cli, out: Output) -> Result<u8, AgentError> {
         instance_conf: conf,
     };
     match &cli.command {
+        Command::RegisterTopic {
+            topic, mappings, ..
+        } => {
+            let mappings = match mappings {
+                Some(f) => custom::read_mappings(f)?,
+                None => Vec::new(),
+            };
+            let one = OneShot {
+                settings: settings.clone(),
+                timeout: config.answer_timeout(),
+                qos: config.qos,
+                instance_conf: config.instance_conf.clone(),
+            };
+            custom::register(&one, topic.as_deref(), &mappings, &report).await?;
+            Ok(exit::OK)
+        }
         Command::Show {
             model, instance, ..
         } => {

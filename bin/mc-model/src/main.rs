@@ -49,6 +49,19 @@ enum Command {
         #[arg(long, help_heading = "Model")]
         force: bool,
     },
+    /// Register the custom topic (the custom data format) at GW_URL with the agent token and
+    /// add its JMESPath mappings; safe to run again (409s are taken as "already there").
+    RegisterTopic {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The topic (default: CUSTOM_TOPIC of the config); it must contain the client id.
+        #[arg(long, value_name = "TOPIC", help_heading = "Custom data")]
+        topic: Option<String>,
+        /// JSON array of mappings {assetId, aspectName, variableName, variableValueExpression,
+        /// variableTimestampExpression, timeConverter}.
+        #[arg(long, value_name = "FILE", help_heading = "Custom data")]
+        mappings: Option<PathBuf>,
+    },
     /// Print the filled model and instance payloads and their problems; send nothing.
     Show {
         #[command(flatten)]

@@ -215,6 +215,9 @@ pub struct ConfigFile {
     pub platform: Option<String>,
     /// `HTTP_CA_PATH` (edgewire's addition: trust for the HTTPS steps; default: system roots).
     pub http_ca_path: Option<String>,
+    /// `CUSTOM_TOPIC` when `USE_CUSTOM_TIMESERIES` is `"True"` (the 2024 sample's custom data
+    /// format; `mc-model register-topic` and `mc-agent custom` use it).
+    pub custom_topic: Option<String>,
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -332,20 +335,26 @@ impl ConfigFile {
                 });
             }
         };
-        if custom {
-            return Err(ConfigError::Unsupported {
-                path: p(),
-                key: "USE_CUSTOM_TIMESERIES",
-                value: "True".into(),
-                why: "the custom data format (a registered custom topic with JMESPath mappings) is not supported yet; set it to \"False\" to send standard mc_v3 timeseries",
-            });
-        }
-        if map.get("CUSTOM_TOPIC").is_some_and(|v| !v.is_null()) {
-            tracing::warn!(
-                "config file `{}`: CUSTOM_TOPIC is ignored: USE_CUSTOM_TIMESERIES is not \"True\"",
-                path.display()
-            );
-        }
+        let custom_topic = get("CUSTOM_TOPIC")?;
+        let custom_topic = match (custom, custom_topic) {
+            (true, Some(t)) => Some(t),
+            (true, None) => {
+                return Err(ConfigError::Unsupported {
+                    path: p(),
+                    key: "USE_CUSTOM_TIMESERIES",
+                    value: "True".into(),
+                    why: "the custom data format needs CUSTOM_TOPIC, the topic to register and publish to (e.g. clouddatastore/<CLIENT_ID>/ts)",
+                });
+            }
+            (false, Some(_)) => {
+                tracing::warn!(
+                    "config file `{}`: CUSTOM_TOPIC is ignored: USE_CUSTOM_TIMESERIES is not \"True\"",
+                    path.display()
+                );
+                None
+            }
+            (false, None) => None,
+        };
         if map.get("TENANT_CERT_PATH").is_some_and(|v| !v.is_null()) {
             tracing::info!(
                 "config file `{}`: TENANT_CERT_PATH is not needed: the agent authenticates with DEVICE_CERT_PATH alone",
@@ -369,6 +378,7 @@ impl ConfigFile {
             sgw_url: get("SGW_URL")?,
             platform: get("PLATFORM")?,
             http_ca_path: get("HTTP_CA_PATH")?,
+            custom_topic,
             section,
         })
     }

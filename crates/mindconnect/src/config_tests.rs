@@ -257,23 +257,28 @@ fn the_shipped_example_has_the_seed_section_and_the_local_cloud_section() {
 }
 
 #[test]
-fn the_2024_samples_custom_format_is_refused_not_ignored() {
+fn the_2024_samples_custom_format_keys_are_read_or_refused() {
     let with = |extra: &str| {
         SEED.replace(
             "\"PLATFORM\": \"AWS\"",
             &format!("\"PLATFORM\": \"AWS\", {extra}"),
         )
     };
-    let e = ConfigFile::parse(
-        &with(r#""USE_CUSTOM_TIMESERIES": "True", "CUSTOM_TOPIC": "pump""#),
+    let c = ConfigFile::parse(
+        &with(r#""USE_CUSTOM_TIMESERIES": "True", "CUSTOM_TOPIC": "clouddatastore/tenantid_mqttagent/ts""#),
         &p(),
         None,
     )
-    .unwrap_err()
-    .to_string();
+    .unwrap();
+    assert_eq!(
+        c.custom_topic.as_deref(),
+        Some("clouddatastore/tenantid_mqttagent/ts")
+    );
+    let e = ConfigFile::parse(&with(r#""USE_CUSTOM_TIMESERIES": "True""#), &p(), None)
+        .unwrap_err()
+        .to_string();
     assert!(
-        e.starts_with("config file `configs/mqtt-config.json`: USE_CUSTOM_TIMESERIES True: the custom data format")
-            && e.contains("set it to \"False\""),
+        e.starts_with("config file `configs/mqtt-config.json`: USE_CUSTOM_TIMESERIES True: the custom data format needs CUSTOM_TOPIC"),
         "{e}"
     );
     let e = ConfigFile::parse(&with(r#""USE_CUSTOM_TIMESERIES": "maybe""#), &p(), None)
@@ -286,7 +291,7 @@ fn the_2024_samples_custom_format_is_refused_not_ignored() {
         r#""TENANT_CERT_PATH": "x.pem""#,
     ] {
         let c = ConfigFile::parse(&with(off), &p(), None).unwrap();
-        assert_eq!(c.client_id.as_deref(), Some("tenantid_mqttagent"), "{off}");
+        assert_eq!(c.custom_topic, None, "{off}");
     }
 }
 

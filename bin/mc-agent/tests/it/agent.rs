@@ -528,3 +528,81 @@ async fn a_command_hook_never_sees_the_agents_secrets() {
     );
     env.sim.stop().await;
 }
+
+/// The custom data format end to end: the topic registered (library call, as
+/// `mc-model register-topic` does), then `mc-agent custom` publishes a file and stdin lines
+/// unchanged; the platform keeps them on the registration; an unregistered topic's message is
+/// dropped by the platform and a non-JSON line is refused before connecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_data_arrives_unchanged_on_the_registered_topic() {
+    let env = Env::start().await;
+    let cwd = env.agent();
+    let settings = Settings::resolve(
+        ConfigFile::load(&cwd.join("configs/mqtt-config.json"), None).unwrap(),
+        &Overrides::default(),
+    )
+    .unwrap();
+    let one = mindconnect::agent::oneshot::OneShot {
+        settings,
+        timeout: Duration::from_secs(15),
+        qos: Qos::AtLeastOnce,
+        instance_conf: cwd.join("instance.conf"),
+    };
+    let topic = "clouddatastore/edgewire_mqttagent/ts";
+    let reg = mindconnect::agent::custom::register(&one, Some(topic), &[], &silent())
+        .await
+        .unwrap();
+    assert!(reg.created);
+
+    let doc = r#"{"machines": [{"sources": [{"tags": [{"Key": "moisture", "Values": [41.5], "timestamp": ["2026-12-03T06:00:00Z"]}]}]}]}"#;
+    std::fs::write(cwd.join("custom.json"), doc).unwrap();
+    let out = mc_agent(&cwd, &["custom", "--topic", topic, "--data", "custom.json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let mut c = command(&cwd, &["custom", "--topic", topic, "--data", "-"]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{{\"n\": 1}}\n\n{{\"n\": 2}}").unwrap();
+    }
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let kept = &env.cloud.custom_topic(topic).unwrap().documents;
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    assert_eq!(
+        kept[0],
+        serde_json::from_str::<serde_json::Value>(doc).unwrap()
+    );
+    assert_eq!(
+        (kept[1]["n"].as_i64(), kept[2]["n"].as_i64()),
+        (Some(1), Some(2))
+    );
+
+    let out = mc_agent(
+        &cwd,
+        &[
+            "custom",
+            "--topic",
+            "clouddatastore/edgewire_mqttagent/other",
+            "--data",
+            "custom.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "the broker takes it: {out:?}");
+    assert!(
+        testkit::wait::until(Duration::from_secs(10), || {
+            env.cloud.report().get("custom_unregistered") == 1
+        })
+        .await,
+        "the platform drops what arrives on an unregistered topic"
+    );
+    std::fs::write(cwd.join("broken.json"), "{\"n\": ").unwrap();
+    let out = mc_agent(&cwd, &["custom", "--topic", topic, "--data", "broken.json"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`broken.json` is not JSON"));
+    assert_eq!(env.cloud.custom_topic(topic).unwrap().documents.len(), 3);
+    env.sim.stop().await;
+}

@@ -9,6 +9,7 @@
     clippy::print_stderr
 )]
 
+mod custom;
 mod model;
 mod secrets;
 

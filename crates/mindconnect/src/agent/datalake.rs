@@ -28,13 +28,13 @@ use super::AgentError;
 /// The HTTPS client and endpoints.
 #[derive(Debug, Clone)]
 pub struct Datalake {
-    http: Http,
-    gw: String,
+    pub(crate) http: Http,
+    pub(crate) gw: String,
     sgw: String,
-    client_id: String,
+    pub(crate) client_id: String,
 }
 
-fn http_err(step: &'static str, url: &str, e: &HttpError) -> AgentError {
+pub(crate) fn http_err(step: &'static str, url: &str, e: &HttpError) -> AgentError {
     AgentError::Http {
         step,
         url: url.to_owned(),
@@ -43,7 +43,7 @@ fn http_err(step: &'static str, url: &str, e: &HttpError) -> AgentError {
     }
 }
 
-async fn checked(
+pub(crate) async fn checked(
     step: &'static str,
     url: &str,
     r: Result<reqwest::Response, HttpError>,
@@ -68,7 +68,7 @@ async fn checked(
     })
 }
 
-async fn json<T: serde::de::DeserializeOwned>(
+pub(crate) async fn json<T: serde::de::DeserializeOwned>(
     step: &'static str,
     url: &str,
     r: reqwest::Response,
@@ -81,7 +81,7 @@ async fn json<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn bearer(token: &str) -> Result<HeaderMap, AgentError> {
+pub(crate) fn bearer(token: &str) -> Result<HeaderMap, AgentError> {
     let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
         AgentError::Input("the agent token has characters a header cannot carry".into())
     })?;

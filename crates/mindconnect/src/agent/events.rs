@@ -110,6 +110,19 @@ pub enum Event {
         /// Size.
         bytes: usize,
     },
+    /// A custom topic is registered and its mappings are in place.
+    CustomTopic {
+        /// The registration id.
+        id: String,
+        /// The topic.
+        topic: String,
+        /// `false` when it was registered before.
+        created: bool,
+        /// Mappings added now.
+        mappings_added: usize,
+        /// Mappings the platform had already.
+        mappings_existing: usize,
+    },
     /// A command arrived.
     CommandReceived {
         /// Job id.
@@ -164,6 +177,7 @@ impl Event {
             Event::TokenReceived { .. } => "token_received",
             Event::Token { .. } => "token",
             Event::Uploaded { .. } => "uploaded",
+            Event::CustomTopic { .. } => "custom_topic",
             Event::CommandReceived { .. } => "command_received",
             Event::CommandStatus { .. } => "command_status",
             Event::Warning { .. } => "warning",
@@ -237,6 +251,21 @@ impl std::fmt::Display for Event {
             Event::Uploaded { path, bytes } => {
                 write!(f, "uploaded {bytes} bytes to the datalake as {path}")
             }
+            Event::CustomTopic {
+                id,
+                topic,
+                created,
+                mappings_added,
+                mappings_existing,
+            } => write!(
+                f,
+                "custom topic {topic} {} (id {id}); {mappings_added} mappings added, {mappings_existing} already there",
+                if *created {
+                    "registered"
+                } else {
+                    "was registered already"
+                }
+            ),
             Event::CommandReceived {
                 job_id,
                 command_type,

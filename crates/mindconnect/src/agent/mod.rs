@@ -5,6 +5,7 @@
 //! the documented exit codes.
 
 pub mod commands;
+pub mod custom;
 pub mod datalake;
 pub mod events;
 pub mod model;

@@ -38,7 +38,7 @@ pub struct OneShot {
     pub instance_conf: PathBuf,
 }
 
-async fn with_session<T>(
+pub(crate) async fn with_session<T>(
     o: &OneShot,
     report: &Reporter,
     f: impl AsyncFnOnce(&Session, &mut Incoming) -> Result<T, AgentError>,

@@ -200,6 +200,13 @@ pub async fn run(
 /// before connecting; the instance request only while `instance.conf` does not say CREATED.
 fn bootstrap(opts: &RunOptions, report: &Reporter) -> Result<Inputs, AgentError> {
     let enabled = |t: Task| opts.plan.intervals.contains_key(&t);
+    if let Some(topic) = &opts.settings.file.custom_topic {
+        report(&Event::Warning {
+            message: format!(
+                "USE_CUSTOM_TIMESERIES is \"True\": `mc-agent run` still sends standard mc_v3 timeseries; publish custom data to `{topic}` with `mc-agent custom`"
+            ),
+        });
+    }
     if opts.assume_instantiated && !instance_created(&opts.instance_conf) {
         mark_instance_created(&opts.instance_conf)?;
     }

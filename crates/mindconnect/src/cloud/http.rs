@@ -20,7 +20,9 @@ use crate::protocol::datalake::{
 };
 
 use super::jwt::Claims;
-use super::state::{CloudState, Ticket};
+use super::state::{CloudState, CustomTopic, Ticket};
+use crate::protocol::custom::{Mapping, REGISTRATIONS_PATH, Registered, Registration, check_topic};
+use serde::Deserialize;
 
 /// Lifetime of a signed upload URL (the docs' example: `X-Amz-Expires=7200`).
 pub const TICKET_SECS: i64 = 7200;
@@ -64,6 +66,14 @@ type Shared = Arc<Mutex<CloudState>>;
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route(ASSETS_PATH, get(assets_route))
+        .route(
+            REGISTRATIONS_PATH,
+            post(register_route).get(registrations_route),
+        )
+        .route(
+            &format!("{REGISTRATIONS_PATH}/{{id}}/mappings"),
+            post(mapping_route),
+        )
         .route(UPLOAD_URLS_PATH, post(upload_urls_route))
         .route(&format!("{UPLOAD_PATH}/{{ticket}}"), put(upload_route))
         .route(
@@ -256,7 +266,7 @@ pub fn latest(
     })
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize)]
 struct FilterQuery {
     filter: Option<String>,
 }
@@ -307,6 +317,157 @@ async fn timeseries_route(
     let mut st = lock(&s);
     match authorize(&mut st, &headers, now()).and_then(|c| latest(&st, &c, &asset, &aspect)) {
         Ok(v) => axum::Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The first topic level under which the local cloud hears custom topics: it subscribes once
+/// at start, so it registers only topics under this root (the sample's).
+pub const CUSTOM_ROOT: &str = "clouddatastore";
+
+/// `POST customTopicRegistrations`: 201 with the registration; 409 when the agent has that
+/// topic already; 400 when the topic breaks the documented rules or is outside
+/// [`CUSTOM_ROOT`]; 403 for another agent's client id.
+pub fn register(
+    state: &mut CloudState,
+    claims: &Claims,
+    body: &[u8],
+) -> Result<(StatusCode, Registered), HttpError> {
+    let bad = |m: String| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "mdsp.core.generic.invalidRequest",
+            m,
+        )
+    };
+    let r: Registration = serde_json::from_slice(body).map_err(|e| {
+        bad(format!(
+            "the body is not a registration ({{\"mqttClientId\", \"topic\"}}): {e}"
+        ))
+    })?;
+    if r.mqtt_client_id != claims.sub {
+        return Err(HttpError::new(
+            StatusCode::FORBIDDEN,
+            "mdsp.core.generic.forbidden",
+            format!(
+                "the token is for `{}`, not `{}`",
+                claims.sub, r.mqtt_client_id
+            ),
+        ));
+    }
+    check_topic(&r.topic, &r.mqtt_client_id).map_err(|e| bad(e.to_string()))?;
+    if r.topic.split('/').next() != Some(CUSTOM_ROOT) {
+        return Err(bad(format!(
+            "iot-sim hears custom topics under `{CUSTOM_ROOT}/` only, not `{}`",
+            r.topic
+        )));
+    }
+    if let Some(c) = state
+        .custom
+        .values()
+        .find(|c| c.registration.topic == r.topic)
+    {
+        return Ok((StatusCode::CONFLICT, c.registration.clone()));
+    }
+    let reg = Registered {
+        id: state.next_id(),
+        mqtt_client_id: r.mqtt_client_id,
+        topic: r.topic,
+    };
+    state.count("custom_topics");
+    state.custom.insert(
+        reg.id.clone(),
+        CustomTopic {
+            registration: reg.clone(),
+            mappings: Vec::new(),
+            documents: Vec::new(),
+        },
+    );
+    Ok((StatusCode::CREATED, reg))
+}
+
+/// `POST customTopicRegistrations/{id}/mappings`: 201; 409 for a mapping of the same variable
+/// again; 404 for an unknown or another agent's registration.
+pub fn add_mapping(
+    state: &mut CloudState,
+    claims: &Claims,
+    id: &str,
+    body: &[u8],
+) -> Result<StatusCode, HttpError> {
+    let m: Mapping = serde_json::from_slice(body).map_err(|e| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "mdsp.core.generic.invalidRequest",
+            format!("the body is not a mapping: {e}"),
+        )
+    })?;
+    let Some(c) = state
+        .custom
+        .get_mut(id)
+        .filter(|c| c.registration.mqtt_client_id == claims.sub)
+    else {
+        return Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            "mdsp.core.generic.notFound",
+            format!("no custom topic registration `{id}` for `{}`", claims.sub),
+        ));
+    };
+    if c.mappings.iter().any(|x| {
+        (&x.asset_id, &x.aspect_name, &x.variable_name)
+            == (&m.asset_id, &m.aspect_name, &m.variable_name)
+    }) {
+        return Ok(StatusCode::CONFLICT);
+    }
+    c.mappings.push(m);
+    state.count("custom_mappings");
+    Ok(StatusCode::CREATED)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClientQuery {
+    mqtt_client_id: Option<String>,
+}
+
+async fn register_route(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut st = lock(&s);
+    match authorize(&mut st, &headers, now()).and_then(|c| register(&mut st, &c, &body)) {
+        Ok((status, r)) => (status, axum::Json(r)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn registrations_route(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<ClientQuery>,
+) -> Response {
+    let mut st = lock(&s);
+    match authorize(&mut st, &headers, now()) {
+        Ok(c) => {
+            let client = q.mqtt_client_id.unwrap_or_else(|| c.sub.clone());
+            let list: Vec<Registered> = st
+                .custom
+                .values()
+                .filter(|r| r.registration.mqtt_client_id == client && client == c.sub)
+                .map(|r| r.registration.clone())
+                .collect();
+            axum::Json(serde_json::json!({"_embedded": {"customTopicRegistrations": list}}))
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn mapping_route(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let mut st = lock(&s);
+    match authorize(&mut st, &headers, now()).and_then(|c| add_mapping(&mut st, &c, &id, &body)) {
+        Ok(status) => status.into_response(),
         Err(e) => e.into_response(),
     }
 }

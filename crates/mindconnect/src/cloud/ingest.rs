@@ -274,3 +274,34 @@ pub fn on_command_status(state: &mut CloudState, topics: &Topics, payload: &[u8]
     });
     Vec::new()
 }
+
+/// A message on a topic outside `tc/`: kept when it is a registered custom topic and JSON,
+/// else counted and noted (the platform drops it).
+pub fn on_custom(state: &mut CloudState, topic: &str, payload: &[u8]) {
+    let Some(id) = state
+        .custom
+        .iter()
+        .find(|(_, c)| c.registration.topic == topic)
+        .map(|(id, _)| id.clone())
+    else {
+        state.count("custom_unregistered");
+        state.note(format!(
+            "a message on `{topic}` dropped: no custom topic registration for it"
+        ));
+        return;
+    };
+    match serde_json::from_slice::<serde_json::Value>(payload) {
+        Ok(v) => {
+            state.count("custom_messages");
+            if let Some(c) = state.custom.get_mut(&id) {
+                keep(&mut c.documents, v);
+            }
+        }
+        Err(e) => {
+            state.count("custom_rejected");
+            state.note(format!(
+                "a message on custom topic `{topic}` dropped: not JSON ({e})"
+            ));
+        }
+    }
+}

@@ -100,6 +100,15 @@ impl MindConnectCloud {
         self.lock().agents.get(client_id).cloned()
     }
 
+    /// The custom topic registration of `topic`, with its mappings and what arrived on it.
+    pub fn custom_topic(&self, topic: &str) -> Option<state::CustomTopic> {
+        self.lock()
+            .custom
+            .values()
+            .find(|c| c.registration.topic == topic)
+            .cloned()
+    }
+
     /// The statuses an agent sent for the command with `request_id`.
     pub fn job_statuses(&self, request_id: &str) -> Vec<String> {
         self.lock()
@@ -116,7 +125,9 @@ impl CloudSide for MindConnectCloud {
     }
 
     fn filters(&self) -> Vec<String> {
-        platform_filters()
+        let mut f = platform_filters();
+        f.push(format!("{}/#", http::CUSTOM_ROOT));
+        f
     }
 
     fn on_message(&self, topic: &str, payload: &[u8], now: time::OffsetDateTime) -> Vec<Message> {

@@ -65,6 +65,13 @@ impl AccessPolicy for MindConnectPolicy {
     }
 
     fn publish(&self, who: &Identity, topic: &str) -> Verdict {
+        // A custom topic (the custom data format) names the agent's client id as a level;
+        // whether it was registered is the platform side's business (it drops the rest).
+        if let Some((_, client)) = Self::agent(who)
+            && crate::protocol::custom::check_topic(topic, client).is_ok()
+        {
+            return Verdict::Allow;
+        }
         Self::check(who, topic, Direction::Out, "publish")
     }
 
@@ -105,6 +112,15 @@ mod tests {
             "agents cannot fake platform messages"
         );
         assert!(matches!(p.subscribe(&a, "tc/#"), Verdict::Deny(_)));
+        assert_eq!(
+            p.publish(&a, "clouddatastore/t_mqttagent/ts"),
+            Verdict::Allow,
+            "its custom topic"
+        );
+        assert!(matches!(
+            p.publish(&a, "clouddatastore/t_other/ts"),
+            Verdict::Deny(_)
+        ));
     }
 
     #[test]

@@ -119,6 +119,17 @@ pub struct Ticket {
     pub expires: i64,
 }
 
+/// A custom topic the platform knows (the custom data format).
+#[derive(Debug, Clone)]
+pub struct CustomTopic {
+    /// The registration.
+    pub registration: crate::protocol::custom::Registered,
+    /// Its mappings (stored; the local cloud does not evaluate their JMESPath).
+    pub mappings: Vec<crate::protocol::custom::Mapping>,
+    /// Recent documents that arrived on it, as received.
+    pub documents: Vec<Value>,
+}
+
 /// Everything the platform side holds.
 #[derive(Debug)]
 pub struct CloudState {
@@ -136,6 +147,8 @@ pub struct CloudState {
     pub jobs: BTreeMap<String, Job>,
     /// Upload ticket → ticket.
     pub tickets: BTreeMap<String, Ticket>,
+    /// Custom topic registrations by id.
+    pub custom: BTreeMap<String, CustomTopic>,
     seq: u64,
     unmapped_noted: BTreeSet<(String, String)>,
 }
@@ -151,6 +164,7 @@ impl CloudState {
             agents: BTreeMap::new(),
             jobs: BTreeMap::new(),
             tickets: BTreeMap::new(),
+            custom: BTreeMap::new(),
             seq: 0,
             unmapped_noted: BTreeSet::new(),
         }
@@ -255,7 +269,7 @@ pub fn handle(
     now: time::OffsetDateTime,
 ) -> Vec<Message> {
     let Some(a) = topic::parse(topic) else {
-        state.count("ignored");
+        super::ingest::on_custom(state, topic, payload);
         return Vec::new();
     };
     let Ok(topics) = Topics::new(a.tenant, a.client_id) else {

@@ -4,6 +4,7 @@
 //! agent and the platform side both build on it, so they cannot drift apart.
 
 pub mod command;
+pub mod custom;
 pub mod datalake;
 pub mod envelope;
 pub mod event;
