@@ -8,6 +8,7 @@
     clippy::print_stderr
 )]
 
+mod pipeline;
 mod publish;
 mod sim;
 

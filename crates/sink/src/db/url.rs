@@ -548,7 +548,9 @@ async fn open_sqlite(o: &SqliteConnectOptions) -> Result<SqliteConnection, sqlx:
         match SqliteConnection::connect_with(o).await {
             Err(sqlx::Error::Database(e))
                 if matches!(
-                    e.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff),
+                    e.code()
+                        .and_then(|c| c.parse::<i32>().ok())
+                        .map(|c| c & 0xff),
                     Some(5 | 6)
                 ) && started.elapsed() < SQLITE_OPEN_PATIENCE =>
             {
