@@ -10,6 +10,7 @@
 
 mod pipeline;
 mod publish;
+mod schema;
 mod sim;
 
 use std::process::Command;
