@@ -10,13 +10,18 @@ use crate::{events, iot_sim, run};
 
 /// A base port N such that N..N+6 are free on 127.0.0.1 right now (checked by binding them all).
 fn free_base() -> u16 {
+    free_base_held().0
+}
+
+/// [`free_base`] and the six listeners that proved it, still bound.
+fn free_base_held() -> (u16, Vec<TcpListener>) {
     for _ in 0..200 {
         let base = 20_000 + fastrand::u16(..40_000);
         let held: Vec<_> = (0..6)
             .map_while(|i| TcpListener::bind((Ipv4Addr::LOCALHOST, base + i)).ok())
             .collect();
         if held.len() == 6 {
-            return base;
+            return (base, held);
         }
     }
     panic!("no 6 consecutive free ports found");
@@ -131,8 +136,10 @@ fn detached_up_serves_fixed_ports_env_describes_it_and_down_is_repeatable() {
 #[test]
 fn a_taken_port_fails_detached_up_with_the_address() {
     let dir = tempfile::tempdir().unwrap();
-    let base = free_base();
-    let _taken = TcpListener::bind((Ipv4Addr::LOCALHOST, base + 2)).unwrap();
+    // Keep the mtls port (base + 2) bound, release the others.
+    let (base, mut held) = free_base_held();
+    let _taken = held.swap_remove(2);
+    drop(held);
     let out = run(iot_sim().current_dir(dir.path()).args([
         "up",
         "--detach",
