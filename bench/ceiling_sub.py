@@ -2,7 +2,7 @@
 """The cheapest QoS 1 subscriber we could write: a raw MQTT 3.1.1 socket that reads in gulps
 every --gulp-ms, acknowledges each gulp with one write, stores nothing. Run beside a publisher it
 shows how fast the broker and publisher can go on this machine when a subscriber costs almost
-nothing: the ceiling for any sink measured with shared/bench/sink_peers.sh.
+nothing: the ceiling for any sink measured with bench/sink_cpu.sh (and bench/batch_sink.py).
 
     python3 bench/ceiling_sub.py --port 18830 --topic esp32/pub --count 100000
 """

@@ -7,13 +7,12 @@ mod cmd;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use cli::output;
 
 use crate::args::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse();
     let (verbose, quiet) = cmd::verbosity(&cli);
     cli::logging::init(verbose, quiet);
     let out = output::Output::new(cli.output.output).with_connection_events();

@@ -25,7 +25,11 @@ enum Command {
     /// Write a development PKI: root CA, broker certificate, one client certificate per agent.
     Certs(sim_cmd::CertsArgs),
     /// Start the local cloud (embedded broker and every vendor's platform side) until Ctrl-C.
-    Up(sim_cmd::SimArgs),
+    Up(sim_cmd::UpArgs),
+    /// Stop the `iot-sim up` of a state folder (started with --detach); nothing running is fine.
+    Down(sim_cmd::DownArgs),
+    /// Print the running local cloud's endpoints and CA as environment variables.
+    Env(sim_cmd::EnvArgs),
     /// Start the local cloud, run every agent against it, print what each achieved.
     Demo(sim_cmd::DemoArgs),
     /// What a running `iot-sim up` has received, per vendor.
@@ -35,13 +39,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse();
     cli::logging::init(cli.output.verbose, cli.output.quiet);
     let out = output::Output::new(cli.output.output);
     cli::runtime::block_on(async {
         match cli.command {
             Command::Certs(args) => sim_cmd::certs(&args, out),
             Command::Up(args) => sim_cmd::up(&args, out).await,
+            Command::Down(args) => sim_cmd::down(&args, out),
+            Command::Env(args) => sim_cmd::env(&args, out),
             Command::Demo(args) => sim_cmd::demo(&args, out).await,
             Command::Status(args) => sim_cmd::status(&args, out),
             Command::Pub(args) => pub_cmd::run(args, out.with_connection_events()).await,

@@ -1,5 +1,8 @@
-//! `iot-sim certs | up | demo | status`: arguments to `sim` calls, results to output and exit codes.
+//! `iot-sim certs | up | down | env | demo | status`: arguments to `sim` calls, results to
+//! output and exit codes.
 
+use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -33,6 +36,55 @@ pub struct SimArgs {
     tls: TlsArgs,
     #[command(flatten)]
     auth: AuthArgs,
+}
+
+/// `iot-sim up`: the local cloud's files and broker, and where and how it runs.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    sim: SimArgs,
+    /// Listen on fixed ports N, N+1, ... in this order: plain, ws, mtls, tls_password, wss,
+    /// https. The example configs in configs/ are written for --port-base 18880. Default: free
+    /// ports, printed at start.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=65530))]
+    port_base: Option<u16>,
+    /// Start in the background and return once every listener is up (exit 0), printing the
+    /// endpoints; `iot-sim down` stops it. Its log is STATE_DIR/up.log.
+    #[arg(long)]
+    detach: bool,
+}
+
+/// `iot-sim down`.
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Folder of the `iot-sim up` to stop.
+    #[arg(long, value_name = "DIR", default_value = ".edgewire/sim")]
+    state_dir: PathBuf,
+    /// Seconds to wait for a clean stop before killing it.
+    #[arg(long, value_name = "SECS", default_value_t = 15)]
+    timeout: u64,
+}
+
+/// `iot-sim env --format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EnvFormatArg {
+    /// `export NAME='value'` lines: `eval "$(iot-sim env)"`.
+    Sh,
+    /// One JSON object.
+    Json,
+    /// `NAME=value` lines: `iot-sim env --format github >> "$GITHUB_ENV"`.
+    Github,
+}
+
+/// `iot-sim env`.
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// Folder of the running `iot-sim up`.
+    #[arg(long, value_name = "DIR", default_value = ".edgewire/sim")]
+    state_dir: PathBuf,
+    /// How to print the variables (default: sh, or json with --output json).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: Option<EnvFormatArg>,
 }
 
 #[derive(Debug, Args)]
@@ -107,15 +159,90 @@ pub fn certs(a: &CertsArgs, out: Output) -> u8 {
     }
 }
 
-pub async fn up(a: &SimArgs, out: Output) -> u8 {
-    let opts = match sim_options(a) {
+/// Starts `iot-sim up` again, without `--detach`, as a background process in its own process
+/// group (so a Ctrl-C meant for the shell does not reach it), logging to STATE_DIR/up.log;
+/// returns once it has written its first status, i.e. once it serves.
+fn detach(a: &UpArgs, out: Output) -> u8 {
+    let state_dir = &a.sim.state_dir;
+    if let Err(e) = sim::daemon::ensure_not_running(state_dir) {
+        tracing::error!("{e}");
+        return exit::FAILURE;
+    }
+    let started = std::fs::create_dir_all(state_dir)
+        .and_then(|()| std::fs::File::create(sim::daemon::log_path(state_dir)))
+        .and_then(|log| Ok((log.try_clone()?, log, std::env::current_exe()?)));
+    let (log_out, log_err, exe) = match started {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(
+                "cannot prepare `{}` for the background iot-sim: {e}",
+                sim::daemon::log_path(state_dir).display()
+            );
+            return exit::FAILURE;
+        }
+    };
+    let args: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|arg| arg != "--detach")
+        .collect();
+    let child = std::process::Command::new(exe)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(log_out)
+        .stderr(log_err)
+        .process_group(0)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot start iot-sim in the background: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let pid = child.id();
+    let ready = sim::daemon::wait_ready(state_dir, pid, Duration::from_secs(60), || {
+        child.try_wait().ok().flatten().map(|s| s.to_string())
+    });
+    match ready {
+        Ok(st) => {
+            let data = serde_json::json!({ "pid": pid, "listeners": st.listeners, "ca": st.ca });
+            out.event("up", &data, || {
+                let mut s = format!("iot-sim is up in the background (pid {pid}). Listeners:\n");
+                for (name, url) in &st.listeners {
+                    s.push_str(&format!("  {name:<13} {url}\n"));
+                }
+                s.push_str(
+                    "Variables for agents: eval \"$(iot-sim env)\". Stop it with `iot-sim down`.",
+                );
+                s
+            });
+            exit::OK
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            let _ = child.kill();
+            let _ = child.wait();
+            exit::FAILURE
+        }
+    }
+}
+
+pub async fn up(a: &UpArgs, out: Output) -> u8 {
+    if a.detach {
+        return detach(a, out);
+    }
+    if let Err(e) = sim::daemon::ensure_not_running(&a.sim.state_dir) {
+        tracing::error!("{e}");
+        return exit::FAILURE;
+    }
+    let opts = match sim_options(&a.sim) {
         Ok(o) => o,
         Err(e) => {
             tracing::error!("{e}");
             return exit::USAGE;
         }
     };
-    let sim = match sim::engine::Sim::start(opts, sim::registry::clouds()).await {
+    let sim = match sim::engine::Sim::start_on(opts, sim::registry::clouds(), a.port_base).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("{e}");
@@ -157,6 +284,57 @@ pub async fn up(a: &SimArgs, out: Output) -> u8 {
     }
     sim.stop().await;
     exit::OK
+}
+
+pub fn down(a: &DownArgs, out: Output) -> u8 {
+    match sim::daemon::down(&a.state_dir, Duration::from_secs(a.timeout)) {
+        Ok((how, pid)) => {
+            let data = serde_json::json!({ "result": how, "pid": pid });
+            out.event("down", &data, || match (how, pid) {
+                (sim::daemon::Stopped::Stopped, Some(pid)) => {
+                    format!("iot-sim (pid {pid}) stopped")
+                }
+                (sim::daemon::Stopped::Killed, Some(pid)) => {
+                    format!(
+                        "iot-sim (pid {pid}) did not stop within {} s and was killed",
+                        a.timeout
+                    )
+                }
+                _ => format!(
+                    "no iot-sim up running with state folder `{}`; nothing to stop",
+                    a.state_dir.display()
+                ),
+            });
+            exit::OK
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            exit::FAILURE
+        }
+    }
+}
+
+pub fn env(a: &EnvArgs, out: Output) -> u8 {
+    use sim::daemon::EnvFormat;
+    let format = match (a.format, out.format()) {
+        (Some(EnvFormatArg::Sh), _) | (None, cli::Format::Text) => EnvFormat::Sh,
+        (Some(EnvFormatArg::Json), _) | (None, cli::Format::Json) => EnvFormat::Json,
+        (Some(EnvFormatArg::Github), _) => EnvFormat::Github,
+    };
+    match sim::status::read(&a.state_dir, sim::daemon::FRESH) {
+        Ok(st) => {
+            let text = sim::daemon::render_env(&sim::daemon::env_vars(&st), format);
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush());
+            exit::OK
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            exit::FAILURE
+        }
+    }
 }
 
 pub async fn demo(a: &DemoArgs, out: Output) -> u8 {

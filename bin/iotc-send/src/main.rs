@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
 use cli::output::{Output, exit};
 use iotconnect::agent::setup::setup;
 use iotconnect::agent::{AgentError, Event, Reporter};
@@ -20,7 +19,7 @@ use args::{Cli, Cmd};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse();
     cli::logging::init(cli.output.verbose, cli.output.quiet);
     let out = Output::new(cli.output.output).with_connection_events();
     let code = match run(cli, out).await {

@@ -76,7 +76,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse();
     cli::logging::init(cli.output.verbose, cli.output.quiet);
     let out = Output::new(cli.output.output).with_connection_events();
     cli::runtime::block_on(async move {

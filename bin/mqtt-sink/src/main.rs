@@ -56,7 +56,7 @@ pub fn fail(e: &anyhow::Error) -> u8 {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse();
     cli::logging::init(cli.output.verbose, cli.output.quiet);
     let out = output::Output::new(cli.output.output).with_connection_events();
     if let Some(Command::BridgeConfig(args)) = &cli.command {

@@ -11,14 +11,17 @@
 //!   holds the exit codes and the event envelope that `docs/output.md` documents.
 //! - [`logging`]: tracing to stderr (`-v`, `-q`, `RUST_LOG`).
 //! - [`signal`]: the Ctrl-C/SIGTERM future long-running commands stop on.
+//! - [`builtin`]: the `completions` and `man` subcommands every binary gets through [`parse`].
 //! - [`runtime`]: the async runtime every binary runs its `main` on.
 
 #![deny(missing_docs)]
 
 pub mod args;
+pub mod builtin;
 pub mod logging;
 pub mod output;
 pub mod runtime;
 pub mod signal;
 
+pub use builtin::parse;
 pub use output::{Format, Output, exit};

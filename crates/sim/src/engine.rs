@@ -27,6 +27,20 @@ pub const SERVICE_PASSWORD_FILE: &str = "service-password";
 /// The client certificate the demo's generic device uses.
 pub const DEMO_DEVICE: &str = "demo-device";
 
+/// The listeners in the order `--port-base N` gives them ports: the first listens on `N`, the
+/// second on `N + 1`, and so on (`docs/iot-sim.md` documents this order; the example configs
+/// in `configs/` name the ports of base [`EXAMPLE_PORT_BASE`]).
+pub const PORT_ORDER: [&str; 6] = ["plain", "ws", "mtls", "tls_password", "wss", "https"];
+
+/// The port base the example configs are written for (`iot-sim up --port-base 18880`).
+pub const EXAMPLE_PORT_BASE: u16 = 18880;
+
+/// The port of listener `name` for port base `base` (`None`: any free port, i.e. 0).
+pub fn port_for(base: Option<u16>, name: &str) -> u16 {
+    let offset = PORT_ORDER.iter().position(|n| *n == name).unwrap_or(0) as u16;
+    base.map_or(0, |b| b.saturating_add(offset))
+}
+
 /// How to start the local cloud.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
@@ -106,6 +120,15 @@ pub struct StatusFile {
     pub listeners: BTreeMap<String, String>,
     /// Cloud side → what it saw.
     pub clouds: BTreeMap<String, ReportJson>,
+    /// The development CA to trust (absolute path), for `iot-sim env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// The folder of the development PKI (client certificates), absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_dir: Option<PathBuf>,
+    /// The file holding the password listeners' password (embedded broker only), absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
 }
 
 /// A report as stored in `status.json`.
@@ -160,8 +183,19 @@ fn own_certificates(pki: &DevPki, vendor_devices: &[String]) -> Vec<String> {
 }
 
 impl Sim {
-    /// Issues certificates if needed, starts the broker (unless external) and the cloud sides.
+    /// Issues certificates if needed, starts the broker (unless external) and the cloud sides,
+    /// every listener on a free port.
     pub async fn start(opts: SimOptions, clouds: Vec<Arc<dyn CloudSide>>) -> Result<Sim, SimError> {
+        Self::start_on(opts, clouds, None).await
+    }
+
+    /// [`Sim::start`] with the listeners on `port_base`, `port_base + 1`, … in [`PORT_ORDER`]
+    /// (`None`: free ports). A port already taken fails the start with its address.
+    pub async fn start_on(
+        opts: SimOptions,
+        clouds: Vec<Arc<dyn CloudSide>>,
+        port_base: Option<u16>,
+    ) -> Result<Sim, SimError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -192,6 +226,11 @@ impl Sim {
             let service = secret_in(&opts.state_dir, SERVICE_PASSWORD_FILE)?;
             setup.service = Some((SERVICE_USER.to_owned(), service.clone()));
             setup.own_certificates = own_certificates(&pki, &vendor_devices);
+            setup.plain_port = port_for(port_base, "plain");
+            setup.ws_port = port_for(port_base, "ws");
+            setup.mtls_port = port_for(port_base, "mtls");
+            setup.tls_password_port = port_for(port_base, "tls_password");
+            setup.wss_port = port_for(port_base, "wss");
             setup.policies = clouds.iter().filter_map(|c| c.policy()).collect();
             let broker = EmbeddedBroker::start(setup).await?;
             let ep = broker.endpoints().clone();
@@ -252,8 +291,13 @@ impl Sim {
         for cloud in &clouds {
             cloud.on_start(&listeners, &pki.dir);
         }
-        let https =
-            crate::https::HttpsServer::start(&clouds, &pki.server.cert, &pki.server.key).await?;
+        let https = crate::https::HttpsServer::start_on(
+            &clouds,
+            &pki.server.cert,
+            &pki.server.key,
+            port_for(port_base, "https"),
+        )
+        .await?;
         let mut runners = Vec::new();
         for cloud in clouds {
             runners.push(CloudRunner::start(cloud, cloud_opts.clone()).await?);
@@ -353,6 +397,19 @@ impl Sim {
                     )
                 })
                 .collect(),
+            ca: None,
+            cert_dir: None,
+            password_file: None,
+        };
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+        let status = StatusFile {
+            ca: Some(absolute(&self.pki.ca)),
+            cert_dir: Some(absolute(&self.pki.dir)),
+            password_file: self
+                .broker
+                .is_some()
+                .then(|| absolute(&self.state_dir.join("password"))),
+            ..status
         };
         let path = self.state_dir.join("status.json");
         let tmp = self.state_dir.join("status.json.tmp");

@@ -23,11 +23,21 @@ pub struct HttpsServer {
 }
 
 impl HttpsServer {
-    /// Serves the routers of `clouds` (those that have one); `None` when none has.
+    /// Serves the routers of `clouds` (those that have one) on a free port; `None` when none has.
     pub async fn start(
         clouds: &[Arc<dyn CloudSide>],
         cert: &Path,
         key: &Path,
+    ) -> Result<Option<Self>, SimError> {
+        Self::start_on(clouds, cert, key, 0).await
+    }
+
+    /// [`HttpsServer::start`] on `port` of 127.0.0.1 (0: any free port).
+    pub async fn start_on(
+        clouds: &[Arc<dyn CloudSide>],
+        cert: &Path,
+        key: &Path,
+        port: u16,
     ) -> Result<Option<Self>, SimError> {
         let mut app = axum::Router::new();
         let mut any = false;
@@ -45,12 +55,12 @@ impl HttpsServer {
         .clone();
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| SimError::Io {
                 op: "listen on",
-                path: "127.0.0.1:0".into(),
+                path: addr.to_string().into(),
                 source,
             })?;
         let port = listener

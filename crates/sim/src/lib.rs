@@ -10,11 +10,13 @@
 //! - [`runner`]: runs one cloud side as an MQTT client of the broker.
 //! - [`registry`]: every cloud side iot-sim runs.
 //! - [`echo`]: the built-in cloud side behind the demo's transport checks.
+//! - [`daemon`]: `up --detach`, `down` and `env` (a local cloud in the background for pipelines).
 //! - [`demo`]: `iot-sim demo` and its summary table.
 //! - [`status`]: `iot-sim status`.
 
 pub mod broker;
 pub mod certs;
+pub mod daemon;
 pub mod demo;
 pub mod echo;
 pub mod engine;

@@ -8,7 +8,9 @@
     clippy::print_stderr
 )]
 
+mod pipeline;
 mod publish;
+mod schema;
 mod secrets;
 mod sim;
 

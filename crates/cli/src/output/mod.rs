@@ -53,8 +53,11 @@ impl Output {
     /// A closed stdout (`| head`) is not an error.
     pub fn event<T: Serialize>(&self, kind: &str, data: &T, text: impl FnOnce() -> String) {
         let line = match self.format {
-            Format::Json => match serde_json::to_string(&Envelope { kind, data }) {
-                Ok(s) => s,
+            Format::Json => match serde_json::to_value(Envelope { kind, data }) {
+                Ok(mut v) => {
+                    json_payloads(&mut v);
+                    v.to_string()
+                }
                 Err(e) => {
                     tracing::error!("cannot encode {kind} event: {e}");
                     return;
@@ -80,5 +83,65 @@ impl Output {
         } else {
             indicatif::ProgressBar::hidden()
         }
+    }
+}
+
+/// Shows a payload that is itself valid JSON as `{"json": <value>}` instead of an escaped
+/// string, so consumers parse once. Payloads reach events as [`PayloadJson`] (`{"text": ...}`
+/// or `{"bytes": ...}`); any object whose only key is `text` and whose string parses as JSON is
+/// rewritten, at any depth. Other text and bytes stay as they are.
+pub fn json_payloads(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            if map.len() == 1
+                && let Some(Value::String(text)) = map.get("text")
+                && let Ok(parsed) = serde_json::from_str::<Value>(text)
+            {
+                map.clear();
+                map.insert("json".to_owned(), parsed);
+                return;
+            }
+            map.values_mut().for_each(json_payloads);
+        }
+        Value::Array(items) => items.iter_mut().for_each(json_payloads),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn shown(payload: &[u8]) -> serde_json::Value {
+        let mut v = json!({"type": "message", "data": {"topic": "t", "payload": PayloadJson::from_bytes(payload)}});
+        json_payloads(&mut v);
+        v["data"]["payload"].clone()
+    }
+
+    #[test]
+    fn a_json_payload_is_shown_as_json_other_text_and_bytes_as_before() {
+        assert_eq!(
+            shown(br#"{"name": "dim", "value": 50}"#),
+            json!({"json": {"name": "dim", "value": 50}})
+        );
+        assert_eq!(shown(b"[1, 2]"), json!({"json": [1, 2]}));
+        assert_eq!(shown(b"21.5"), json!({"json": 21.5}));
+        assert_eq!(shown(b"hello"), json!({"text": "hello"}));
+        assert_eq!(shown(b"{broken"), json!({"text": "{broken"}));
+        assert_eq!(shown(&[0xff, 0]), json!({"bytes": "/wA="}));
+    }
+
+    #[test]
+    fn payloads_inside_lists_are_rewritten_and_other_objects_are_not() {
+        let mut v =
+            json!({"messages": [{"text": "{}"}, {"text": "x"}], "note": {"text": "1", "other": 2}});
+        json_payloads(&mut v);
+        assert_eq!(
+            v,
+            json!({"messages": [{"json": {}}, {"text": "x"}], "note": {"text": "1", "other": 2}})
+        );
     }
 }

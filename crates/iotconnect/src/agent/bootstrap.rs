@@ -101,6 +101,10 @@ impl Platform {
     }
 }
 
+/// What the spool-full warning tells an IoTConnect user to change (the SDK's own settings).
+pub const SPOOL_FULL_HINT: &str =
+    "raise sdkOptions.offlineStorage.availSpaceInMb or fileCount in the config file to keep more";
+
 /// Session options from the user's settings, the config file and the sync answer: the
 /// settings win, then the config (`SSLCaPath`, `SSLCertPath`, `SSLKeyPath`), then sync (`p`).
 pub fn session_options(
@@ -129,6 +133,8 @@ pub fn session_options(
         return Err(crate::protocol::v1::sync::SyncError::Missing { field: "d.p.h" }.into());
     }
     let mut opts = settings.session_options(default_broker.as_deref())?;
+    // iotc-send has no --spool-* flags: its offline storage is sized in the config file.
+    opts.spool_full_hint = SPOOL_FULL_HINT.into();
     if settings.client_id.is_none() {
         opts.client_id = if p.id.is_empty() {
             cfg.unique_id.clone()
