@@ -205,7 +205,9 @@ pub enum EnvFormat {
 /// The environment variables describing a running sim, in a stable order: one
 /// `EDGEWIRE_SIM_<LISTENER>` per listener (`PLAIN`, `WS`, `MTLS`, `TLS_PASSWORD`, `WSS`,
 /// `HTTPS`, or `EXTERNAL`), then `EDGEWIRE_SIM_CA`, `EDGEWIRE_SIM_CERT_DIR`,
-/// `EDGEWIRE_SIM_USERNAME` and `EDGEWIRE_SIM_PASSWORD_FILE` (embedded broker only).
+/// `EDGEWIRE_SIM_USERNAME` and `EDGEWIRE_SIM_PASSWORD_FILE` (the TLS password listener's
+/// user), `EDGEWIRE_SIM_SERVICE_USERNAME` and `EDGEWIRE_SIM_SERVICE_PASSWORD_FILE` (the plain
+/// and ws ports' account) (embedded broker only).
 pub fn env_vars(st: &StatusFile) -> Vec<(String, String)> {
     let mut vars = Vec::new();
     let order = crate::engine::PORT_ORDER;
@@ -227,6 +229,24 @@ pub fn env_vars(st: &StatusFile) -> Vec<(String, String)> {
     if let Some(pw) = path(&st.password_file) {
         vars.push(("EDGEWIRE_SIM_USERNAME".into(), DEV_USER.into()));
         vars.push(("EDGEWIRE_SIM_PASSWORD_FILE".into(), pw));
+    }
+    // The loopback plain and ws ports take iot-sim's service account only (the devices' user
+    // is for the TLS password listener): name it so a pipeline can publish there.
+    if let Some(service) = st
+        .password_file
+        .as_ref()
+        .and_then(|p| p.parent())
+        .map(|d| d.join(crate::engine::SERVICE_PASSWORD_FILE))
+        .filter(|p| p.is_file())
+    {
+        vars.push((
+            "EDGEWIRE_SIM_SERVICE_USERNAME".into(),
+            crate::engine::SERVICE_USER.into(),
+        ));
+        vars.push((
+            "EDGEWIRE_SIM_SERVICE_PASSWORD_FILE".into(),
+            service.display().to_string(),
+        ));
     }
     vars
 }

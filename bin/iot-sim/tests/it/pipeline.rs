@@ -93,12 +93,22 @@ fn detached_up_serves_fixed_ports_env_describes_it_and_down_is_repeatable() {
             .starts_with(&format!("EDGEWIRE_SIM_PLAIN=mqtt://127.0.0.1:{base}\n"))
     );
 
-    // The listeners serve: a publish through the plain one reaches the cloud side.
+    // The listeners serve: a publish through the plain one (with the service account `env`
+    // names) reaches the cloud side.
+    assert_eq!(vars["EDGEWIRE_SIM_SERVICE_USERNAME"], "iot-sim");
+    let service = vars["EDGEWIRE_SIM_SERVICE_PASSWORD_FILE"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let plain = format!("mqtt://127.0.0.1:{base}");
     let out = run(iot_sim().args([
         "--output",
         "json",
         "pub",
+        "-u",
+        "iot-sim",
+        "--password-file",
+        &service,
         "-b",
         &plain,
         "-t",
