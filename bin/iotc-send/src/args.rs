@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use cli::args::{AuthArgs, BrokerArgs, HookArgs, OutputArgs, TlsArgs};
 
-/// IoTConnect device agent (message protocol 1.0).
+/// IoTConnect device agent (message protocol 1.0, or 2.1 on Azure and AWS).
 #[derive(Debug, Parser)]
 #[command(name = "iotc-send", version, about, long_about = None)]
 pub struct Cli {
-    /// The device's config file (the SDK's cpId, uniqueId, env, sdkOptions).
+    /// The device's config file: iotconnect.json (cpId, uniqueId, env, sdkOptions, and
+    /// "protocol": "2.1" with "platform": "az"|"aws"), or the lite SDK's iotcDeviceConfig.json
+    /// (cpid, env, uid, disc, ver, pf, at; pass --cert, --key and --cafile with it).
     #[arg(
         long,
         short = 'c',
