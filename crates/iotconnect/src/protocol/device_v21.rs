@@ -546,3 +546,122 @@ impl Device {
         self.v21.as_ref().map(|v| v.platform)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::input::parse_line;
+
+    const ID: &[u8] = br#"{"d":{"ec":0,"ct":200,"meta":{"at":2,"df":0,"cd":"X","gtw":null,"edge":0,"v":2.1},
+      "has":{"d":0,"attr":1,"set":0,"r":0,"ota":0},
+      "p":{"n":"mqtt","h":"hub.example","p":8883,"id":"dev","un":"hub.example/dev/?api-version=2018-06-30",
+      "topics":{"rpt":"T/rpt","flt":"T/flt","od":"T/od","hb":"T/hb","ack":"T/ack","dl":"T/dl","di":"T/di",
+      "c2d":"devices/dev/messages/devicebound/#",
+      "set":{"pub":"$iothub/twin/PATCH/properties/reported/?$rid={version}","sub":"$iothub/twin/PATCH/properties/desired/#",
+             "pubForAll":"$iothub/twin/GET/?$rid=0","subForAll":"$iothub/twin/res/#"}}}},"status":200}"#;
+    const C2D: &str = "devices/dev/messages/devicebound/%24.to=x";
+
+    fn device() -> Device {
+        let id = Identity {
+            cp_id: "CP".into(),
+            unique_id: "dev".into(),
+            env: "E".into(),
+        };
+        let answer = IdentityAnswer::parse(ID, "dev").unwrap();
+        Device::new_v21(
+            id,
+            &answer,
+            Platform::Azure,
+            Some(Duration::ZERO),
+            Mono::ZERO,
+        )
+        .unwrap()
+    }
+
+    fn published(a: &[Action]) -> Vec<(String, Value)> {
+        a.iter()
+            .filter_map(|a| match a {
+                Action::Publish(o) => Some((
+                    o.topic.clone(),
+                    serde_json::from_slice(&o.payload).unwrap_or(Value::Null),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn attributes_first_then_rpt_and_flt_without_id_for_a_plain_device() {
+        let mut d = device();
+        assert_eq!(d.subscriptions()[0], "devices/dev/messages/devicebound/#");
+        let asks = published(&d.identity_requests());
+        assert_eq!(asks, [("T/di".to_owned(), json!({"mt": 201}))]);
+        let utc = time::OffsetDateTime::UNIX_EPOCH;
+        let rec = parse_line(1, r#"[{"uniqueId":"dev","data":{"temp":20,"extra":"x"}}]"#)
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(&d.send_data(&rec, Mono::ZERO, utc)[..], [Action::Ignored(m)] if m.contains("201"))
+        );
+        let reply = br#"{"d":{"ec":0,"ct":201,"att":[{"p":"","tg":"","d":[{"ln":"temp","dt":1,"dv":"0 to 50","tg":""}]}]}}"#;
+        let a = d.on_message_at(C2D, reply, Mono::ZERO);
+        assert!(
+            matches!(&a[..], [Action::Refreshed(s)] if s == "attributes"),
+            "{a:?}"
+        );
+        assert!(!d.awaiting_identity());
+        let out = published(&d.send_data(&rec, Mono::ZERO, utc));
+        assert_eq!(out[0].0, "T/rpt");
+        assert_eq!(out[0].1["d"][0]["d"], json!({"temp": 20}));
+        assert!(out[0].1["d"][0].get("id").is_none(), "{}", out[0].1);
+        assert_eq!(out[1].0, "T/flt");
+        assert_eq!(out[1].1["d"][0]["d"], json!({"extra": "x"}));
+    }
+
+    #[test]
+    fn heartbeat_acks_and_stop() {
+        let mut d = device();
+        let a = d.on_message_at(C2D, br#"{"v":"2.1","ct":110,"f":5}"#, Mono::ZERO);
+        assert_eq!(a, [Action::Heartbeat(Some(Duration::from_secs(5)))]);
+        assert_eq!(d.next_wake(), Some(Mono::ZERO));
+        let utc = time::OffsetDateTime::UNIX_EPOCH;
+        let beat = published(&d.tick(Mono::ZERO, utc));
+        assert_eq!(beat, [("T/hb".to_owned(), json!({}))]);
+        assert_eq!(d.next_wake(), Some(Duration::from_secs(5)));
+        assert!(d.tick(Duration::from_secs(4), utc).is_empty());
+        d.on_message_at(C2D, br#"{"ct":111}"#, Mono::ZERO);
+        assert_eq!(d.next_wake(), None);
+
+        let ack = |kind, st| {
+            let data = AckData {
+                ack_id: "A".into(),
+                st,
+                msg: "m".into(),
+                child_id: String::new(),
+            };
+            let o = d.ack(kind, data, utc);
+            (
+                o.topic,
+                serde_json::from_slice::<Value>(&o.payload).unwrap()["d"].clone(),
+            )
+        };
+        assert_eq!(
+            ack(AckKind::Command, v1_status::COMMAND_OK),
+            (
+                "T/ack".to_owned(),
+                json!({"ack":"A","type":0,"st":2,"msg":"m"})
+            )
+        );
+        assert_eq!(ack(AckKind::Ota, v1_status::FAILED).1["st"], 4);
+        assert_eq!(
+            ack(AckKind::Module, v1_status::FAILED).1,
+            json!({"ack":"A","type":2,"st":1,"msg":"m"})
+        );
+
+        let a = d.on_message_at(C2D, br#"{"ct":108}"#, Mono::ZERO);
+        assert!(a.contains(&Action::Barred), "{a:?}");
+        assert!(d.is_barred());
+        let after = d.on_message_at(C2D, br#"{"ct":0,"cmd":"x"}"#, Mono::ZERO);
+        assert!(matches!(&after[..], [Action::Ignored(_)]));
+    }
+}
