@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use transport::ConnectSettings;
 
-use crate::args::{AckArgs, DataArgs, RunArgs, TwinArgs};
+use crate::args::{AckArgs, ChildCmd, DataArgs, RunArgs, TwinArgs};
 
 fn hook(program: Option<std::path::PathBuf>, timeout: u64, runner: &hook::Runner) -> Option<Hook> {
     program.map(|program| Hook {
@@ -194,5 +194,35 @@ pub async fn attributes(
         setup.device.attributes()
     };
     out.event("attributes", &attributes, || format!("{attributes:#}"));
+    Ok(exit::OK)
+}
+
+/// `child add|remove` (2.1 gateways).
+pub async fn child(
+    setup: Setup,
+    settings: &ConnectSettings,
+    c: ChildCmd,
+    reporter: Arc<dyn Reporter>,
+    out: Output,
+) -> Result<u8, AgentError> {
+    let (mut agent, _, _) = setup.connect(settings, None, reporter).await?;
+    let result = match &c {
+        ChildCmd::Add {
+            id,
+            tag,
+            name,
+            wait,
+        } => {
+            let name = name.as_deref().unwrap_or(id);
+            agent
+                .child(Some((name, tag)), id, Duration::from_secs(*wait))
+                .await
+        }
+        ChildCmd::Remove { id, wait } => agent.child(None, id, Duration::from_secs(*wait)).await,
+    };
+    agent.close(Duration::from_secs(1)).await;
+    let message = result?;
+    let data = std::collections::BTreeMap::from([("message", message.clone())]);
+    out.event("child", &data, || message.clone());
     Ok(exit::OK)
 }

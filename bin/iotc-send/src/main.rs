@@ -82,5 +82,6 @@ async fn run(cli: Cli, out: Output) -> Result<u8, AgentError> {
         Cmd::Data(a) => cmd::data(setup, &settings, a, reporter).await,
         Cmd::Twin(a) => cmd::twin(setup, &settings, a, reporter, out).await,
         Cmd::Ack(a) => cmd::ack(setup, &settings, a, reporter).await,
+        Cmd::Child(c) => cmd::child(setup, &settings, c, reporter, out).await,
     }
 }

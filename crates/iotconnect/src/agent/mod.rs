@@ -332,6 +332,56 @@ impl Agent {
         Ok(())
     }
 
+    /// 2.1 gateways: creates (`add` = display name and tag; 221) or deletes (222) the child
+    /// `id` and waits up to `wait` for the platform's answer; an `ec` other than 0 is an error
+    /// with its meaning.
+    pub async fn child(
+        &mut self,
+        add: Option<(&str, &str)>,
+        id: &str,
+        wait: Duration,
+    ) -> Result<String, AgentError> {
+        self.identify(wait).await?;
+        let out = self
+            .device
+            .child_request(add, id)
+            .map_err(AgentError::Unsupported)?;
+        self.send(out, wait).await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.incoming.recv()).await;
+            let Ok(Some(msg)) = msg else {
+                return Err(AgentError::NotConfirmed {
+                    kind: "child request answer (221/222)".into(),
+                    secs: wait.as_secs(),
+                });
+            };
+            let now = self.now();
+            for a in self.device.on_message_at(&msg.topic, &msg.payload, now) {
+                if let Action::ChildResult { ct, ec, message } = a {
+                    if ec == 0 {
+                        return Ok(message);
+                    }
+                    return Err(crate::protocol::v2::V2Error::Code {
+                        what: if ct == 221 {
+                            "child create"
+                        } else {
+                            "child delete"
+                        },
+                        ec,
+                        meaning: if ct == 221 {
+                            crate::protocol::v2::child_create_ec(ec)
+                        } else {
+                            "the platform did not delete the child"
+                        },
+                        unique_id: id.to_owned(),
+                    }
+                    .into());
+                }
+            }
+        }
+    }
+
     /// Publishes one message the device made and waits for its confirmation.
     pub async fn send(&mut self, out: Outgoing, wait: Duration) -> Result<(), AgentError> {
         let kind = out.kind.name().to_owned();

@@ -227,3 +227,44 @@ async fn identity_codes_are_sentences() {
         "identity answered ec 1: the device was not found or is not whitelisted (device `no-such-device`)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_children_are_created_and_deleted_with_ec_sentences() {
+    let c = Cloud::start(None).await;
+    let f = flags(None, vec![]);
+    let events = std::sync::Arc::new(Collect::default());
+    let s = setup(
+        c.config(GW, json!({"protocol": "2.1"})),
+        &f,
+        None,
+        Duration::from_secs(10),
+        events.as_ref(),
+    )
+    .await
+    .unwrap();
+    let (mut agent, _, _) = s.connect(&f, None, events.clone()).await.unwrap();
+    let ok = agent
+        .child(Some(("Child three", "sensor")), "iotc-child-03", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(ok, "child created");
+    let e = agent
+        .child(Some(("Bad", "gw")), "iotc-child-04", WAIT)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "child create answered ec 7: the tag is the gateway's own tag (device `iotc-child-04`)"
+    );
+    assert_eq!(
+        agent.child(None, "iotc-child-03", WAIT).await.unwrap(),
+        "child deleted"
+    );
+    agent.close(Duration::from_secs(1)).await;
+    let r = c.report();
+    assert_eq!(
+        (r.get("identity_request_221"), r.get("identity_request_222")),
+        (2, 1),
+        "{r:?}"
+    );
+}
