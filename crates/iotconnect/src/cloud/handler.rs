@@ -657,6 +657,8 @@ impl CloudState {
             return refused(3);
         };
         self.report.add("sync", 1);
+        // A device that syncs speaks 1.0 (again): commands go out in the 1.0 shape.
+        self.v21.remove(&req.unique_id);
         let o = req.option;
         let (h, port) = endpoints.host_port(dev.auth);
         let id = dev.unique_id.clone();
