@@ -48,14 +48,17 @@ pub fn data_type_21(dt: DataType) -> DataType {
     }
 }
 
-/// A 201 answer's `att`, with its data types turned into the validator's.
+/// A 201 answer's `att`, with its data types turned into the validator's and `agt` dropped.
 pub fn attributes_21(att: &Value) -> Result<Vec<AttributeGroup>, String> {
     let mut groups: Vec<AttributeGroup> =
         serde_json::from_value(att.clone()).map_err(|e| format!("`att` is not valid: {e}"))?;
     for g in &mut groups {
         g.dt = g.dt.map(data_type_21);
+        // 2.1 aggregates always carry all six values (the 2.1 SDK ignores `agt`).
+        g.agt = None;
         for a in &mut g.d {
             a.dt = data_type_21(a.dt);
+            a.agt = None;
         }
     }
     Ok(groups)

@@ -268,3 +268,81 @@ async fn gateway_children_are_created_and_deleted_with_ec_sentences() {
         "{r:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_device_sends_2_1_aggregates_and_rule_matches_and_follows_df() {
+    let c = Cloud::start(None).await;
+    let a = Running::start(
+        c.config(
+            "iotc-edge-01",
+            json!({"protocol": "2.1", "platform": "aws"}),
+        ),
+        &flags(None, vec![]),
+        None,
+        None,
+        RunOptions::default(),
+    )
+    .await;
+    for what in ["attributes", "rules"] {
+        a.wait_event(
+            what,
+            |e| matches!(e, Event::Resynced { scope } if scope == what),
+        )
+        .await;
+    }
+    for (t, p) in [(10, 1.5), (30, 2.5), (90, 2.0)] {
+        a.send(&format!(
+            r#"[{{"uniqueId":"iotc-edge-01","data":{{"temperature":{t},"pressure":{p}}}}}]"#
+        ))
+        .await;
+    }
+    a.wait_event("the rule's command", |e| {
+        matches!(e, Event::Command { cmd_type, command, .. } if cmd_type == "rule" && command == "fan on")
+    })
+    .await;
+    let aggregates = || -> Vec<Value> {
+        c.report()
+            .recent
+            .iter()
+            .filter_map(|n| n.strip_prefix("edge iotc-edge-01 "))
+            .map(|j| serde_json::from_str(j).unwrap())
+            .collect()
+    };
+    wait_for("all values aggregated", || {
+        aggregates()
+            .iter()
+            .filter_map(|v| v["temperature"][4].as_u64())
+            .sum::<u64>()
+            == 3
+    })
+    .await;
+    assert!(
+        aggregates()
+            .iter()
+            .all(|v| v["pressure"].as_array().is_some_and(|p| p.len() == 6)),
+        "2.1 aggregates carry all six values: {:?}",
+        aggregates()
+    );
+    assert!(a.events().iter().any(|e| matches!(
+        e,
+        Event::Published { topic, kind, .. } if kind == "edge" && topic.starts_with("$aws/rules/msg_d2c_erpt/")
+    )));
+    let r = c.report();
+    assert_eq!(
+        (r.get("v21_erm"), r.get("rule_matches"), r.get("rejected")),
+        (1, 1, 0),
+        "{r:?}"
+    );
+    // ct 105: a new data frequency.
+    admin(
+        &c,
+        Request::Message21 {
+            unique_id: "iotc-edge-01".into(),
+            message: json!({"v": "2.1", "ct": 105, "df": 7}),
+        },
+    )
+    .await;
+    a.wait_event("df 7", |e| matches!(e, Event::DfChanged { df: 7 }))
+        .await;
+    a.stop().await.unwrap();
+}
