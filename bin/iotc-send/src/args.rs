@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use cli::args::{AuthArgs, BrokerArgs, HookArgs, OutputArgs, TlsArgs};
 
-/// IoTConnect device agent (message protocol 1.0).
+/// IoTConnect device agent (message protocol 1.0, or 2.1 on Azure and AWS).
 #[derive(Debug, Parser)]
 #[command(name = "iotc-send", version, about, long_about = None)]
 pub struct Cli {
-    /// The device's config file (the SDK's cpId, uniqueId, env, sdkOptions).
+    /// The device's config file: iotconnect.json (cpId, uniqueId, env, sdkOptions, and
+    /// "protocol": "2.1" with "platform": "az"|"aws"), or the lite SDK's iotcDeviceConfig.json
+    /// (cpid, env, uid, disc, ver, pf, at; pass --cert, --key and --cafile with it).
     #[arg(
         long,
         short = 'c',
@@ -61,6 +63,38 @@ pub enum Cmd {
     Twin(TwinArgs),
     /// Send an acknowledgement for a command or OTA.
     Ack(AckArgs),
+    /// Create or delete a child of this gateway (message 2.1: 221/222).
+    #[command(subcommand)]
+    Child(ChildCmd),
+}
+
+/// `child`.
+#[derive(Debug, Subcommand)]
+pub enum ChildCmd {
+    /// Create a child device under this gateway.
+    Add {
+        /// The child's unique id.
+        #[arg(long, value_name = "ID")]
+        id: String,
+        /// Its tag (one of the gateway template's child tags).
+        #[arg(long, value_name = "TAG")]
+        tag: String,
+        /// Its display name (default: the id).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Seconds to wait for the platform's answer.
+        #[arg(long, value_name = "SECS", default_value_t = 10)]
+        wait: u64,
+    },
+    /// Delete a child device.
+    Remove {
+        /// The child's unique id.
+        #[arg(long, value_name = "ID")]
+        id: String,
+        /// Seconds to wait for the platform's answer.
+        #[arg(long, value_name = "SECS", default_value_t = 10)]
+        wait: u64,
+    },
 }
 
 /// `run`.

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use transport::ConnectSettings;
 
-use crate::args::{AckArgs, DataArgs, RunArgs, TwinArgs};
+use crate::args::{AckArgs, ChildCmd, DataArgs, RunArgs, TwinArgs};
 
 fn hook(program: Option<std::path::PathBuf>, timeout: u64, runner: &hook::Runner) -> Option<Hook> {
     program.map(|program| Hook {
@@ -51,6 +51,10 @@ pub async fn run(
         drop(tx);
     }
     let reconnect = reconnect_with(settings.clone(), setup.config.clone());
+    // Auth type 5: this agent signs the SAS token, so it renews it; the other types use a
+    // certificate or the token the platform hands out.
+    let renew_credentials = (setup.sync.at == Some(5) && settings.password.is_none())
+        .then_some(iotconnect::agent::bootstrap::SAS_RENEW);
     let (agent, platform, config) = setup.connect(settings, offline, reporter).await?;
     // One runner for both hooks: `--hook-concurrency` limits them together.
     let runner = a.hooks.runner();
@@ -64,6 +68,7 @@ pub async fn run(
         twin: a.twin.iter().map(|(k, v)| (k.clone(), value(v))).collect(),
         exit_after_input: a.exit_after_input,
         reconnect: Some(reconnect),
+        renew_credentials,
     };
     let outcome = agent.run(rx, opts, cli::signal::shutdown_signal()).await;
     sources.abort_all();
@@ -90,6 +95,11 @@ pub async fn data(
     };
     let (mut agent, _, _) = setup.connect(settings, None, reporter.clone()).await?;
     let wait = Duration::from_secs(a.wait);
+    // 2.1: the attributes (and a gateway's children) arrive over MQTT first.
+    if let Err(e) = agent.identify(wait).await {
+        agent.close(Duration::from_secs(1)).await;
+        return Err(e);
+    }
     let rest = agent.send_data(&records, wait).await;
     let unconfirmed = agent.close(Duration::from_secs(2)).await;
     for action in rest? {
@@ -163,4 +173,56 @@ pub async fn ack(
     let result = agent.ack(kind, data, Duration::from_secs(a.wait)).await;
     agent.close(Duration::from_secs(2)).await;
     result.map(|()| exit::OK)
+}
+
+/// `attributes`: 1.0 has them from sync; 2.1 connects and asks for them (201).
+pub async fn attributes(
+    setup: Setup,
+    settings: &ConnectSettings,
+    reporter: Arc<dyn Reporter>,
+    out: Output,
+    wait: Duration,
+) -> Result<u8, AgentError> {
+    let attributes = if setup.device.is_v21() {
+        let (mut agent, _, _) = setup.connect(settings, None, reporter).await?;
+        let r = agent.identify(wait).await;
+        let attributes = agent.device().attributes();
+        agent.close(Duration::from_secs(1)).await;
+        r?;
+        attributes
+    } else {
+        setup.device.attributes()
+    };
+    out.event("attributes", &attributes, || format!("{attributes:#}"));
+    Ok(exit::OK)
+}
+
+/// `child add|remove` (2.1 gateways).
+pub async fn child(
+    setup: Setup,
+    settings: &ConnectSettings,
+    c: ChildCmd,
+    reporter: Arc<dyn Reporter>,
+    out: Output,
+) -> Result<u8, AgentError> {
+    let (mut agent, _, _) = setup.connect(settings, None, reporter).await?;
+    let result = match &c {
+        ChildCmd::Add {
+            id,
+            tag,
+            name,
+            wait,
+        } => {
+            let name = name.as_deref().unwrap_or(id);
+            agent
+                .child(Some((name, tag)), id, Duration::from_secs(*wait))
+                .await
+        }
+        ChildCmd::Remove { id, wait } => agent.child(None, id, Duration::from_secs(*wait)).await,
+    };
+    agent.close(Duration::from_secs(1)).await;
+    let message = result?;
+    let data = std::collections::BTreeMap::from([("message", message.clone())]);
+    out.event("child", &data, || message.clone());
+    Ok(exit::OK)
 }

@@ -1,5 +1,6 @@
-//! `iotc-send`: the IoTConnect device agent (message protocol 1.0) on the command line. Parses
-//! flags, loads `iotconnect.json`, runs discovery and sync, then hands over to the library
+//! `iotc-send`: the IoTConnect device agent (message protocol 1.0 or 2.1, picked by the config
+//! file) on the command line. Parses flags, loads `iotconnect.json` (or the lite SDK's
+//! `iotcDeviceConfig.json`), runs discovery and sync (1.0) or identity (2.1), then hands over to the library
 //! (`iotconnect::agent`) for the subcommand; maps the result to an exit code.
 
 mod args;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cli::output::{Output, exit};
-use iotconnect::agent::setup::setup;
+use iotconnect::agent::setup::{Retry, setup, setup_retrying};
 use iotconnect::agent::{AgentError, Event, Reporter};
 use iotconnect::config::Config;
 use transport::auth::PasswordSource;
@@ -58,23 +59,28 @@ async fn run(cli: Cli, out: Output) -> Result<u8, AgentError> {
         _ => Some(Duration::ZERO),
     };
     let settings = cli.broker.settings(&cli.tls, &cli.auth);
-    let setup = setup(
-        config,
-        &settings,
-        df,
-        Duration::from_secs(cli.http_timeout),
-        reporter.as_ref(),
-    )
-    .await?;
+    let http_timeout = Duration::from_secs(cli.http_timeout);
+    // `run` is long-running: a platform not reachable yet, or `rc` 2 while the device is being
+    // registered, is waited out with back-off as the SDK does. One-shot commands fail fast.
+    let setup = if matches!(cli.cmd, Cmd::Run(_)) {
+        setup_retrying(
+            config,
+            &settings,
+            df,
+            http_timeout,
+            reporter.as_ref(),
+            Retry::default(),
+        )
+        .await?
+    } else {
+        setup(config, &settings, df, http_timeout, reporter.as_ref()).await?
+    };
     match cli.cmd {
-        Cmd::Attributes => {
-            let attributes = setup.device.attributes();
-            out.event("attributes", &attributes, || format!("{attributes:#}"));
-            Ok(exit::OK)
-        }
+        Cmd::Attributes => cmd::attributes(setup, &settings, reporter, out, http_timeout).await,
         Cmd::Run(a) => cmd::run(setup, &settings, a, reporter).await,
         Cmd::Data(a) => cmd::data(setup, &settings, a, reporter).await,
         Cmd::Twin(a) => cmd::twin(setup, &settings, a, reporter, out).await,
         Cmd::Ack(a) => cmd::ack(setup, &settings, a, reporter).await,
+        Cmd::Child(c) => cmd::child(setup, &settings, c, reporter, out).await,
     }
 }

@@ -5,6 +5,11 @@
 //! `devicePrimaryKey` (auth type 5). Relative paths resolve against the file's folder. Errors
 //! name the file, the key and what was expected. [`Config::parse`] is pure; [`Config::load`]
 //! reads the file.
+//!
+//! Message protocol: `"protocol": "2.1"` (default `"1.0"`) with `"platform": "az" | "aws"`
+//! (default `az`) and optionally `"sid"` (discovery by SID instead of `cpId`/`env`). The lite
+//! SDK's `iotcDeviceConfig.json` (`cpid`, `env`, `uid`, `did`, `disc`, `ver`, `pf`, `at`) is read
+//! too; it is always 2.1, and its certificate and key come from `--cert`/`--key`.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +18,20 @@ use serde_json::Value;
 use transport::SpoolConfig;
 
 use crate::protocol::v1::sync::DEFAULT_DISCOVERY_URL;
+use crate::protocol::v2::Platform;
+
+/// The discovery host of IoTConnect on AWS (`iotc-c-lib`'s `IOTCL_DRA_DEFAULT_DISCOVERY_HOST_AWS`).
+pub const AWS_DISCOVERY_URL: &str = "https://awsdiscovery.iotconnect.io";
+
+/// The device message protocol a config asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// Message 1.0: discovery, `sync`, one D2C topic (Azure only).
+    #[default]
+    V10,
+    /// Message 2.1: discovery, identity, per-kind topics (Azure or AWS).
+    V21,
+}
 
 /// Why the configuration is not usable.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +156,12 @@ pub struct Config {
     pub offline: OfflineStorage,
     /// Symmetric key for auth type 5 (`devicePrimaryKey`).
     pub device_primary_key: Option<String>,
+    /// Message protocol (`protocol`, or 2.1 for an `iotcDeviceConfig.json`).
+    pub protocol: Protocol,
+    /// Cloud platform (`platform` / `pf`; 2.1).
+    pub platform: Platform,
+    /// Discovery by SID (`sid`; 2.1).
+    pub sid: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -152,6 +177,9 @@ impl std::fmt::Debug for Config {
             .field("key", &self.key)
             .field("ca", &self.ca)
             .field("offline", &self.offline)
+            .field("protocol", &self.protocol)
+            .field("platform", &self.platform)
+            .field("sid", &self.sid)
             .field(
                 "device_primary_key",
                 &self.device_primary_key.as_ref().map(|_| "[REDACTED]"),
@@ -175,6 +203,9 @@ fn config_debug_never_shows_the_device_key() {
         ca: None,
         offline: OfflineStorage::default(),
         device_primary_key: Some("c2VjcmV0LWRldmljZS1rZXk=".into()),
+        protocol: Protocol::default(),
+        platform: Platform::default(),
+        sid: None,
     };
     let shown = format!("{c:?}");
     assert!(
@@ -197,6 +228,34 @@ struct Raw {
     discovery_url: Value,
     #[serde(rename = "sdkOptions", default)]
     sdk_options: Value,
+    #[serde(default)]
+    protocol: Value,
+    #[serde(default)]
+    platform: Value,
+    #[serde(default)]
+    sid: Value,
+    // The lite SDK's iotcDeviceConfig.json.
+    #[serde(default)]
+    uid: Value,
+    #[serde(default)]
+    ver: Value,
+}
+
+/// The lite SDK's `iotcDeviceConfig.json`.
+#[derive(Debug, Deserialize)]
+struct Lite {
+    #[serde(default)]
+    cpid: Value,
+    #[serde(default)]
+    env: Value,
+    #[serde(default)]
+    uid: Value,
+    #[serde(default)]
+    disc: Value,
+    #[serde(default)]
+    ver: Value,
+    #[serde(default)]
+    pf: Value,
 }
 
 impl Config {
@@ -218,6 +277,27 @@ impl Config {
             reason: e.to_string(),
         })?;
         let c = Ctx { path };
+        if raw.unique_id.is_null() && (!raw.uid.is_null() || !raw.ver.is_null()) {
+            return Config::parse_lite(path, text);
+        }
+        let protocol = match c.text("protocol", &raw.protocol)?.as_deref() {
+            None | Some("1.0" | "1") => Protocol::V10,
+            Some("2.1") => Protocol::V21,
+            Some(_) => return Err(c.invalid("protocol", "\"1.0\" or \"2.1\"", &raw.protocol)),
+        };
+        let platform = match c.text("platform", &raw.platform)? {
+            None => Platform::Azure,
+            Some(p) => Platform::parse(&p)
+                .ok_or_else(|| c.invalid("platform", "\"az\" or \"aws\"", &raw.platform))?,
+        };
+        if platform == Platform::Aws && protocol == Protocol::V10 {
+            return Err(c.invalid(
+                "platform",
+                "\"az\" with protocol 1.0 (IoTConnect on AWS speaks 2.1 only: set \"protocol\": \"2.1\")",
+                &raw.platform,
+            ));
+        }
+        let sid = c.text("sid", &raw.sid)?;
         let opts = match &raw.sdk_options {
             Value::Null => serde_json::Map::new(),
             Value::Object(m) => m.clone(),
@@ -240,7 +320,7 @@ impl Config {
                     "sdkOptions.discoveryUrl",
                     opts.get("discoveryUrl").unwrap_or(&Value::Null),
                 )?
-                .unwrap_or_else(|| DEFAULT_DISCOVERY_URL.to_owned()),
+                .unwrap_or_else(|| default_discovery(platform).to_owned()),
         };
         if !discovery_url.contains("http") {
             return Err(c.invalid(
@@ -274,6 +354,66 @@ impl Config {
                 "sdkOptions.devicePrimaryKey",
                 opts.get("devicePrimaryKey").unwrap_or(&Value::Null),
             )?,
+            protocol,
+            platform,
+            sid,
+        })
+    }
+
+    /// The lite SDK's `iotcDeviceConfig.json`: `ver` must be 2.1 (as the lite SDK insists);
+    /// `pf` defaults to `aws` (as `iotconnect-lib` does); `did` and `at` are informational.
+    fn parse_lite(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let c = Ctx { path };
+        let raw: Lite = serde_json::from_str(text).map_err(|e| ConfigError::Json {
+            path: path.to_owned(),
+            line: e.line(),
+            column: e.column(),
+            reason: e.to_string(),
+        })?;
+        let ver = match &raw.ver {
+            Value::Number(n) => Some(n.to_string()),
+            v => c.text("ver", v)?,
+        };
+        if ver.as_deref().is_some_and(|v| v != "2.1") {
+            return Err(c.invalid(
+                "ver",
+                "\"2.1\" (the lite SDK's config is protocol 2.1)",
+                &raw.ver,
+            ));
+        }
+        let platform = match c.text("pf", &raw.pf)? {
+            None => Platform::Aws,
+            Some(p) => {
+                Platform::parse(&p).ok_or_else(|| c.invalid("pf", "\"az\" or \"aws\"", &raw.pf))?
+            }
+        };
+        let discovery_url = c
+            .text("disc", &raw.disc)?
+            .unwrap_or_else(|| default_discovery(platform).to_owned());
+        if !discovery_url.contains("http") {
+            return Err(c.invalid("disc", "an https:// URL", &raw.disc));
+        }
+        Ok(Config {
+            path: path.to_owned(),
+            cp_id: c
+                .text("cpid", &raw.cpid)?
+                .ok_or(c.missing("cpid", "copy it from Settings → Key Vault"))?,
+            unique_id: c
+                .text("uid", &raw.uid)?
+                .ok_or(c.missing("uid", "the device's unique id as created in IoTConnect"))?,
+            env: c
+                .text("env", &raw.env)?
+                .ok_or(c.missing("env", "copy it from Settings → Key Vault"))?,
+            scope_id: None,
+            discovery_url,
+            cert: None,
+            key: None,
+            ca: None,
+            offline: OfflineStorage::default(),
+            device_primary_key: None,
+            protocol: Protocol::V21,
+            platform,
+            sid: None,
         })
     }
 
@@ -281,6 +421,13 @@ impl Config {
     /// SDK's layout).
     pub fn default_offline_dir(&self) -> PathBuf {
         Ctx { path: &self.path }.resolve(&format!("logs/offline/{}_{}", self.cp_id, self.unique_id))
+    }
+}
+
+fn default_discovery(platform: Platform) -> &'static str {
+    match platform {
+        Platform::Azure => DEFAULT_DISCOVERY_URL,
+        Platform::Aws => AWS_DISCOVERY_URL,
     }
 }
 
@@ -424,6 +571,41 @@ mod tests {
         let s = c.offline.spool(PathBuf::from("/s")).unwrap();
         assert_eq!(s.max_bytes / u64::from(s.max_files), UNLIMITED_FILE_BYTES);
         assert_eq!(c.discovery_url, "https://x");
+    }
+
+    #[test]
+    fn protocol_and_platform_and_the_lite_file() {
+        let c =
+            parse(r#"{"cpId":"CP","uniqueId":"d","env":"E","protocol":"2.1","platform":"aws"}"#)
+                .unwrap();
+        assert_eq!((c.protocol, c.platform), (Protocol::V21, Platform::Aws));
+        assert_eq!(c.discovery_url, AWS_DISCOVERY_URL);
+        let e = parse(r#"{"cpId":"CP","uniqueId":"d","env":"E","platform":"aws"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2.1 only"), "{e}");
+        let e = parse(r#"{"cpId":"CP","uniqueId":"d","env":"E","protocol":"3"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`protocol`"), "{e}");
+        let lite = parse(
+            r#"{"ver":"2.1","pf":"az","cpid":"CP","env":"poc","uid":"dev1","did":"CP-dev1","at":7,"disc":"https://discovery.iotconnect.io"}"#,
+        )
+        .unwrap();
+        assert_eq!(lite.protocol, Protocol::V21);
+        assert_eq!(lite.platform, Platform::Azure);
+        assert_eq!(
+            (lite.cp_id.as_str(), lite.unique_id.as_str()),
+            ("CP", "dev1")
+        );
+        let e = parse(r#"{"ver":"1.0","cpid":"CP","env":"x","uid":"d"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`ver`"), "{e}");
+        let e = parse(r#"{"ver":"2.1","env":"x","uid":"d"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`cpid`"), "{e}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! IoTConnect's rows of `iot-sim demo`: the code paths `iotc-send` runs (discovery and sync over
 //! HTTPS, X.509 connect, `run` with its input channel, commands, OTA, twin, edge windows, `df`,
 //! the offline store and its replay) against the local cloud, checked against the IoTConnect
-//! cloud side's report and the acknowledgements it announces.
+//! cloud side's report and the acknowledgements it announces; then message 2.1 on Azure and on
+//! AWS (identity, the lists over `di`, rpt/flt, a 2.1 command ack).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,8 +18,9 @@ use crate::agent::setup::setup;
 use crate::agent::source::Input;
 use crate::agent::{Collect, Event, RunOptions};
 use crate::cloud::admin::{self, OtaFile, Request};
-use crate::config::Config;
+use crate::config::{Config, Protocol};
 use crate::protocol::input::parse_line;
+use crate::protocol::v2::Platform;
 
 const VENDOR: &str = "iotconnect";
 const GW: &str = "iotc-gateway-01";
@@ -70,6 +72,87 @@ pub async fn run(env: DemoEnv) -> Vec<DemoRow> {
     rows.extend(edge(&cx).await);
     rows.push(df(&cx).await);
     rows.push(offline(&cx).await);
+    for pf in [Platform::Azure, Platform::Aws] {
+        rows.extend(v21(&cx, pf).await);
+    }
+    rows
+}
+
+/// Message 2.1 on `pf`: discovery and identity, attributes and children over `di`, the
+/// rpt/flt split, a command acknowledged the 2.1 way (`type` 0, `st` 2).
+async fn v21(cx: &Ctx<'_>, pf: Platform) -> Vec<DemoRow> {
+    let env = cx.env;
+    let label = |s: &str| format!("2.1 {}: {s}", pf.code());
+    let identity = format!("identity_{}", pf.code());
+    let (id0, good0, bad0, ok0) = (
+        counter(env, &identity),
+        counter(env, "telemetry_values"),
+        counter(env, "faulty_values"),
+        counter(env, "acks_command_ok"),
+    );
+    let mut config = match cx.config(GW, false) {
+        Ok(c) => c,
+        Err(e) => return vec![row(&label("set-up"), 1, 0, e)],
+    };
+    config.protocol = Protocol::V21;
+    config.platform = pf;
+    let opts = RunOptions {
+        auto_ack: true,
+        ..RunOptions::default()
+    };
+    let a = match Agent::start_with(cx, config, Some(Duration::ZERO), None, None, opts).await {
+        Ok(a) => a,
+        Err(e) => return vec![row(&label("discovery, identity, X.509 connect"), 1, 0, e)],
+    };
+    let lists = a
+        .wait(|e| matches!(e, Event::Resynced { scope } if scope == "attributes"))
+        .await
+        && a.wait(|e| matches!(e, Event::Resynced { scope } if scope == "children"))
+            .await;
+    let mut rows = vec![
+        row(
+            &label("discovery, identity, X.509 connect"),
+            1,
+            counter(env, &identity) - id0,
+            "topics from the identity answer",
+        ),
+        row(
+            &label("attributes (201) and children (204) over di"),
+            1,
+            u64::from(lists),
+            "",
+        ),
+    ];
+    a.send(&format!(
+        r#"[{{"uniqueId":"{GW}","data":{{"temperature":22,"status":"ok"}}}},{{"uniqueId":"iotc-child-01","data":{{"humidity":40.5,"battery":80}}}},{{"uniqueId":"iotc-child-02","data":{{"humidity":150,"battery":70}}}}]"#
+    ))
+    .await;
+    rows.push(row(
+        &label("good values on rpt"),
+        5,
+        counter_reaches(env, "telemetry_values", good0, 5).await,
+        "",
+    ));
+    rows.push(row(
+        &label("faulty values on flt"),
+        1,
+        counter_reaches(env, "faulty_values", bad0, 1).await,
+        "",
+    ));
+    let cmd = cx
+        .admin(&Request::Command {
+            unique_id: "iotc-child-01".into(),
+            command: "reboot".into(),
+        })
+        .await;
+    let note = cmd.err().unwrap_or_default();
+    rows.push(row(
+        &label("command ct 0 acknowledged (type 0, st 2)"),
+        1,
+        counter_reaches(env, "acks_command_ok", ok0, 1).await,
+        note,
+    ));
+    a.stop().await;
     rows
 }
 
@@ -167,12 +250,24 @@ impl Agent {
         df: Option<Duration>,
         offline: Option<PathBuf>,
         broker: Option<String>,
+        opts: RunOptions,
+    ) -> Result<Agent, String> {
+        let config = cx.config(id, offline.is_some())?;
+        Agent::start_with(cx, config, df, offline, broker, opts).await
+    }
+
+    async fn start_with(
+        cx: &Ctx<'_>,
+        config: Config,
+        df: Option<Duration>,
+        offline: Option<PathBuf>,
+        broker: Option<String>,
         mut opts: RunOptions,
     ) -> Result<Agent, String> {
         let events = Arc::new(Collect::default());
         let settings = cx.settings(broker)?;
         let s = setup(
-            cx.config(id, offline.is_some())?,
+            config,
             &settings,
             df,
             Duration::from_secs(10),

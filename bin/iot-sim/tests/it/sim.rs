@@ -62,7 +62,7 @@ fn demo_exits_zero_with_every_check_passed_and_one_when_broken() {
         ("gooee", 16),
         ("hdm", 6),
         ("mindconnect", 12),
-        ("iotconnect", 11),
+        ("iotconnect", 21),
         ("mqtt-sink", 3),
     ];
     for (vendor, n) in per_vendor {

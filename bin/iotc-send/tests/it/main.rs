@@ -291,3 +291,62 @@ async fn errors_name_what_is_wrong_and_set_the_exit_code() {
             .contains("DEV_NOT_FOUND")
     );
 }
+
+/// One binary, the version from the file: the lite SDK's `iotcDeviceConfig.json` with
+/// `--cert`/`--key`/`--cafile` (Azure), and an `iotconnect.json` with `"protocol": "2.1"` on
+/// AWS; `attributes`, `data` and `child add` speak 2.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_2_1_from_the_lite_file_and_from_iotconnect_json() {
+    let e = env().await;
+    let gw = "iotc-gateway-01";
+    let disc = format!("{}/iotconnect", e.sim.https_base().unwrap());
+    let lite = e.dir.path().join("iotcDeviceConfig.json");
+    std::fs::write(
+        &lite,
+        json!({"ver": "2.1", "pf": "az", "cpid": "EDGEWIRE", "env": "DEV", "uid": gw,
+               "did": format!("EDGEWIRE-{gw}"), "at": 2, "disc": disc})
+        .to_string(),
+    )
+    .unwrap();
+    let certs = e.dir.path().join("certs");
+    let cert = certs.join(format!("{gw}.pem"));
+    let key = certs.join(format!("{gw}.key"));
+    let ca = certs.join("ca.pem");
+    // The transport flags belong to the binary, before the subcommand.
+    let tls = [
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--cafile",
+        ca.to_str().unwrap(),
+    ];
+    let (code, ev) = run(&lite, &[&tls[..], &["attributes"][..]].concat()).await;
+    assert_eq!(code, 0, "{ev:?}");
+    let atts = has(&ev, "attributes").unwrap();
+    assert_eq!(atts[1]["device"]["tg"], "sensor", "{atts}");
+    let data = r#"[{"uniqueId":"iotc-gateway-01","data":{"temperature":21}},{"uniqueId":"iotc-child-01","data":{"humidity":500}}]"#;
+    let (code, ev) = run(&lite, &[&tls[..], &["data", "--data", data][..]].concat()).await;
+    assert_eq!(code, 0, "{ev:?}");
+    assert_eq!(e.eventually("faulty_values", 1).await, 1);
+    assert_eq!(e.report("identity_az"), 2);
+
+    let aws = e.dir.path().join("aws.json");
+    let mut v: Value =
+        serde_json::from_str(&std::fs::read_to_string(e.config(gw)).unwrap()).unwrap();
+    v["protocol"] = json!("2.1");
+    v["platform"] = json!("aws");
+    std::fs::write(&aws, v.to_string()).unwrap();
+    let (code, ev) = run(
+        &aws,
+        &["child", "add", "--id", "iotc-child-09", "--tag", "sensor"],
+    )
+    .await;
+    assert_eq!(code, 0, "{ev:?}");
+    assert_eq!(has(&ev, "child").unwrap()["message"], "child created");
+    let (code, ev) = run(&aws, &["child", "add", "--id", "x", "--tag", "gw"]).await;
+    assert_eq!(code, 3, "a refused child is exit 3: {ev:?}");
+    let err = has(&ev, "error").unwrap();
+    assert!(err["message"].as_str().unwrap().contains("ec 7"), "{err}");
+    assert_eq!(e.report("identity_aws"), 2);
+}

@@ -127,7 +127,12 @@ impl AccessPolicy for HdmPolicy {
 
     fn subscribe(&self, who: &Identity, filter: &str) -> Verdict {
         if filter_may_match_rules(filter) {
-            if who.listener == ListenerKind::Plain && who.client_id == RUNNER_CLIENT_ID {
+            // The platforms' own rules engines: iot-sim's cloud-side clients (`iot-sim-{name}`)
+            // on the loopback listener — this one, and IoTConnect's AWS side, which reads its
+            // devices' `$aws/rules/msg_d2c_*` topics.
+            if who.listener == ListenerKind::Plain
+                && (who.client_id == RUNNER_CLIENT_ID || who.client_id.starts_with("iot-sim-"))
+            {
                 return Verdict::Abstain;
             }
             return Verdict::Deny(format!(

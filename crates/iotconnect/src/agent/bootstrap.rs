@@ -7,6 +7,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use transport::auth::Credentials;
+use transport::http::{Http, HttpOptions};
 use transport::tls::TlsOptions;
 use transport::{ConnectSettings, SessionOptions};
 
@@ -21,61 +22,130 @@ use crate::protocol::v1::sync::{
 #[derive(Debug, Clone)]
 pub struct Platform {
     /// HTTPS client (the config's CA, or the system roots).
-    pub http: reqwest::Client,
+    pub http: Http,
     /// The discovery answer.
     pub discovery: DiscoveryResponse,
 }
 
+/// How long a SAS token this agent signs (auth type 5) is valid. One hour, the lifetime the
+/// Azure IoT device SDKs default to, instead of the Python SDK's year: a leaked token is
+/// useful for an hour only. The agent reconnects with a fresh token at [`SAS_RENEW`].
+pub const SAS_LIFETIME: Duration = Duration::from_secs(3600);
+/// When the agent renews its SAS token (by reconnecting): 50 minutes after signing, so a
+/// reconnect that takes a while still finishes before IoT Hub drops the old token.
+pub const SAS_RENEW: Duration = Duration::from_secs(3000);
+
 /// An HTTPS client for discovery, sync and OTA downloads.
-pub fn http_client(tls: &TlsOptions, timeout: Duration) -> Result<reqwest::Client, AgentError> {
+pub fn http_client(tls: &TlsOptions, timeout: Duration) -> Result<Http, AgentError> {
     // HTTPS never presents the device certificate: discovery and sync are anonymous.
     let tls = TlsOptions {
         ca_files: tls.ca_files.clone(),
         ..TlsOptions::default()
     };
-    transport::http::client(&tls, timeout).map_err(|e| AgentError::Http {
+    let opts = HttpOptions {
+        timeout,
+        connect_timeout: timeout.min(Duration::from_secs(10)),
+        ..HttpOptions::new(tls)
+    };
+    Http::new(opts).map_err(|e| AgentError::Http {
         what: "set up HTTPS",
         url: String::new(),
         reason: e.to_string(),
     })
 }
 
-async fn fetch(
-    req: reqwest::RequestBuilder,
+/// One GET or POST through the policy; the body even of an error status when it is JSON (the
+/// platform answers errors as `{"status", "message"}`).
+pub(crate) async fn fetch(
+    http: &Http,
     what: &'static str,
+    method: reqwest::Method,
     url: &str,
+    body: Option<Vec<u8>>,
 ) -> Result<Vec<u8>, AgentError> {
     let err = |reason: String| AgentError::Http {
         what,
-        url: url.to_owned(),
+        url: url.split('?').next().unwrap_or(url).to_owned(),
         reason,
     };
-    let resp = req.send().await.map_err(|e| err(transport_reason(&e)))?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::ACCEPT,
+        reqwest::header::HeaderValue::from_static("application/json"),
+    );
+    if body.is_some() {
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+    }
+    let resp = http
+        .send(what, method, url, headers, body)
+        .await
+        .map_err(|e| err(e.to_string()))?;
     let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| err(transport_reason(&e)))?;
+    let body = resp.bytes().await.map_err(|e| err(e.to_string()))?;
     if !status.is_success() && !body.starts_with(b"{") {
         return Err(err(format!("HTTP {status}")));
     }
     Ok(body.to_vec())
 }
 
-fn transport_reason(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
+/// Discovery: asks `discoveryUrl` for the agent base URL.
+pub async fn discover(cfg: &Config, http: Http) -> Result<Platform, AgentError> {
+    let url = discovery_url(&cfg.discovery_url, &cfg.cp_id, &cfg.env)?;
+    let body = fetch(&http, "discovery", reqwest::Method::GET, &url, None).await?;
+    let discovery = DiscoveryResponse::parse(&body)?;
+    // The base URL comes from the network: the same https rule as for the configured URL.
+    http.check(&discovery.base_url, "IoTConnect baseUrl from discovery")
+        .map_err(|e| crate::protocol::v1::sync::SyncError::BadReply {
+            what: "discovery",
+            reason: e.to_string(),
+        })?;
+    Ok(Platform { http, discovery })
 }
 
-/// Discovery: asks `discoveryUrl` for the agent base URL.
-pub async fn discover(cfg: &Config, http: reqwest::Client) -> Result<Platform, AgentError> {
-    let url = discovery_url(&cfg.discovery_url, &cfg.cp_id, &cfg.env)?;
-    let body = fetch(http.get(&url), "discovery", &url).await?;
-    let discovery = DiscoveryResponse::parse(&body)?;
-    Ok(Platform { http, discovery })
+/// Message 2.1: discovery (`cpId`/`env` or `sid`, with `pf`) → `d.bu`, then identity
+/// `GET {bu}/uid/{duid}`. Both URLs from the network are checked by the https rule first.
+pub async fn identify(
+    cfg: &Config,
+    http: Http,
+) -> Result<(Platform, crate::protocol::v2::identity::IdentityAnswer), AgentError> {
+    use crate::protocol::v2::{self, Discovery, V2Error};
+    let url = v2::discovery_url(
+        &cfg.discovery_url,
+        &cfg.cp_id,
+        &cfg.env,
+        cfg.sid.as_deref(),
+        cfg.platform,
+    )?;
+    let body = fetch(&http, "discovery", reqwest::Method::GET, &url, None).await?;
+    let found = Discovery::parse(&body, &cfg.unique_id)?;
+    if let Some(pf) = found.pf
+        && pf != cfg.platform
+    {
+        tracing::warn!(
+            "discovery says the account runs on `{}`, the config says `{}`; following the config",
+            pf.code(),
+            cfg.platform.code()
+        );
+    }
+    http.check(&found.bu, "IoTConnect identity URL (d.bu) from discovery")
+        .map_err(|e| V2Error::BadReply {
+            what: "discovery",
+            reason: e.to_string(),
+        })?;
+    let url = found.identity_url(&cfg.unique_id)?;
+    let body = fetch(&http, "identity", reqwest::Method::GET, &url, None).await?;
+    let answer = v2::identity::IdentityAnswer::parse(&body, &cfg.unique_id)?;
+    let platform = Platform {
+        http,
+        discovery: DiscoveryResponse {
+            base_url: found.bu,
+            log_info: None,
+        },
+    };
+    Ok((platform, answer))
 }
 
 impl Platform {
@@ -87,12 +157,8 @@ impl Platform {
             cp_id: cfg.cp_id.clone(),
             option: SyncOptions::for_scope(scope),
         };
-        let req = self
-            .http
-            .post(&url)
-            .header("Accept", "application/json")
-            .json(&body);
-        let reply = fetch(req, "sync", &url).await?;
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let reply = fetch(&self.http, "sync", reqwest::Method::POST, &url, Some(body)).await?;
         let data = SyncData::parse_reply(&reply)?;
         if scope == SyncScope::All {
             data.check(&cfg.unique_id)?;
@@ -143,7 +209,11 @@ pub fn session_options(
         };
     }
     let at = sync.at.unwrap_or(2);
-    if settings.username.is_none() {
+    let v21 = cfg.protocol == crate::config::Protocol::V21;
+    if settings.username.is_none() && v21 && p.un.is_empty() && matches!(at, 2 | 3 | 7) {
+        // 2.1 without `p.un` (AWS): the certificate alone; nothing is made up.
+        opts.credentials = None;
+    } else if settings.username.is_none() {
         let username = if p.un.is_empty() {
             format!("{}/{}/?api-version=2018-06-30", p.h, opts.client_id)
         } else {
@@ -166,14 +236,22 @@ pub fn session_options(
                 let resource = format!("{}/devices/{}", p.h, opts.client_id);
                 Some(Credentials {
                     username,
-                    password: Some(sas::build(&resource, key, now + 365 * 24 * 3600)?.into()),
+                    password: Some(
+                        sas::build(&resource, key, now + SAS_LIFETIME.as_secs())?.into(),
+                    ),
                 })
             }
+            // X.509 (2, 3): the certificate authenticates, but IoT Hub still wants the
+            // username `{hub}/{deviceId}/?api-version=...` on CONNECT.
+            2 | 3 | 7 => Some(Credentials {
+                username,
+                password: None,
+            }),
             _ => None,
         };
     }
     match at {
-        2 | 3 if opts.tls.client_cert.is_none() || opts.tls.client_key.is_none() => {
+        2 | 3 | 7 if opts.tls.client_cert.is_none() || opts.tls.client_key.is_none() => {
             Err(AgentError::Unsupported(format!(
                 "auth type {at} (X.509) needs a client certificate and key: set sdkOptions.certificate.SSLCertPath and SSLKeyPath in `{}` or pass --cert/--key",
                 cfg.path.display()

@@ -126,6 +126,25 @@ pub enum Event {
         /// Which.
         scope: String,
     },
+    /// 2.1 heartbeat started (every `every_secs`, ct 110) or stopped (ct 111).
+    Heartbeat {
+        /// Seconds between beats; `None`: stopped.
+        every_secs: Option<u64>,
+    },
+    /// The answer to a child create (221) or delete (222).
+    Child {
+        /// 221 or 222.
+        ct: i64,
+        /// `ec`.
+        ec: i64,
+        /// As a sentence.
+        message: String,
+    },
+    /// The agent signed a fresh SAS token and reconnected with it, before the old one expired.
+    CredentialsRenewed {
+        /// Seconds the new token is valid.
+        valid_secs: u64,
+    },
     /// `df` changed.
     DfChanged {
         /// Seconds.
@@ -261,6 +280,14 @@ impl Event {
                 data.get("command").unwrap_or(&Value::Null)
             ),
             Event::Resynced { scope } => format!("synced {scope} again"),
+            Event::Heartbeat { every_secs } => match every_secs {
+                Some(s) => format!("heartbeat every {s} s"),
+                None => "heartbeat stopped".into(),
+            },
+            Event::Child { ct, ec, message } => format!("child request {ct}: {message} (ec {ec})"),
+            Event::CredentialsRenewed { valid_secs } => {
+                format!("renewed the SAS token (valid {valid_secs} s) and reconnected")
+            }
             Event::DfChanged { df } => format!("data frequency is now {df} s"),
             Event::Barred {
                 offline_files_removed,

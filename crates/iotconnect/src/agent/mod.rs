@@ -48,6 +48,9 @@ pub enum AgentError {
     /// Discovery or sync answered badly or refused.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// A 2.1 discovery or identity answer is bad or refused (`ec` as a sentence).
+    #[error(transparent)]
+    V2(#[from] crate::protocol::v2::V2Error),
     /// The sync answer cannot drive the device.
     #[error(transparent)]
     Device(#[from] DeviceError),
@@ -107,9 +110,11 @@ impl AgentError {
             | AgentError::Unsupported(_)
             | AgentError::Sas(_)
             | AgentError::Input(_) => Outcome::Usage,
-            AgentError::Sync(SyncError::Refused { .. } | SyncError::Status { .. }) => {
-                Outcome::Rejected
-            }
+            AgentError::Sync(SyncError::Refused { .. } | SyncError::Status { .. })
+            | AgentError::V2(
+                crate::protocol::v2::V2Error::Refused { .. }
+                | crate::protocol::v2::V2Error::Code { .. },
+            ) => Outcome::Rejected,
             _ => Outcome::Failure,
         }
     }
@@ -220,6 +225,11 @@ impl Agent {
         }
         // Only D2C messages carry `od`; twin patches are properties, not messages.
         let offline = !connected && matches!(out.kind, OutKind::Message(_));
+        // 2.1: telemetry made while offline goes to the `od` topic.
+        let topic = match self.device.offline_topic(out.kind) {
+            Some(od) if offline => od,
+            _ => out.topic,
+        };
         let payload = if offline {
             mark_offline(&out.payload).unwrap_or(out.payload)
         } else {
@@ -227,13 +237,13 @@ impl Agent {
         };
         let delivery = self
             .session
-            .publish(Message::new(out.topic.clone(), payload))
+            .publish(Message::new(topic.clone(), payload))
             .await?;
         self.counters.published += 1;
         self.counters.offline += u64::from(offline);
         self.reporter.event(Event::Published {
             kind,
-            topic: out.topic,
+            topic,
             devices: out.devices,
             values: out.values,
             offline,
@@ -289,6 +299,98 @@ impl Agent {
         Ok(())
     }
 
+    /// 2.1: subscribes, sends the identity requests `has` calls for and waits up to `wait` for
+    /// the attributes (201) and children (204). 1.0: nothing to do.
+    pub async fn identify(&mut self, wait: Duration) -> Result<(), AgentError> {
+        if !self.device.is_v21() {
+            return Ok(());
+        }
+        self.subscribe().await?;
+        for a in self.device.identity_requests() {
+            if let Action::Publish(out) = a {
+                self.publish(out).await?;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.device.awaiting_identity() {
+            let msg = tokio::time::timeout_at(deadline, self.incoming.recv()).await;
+            let Ok(Some(msg)) = msg else {
+                return Err(AgentError::NotConfirmed {
+                    kind: "attribute (201) or child (204) answer".into(),
+                    secs: wait.as_secs(),
+                });
+            };
+            let now = self.now();
+            for a in self.device.on_message_at(&msg.topic, &msg.payload, now) {
+                match a {
+                    Action::Refreshed(scope) => self.reporter.event(Event::Resynced { scope }),
+                    Action::Ignored(message) => self.reporter.event(Event::Warning { message }),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// 2.1 gateways: creates (`add` = display name and tag; 221) or deletes (222) the child
+    /// `id` and waits up to `wait` for the platform's answer; an `ec` other than 0 is an error
+    /// with its meaning.
+    pub async fn child(
+        &mut self,
+        add: Option<(&str, &str)>,
+        id: &str,
+        wait: Duration,
+    ) -> Result<String, AgentError> {
+        self.identify(wait).await?;
+        let out = self
+            .device
+            .child_request(add, id)
+            .map_err(AgentError::Unsupported)?;
+        self.send(out, wait).await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.incoming.recv()).await;
+            let Ok(Some(msg)) = msg else {
+                return Err(AgentError::NotConfirmed {
+                    kind: "child request answer (221/222)".into(),
+                    secs: wait.as_secs(),
+                });
+            };
+            let now = self.now();
+            for a in self.device.on_message_at(&msg.topic, &msg.payload, now) {
+                if let Action::ChildResult { ct, ec, message } = a {
+                    if ec == 0 {
+                        return Ok(message);
+                    }
+                    return Err(crate::protocol::v2::V2Error::Code {
+                        what: if ct == 221 {
+                            "child create"
+                        } else {
+                            "child delete"
+                        },
+                        ec,
+                        meaning: if ct == 221 {
+                            crate::protocol::v2::child_create_ec(ec)
+                        } else {
+                            "the platform did not delete the child"
+                        },
+                        unique_id: id.to_owned(),
+                    }
+                    .into());
+                }
+            }
+        }
+    }
+
+    /// Publishes one message the device made and waits for its confirmation.
+    pub async fn send(&mut self, out: Outgoing, wait: Duration) -> Result<(), AgentError> {
+        let kind = out.kind.name().to_owned();
+        if let Some(d) = self.publish(out).await? {
+            confirm(d, &kind, wait).await?;
+        }
+        Ok(())
+    }
+
     /// Reports one twin property and waits for its confirmation.
     pub async fn twin_report(
         &mut self,
@@ -328,7 +430,7 @@ impl Agent {
 /// The payload a resent message carries: D2C messages get `"od": 1`, twin patches (properties,
 /// not messages) are sent unchanged.
 fn replay_payload(m: &Message) -> Option<bytes::Bytes> {
-    if m.topic.starts_with("$iothub/") {
+    if m.topic.starts_with("$iothub/") || m.topic.starts_with("$aws/things/") {
         return None;
     }
     mark_offline(&m.payload).map(bytes::Bytes::from)
@@ -379,6 +481,7 @@ fn acked(kind: AckKind, data: &AckData) -> Event {
         kind: match kind {
             AckKind::Command => "command".into(),
             AckKind::Ota => "ota".into(),
+            AckKind::Module => "module".into(),
         },
         ack_id: data.ack_id.clone(),
         st: data.st,

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use transport::http::Http;
 
 use crate::protocol::v1::c2d::OtaUrl;
 pub use crate::protocol::v1::c2d::{OtaTarget, ota_targets as targets};
@@ -60,7 +60,7 @@ fn file_name(u: &OtaUrl, i: usize) -> String {
 
 /// Downloads every URL of `target` into `dir`; the first failure is returned as a sentence.
 pub async fn download(
-    http: &reqwest::Client,
+    http: &Http,
     dir: &Path,
     target: &OtaTarget,
     max_bytes: u64,
@@ -71,90 +71,41 @@ pub async fn download(
         .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     let mut out = Vec::new();
     for (i, u) in target.urls.iter().enumerate() {
-        if !u.url.starts_with("https://") {
-            return Err(format!(
-                "refusing to download `{}`: only https:// URLs are accepted",
-                u.url
-            ));
-        }
+        // The URL came from the network: checked before anything is created for it.
+        http.check(&u.url, "IoTConnect OTA URL")
+            .map_err(|e| format!("refusing to download: {e}"))?;
         let path = dir.join(file_name(u, i));
         out.push(fetch(http, &u.url, &path, max_bytes).await?);
     }
     Ok(out)
 }
 
-async fn fetch(
-    http: &reqwest::Client,
-    url: &str,
-    path: &Path,
-    max_bytes: u64,
-) -> Result<Downloaded, String> {
+async fn fetch(http: &Http, url: &str, path: &Path, max_bytes: u64) -> Result<Downloaded, String> {
     let shown = url.split('?').next().unwrap_or(url);
-    let mut resp = http
-        .get(url)
-        .send()
+    // The transport's download: https only off loopback, `.part` then rename, mode 0600,
+    // resumed with Range when the connection breaks, size capped.
+    let got = http
+        .download(
+            "IoTConnect OTA download",
+            url,
+            reqwest::header::HeaderMap::new(),
+            path,
+            max_bytes,
+            2,
+        )
         .await
         .map_err(|e| format!("download of {shown} failed: {e}"))?;
-    if !resp.status().is_success() {
-        return Err(format!(
-            "download of {shown} failed: HTTP {}",
-            resp.status()
-        ));
-    }
-    let expected = resp.content_length();
-    if expected.is_some_and(|n| n > max_bytes) {
-        return Err(format!(
-            "{shown} is larger than the OTA limit of {max_bytes} bytes"
-        ));
-    }
-    let part = path.with_extension("part");
-    let mut file = tokio::fs::File::create(&part)
-        .await
-        .map_err(|e| format!("cannot create `{}`: {e}", part.display()))?;
-    let mut hash = Sha256::new();
-    let mut bytes = 0u64;
-    loop {
-        let chunk = match resp.chunk().await {
-            Ok(Some(c)) => c,
-            Ok(None) => break,
-            Err(e) => {
-                return Err(format!(
-                    "download of {shown} broke off after {bytes} bytes: {e}"
-                ));
-            }
-        };
-        bytes += chunk.len() as u64;
-        if bytes > max_bytes {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(format!(
-                "{shown} is larger than the OTA limit of {max_bytes} bytes"
-            ));
-        }
-        hash.update(&chunk);
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| format!("cannot write `{}`: {e}", part.display()))?;
-    }
-    file.sync_all()
-        .await
-        .map_err(|e| format!("cannot sync `{}`: {e}", part.display()))?;
-    if let Some(n) = expected
-        && n != bytes
-    {
-        return Err(format!(
-            "{shown}: got {bytes} bytes, Content-Length said {n}"
-        ));
-    }
-    if bytes == 0 {
+    if got.bytes == 0 {
+        let _ = tokio::fs::remove_file(path).await;
         return Err(format!("{shown} is empty"));
     }
-    tokio::fs::rename(&part, path)
+    let data = tokio::fs::read(path)
         .await
-        .map_err(|e| format!("cannot move the download to `{}`: {e}", path.display()))?;
-    let sha256 = hex::encode(hash.finalize());
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let sha256 = hex::encode(Sha256::digest(&data));
     Ok(Downloaded {
         path: path.to_owned(),
-        bytes,
+        bytes: got.bytes,
         sha256,
     })
 }

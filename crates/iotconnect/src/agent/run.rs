@@ -54,8 +54,11 @@ pub struct RunOptions {
     pub twin: Vec<(String, Value)>,
     /// Stop when the input ends (after open edge windows close and work finishes).
     pub exit_after_input: bool,
-    /// New session options after 0x12.
+    /// New session options after 0x12, and for credential renewal.
     pub reconnect: Option<Reconnect>,
+    /// Reconnect with fresh session options (a new SAS token) this often; `None` for
+    /// certificates and for tokens the platform hands out (auth type 1).
+    pub renew_credentials: Option<Duration>,
 }
 
 /// Why `run` returned.
@@ -150,6 +153,9 @@ impl Agent {
         mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
     ) -> Result<RunOutcome, AgentError> {
         let mut input_open = true;
+        let mut renew = opts
+            .renew_credentials
+            .map(|d| tokio::time::Instant::now() + d);
         loop {
             if self.device.is_barred() {
                 return Ok(RunOutcome::Barred);
@@ -178,10 +184,14 @@ impl Agent {
                 () = &mut shutdown => return Ok(RunOutcome::Shutdown),
                 item = input.recv(), if input_open => self.on_input(item, &mut input_open),
                 msg = self.incoming.recv() => match msg {
-                    Some(m) => self.device.on_message(&m.topic, &m.payload),
+                    Some(m) => self.device.on_message_at(&m.topic, &m.payload, self.now()),
                     None => return Err(AgentError::Ended(self.session.status().ended.unwrap_or_else(|| "closed".into()))),
                 },
                 () = sleep_until(wake), if wake.is_some() => self.device.tick(self.now(), time::OffsetDateTime::now_utc()),
+                () = sleep_until(renew), if renew.is_some() => {
+                    renew = opts.renew_credentials.map(|d| tokio::time::Instant::now() + d);
+                    self.renew_credentials(opts).await?
+                }
                 ev = w.events.recv(), if w.events_open => self.on_session_event(ev, w)?,
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
                     Ok(d) => {
@@ -193,6 +203,20 @@ impl Agent {
             };
             self.execute(actions, tasks, opts).await?;
         }
+    }
+
+    /// A SAS token signed here expires: a fresh one, and a new session with it (IoT Hub
+    /// checks the token at CONNECT only, and drops the connection when it expires).
+    async fn renew_credentials(&mut self, opts: &RunOptions) -> Result<Vec<Action>, AgentError> {
+        let Some(make) = &opts.reconnect else {
+            return Ok(Vec::new());
+        };
+        let new = make(self.device.sync())?;
+        self.reconnect(new).await?;
+        self.reporter.event(Event::CredentialsRenewed {
+            valid_secs: super::bootstrap::SAS_LIFETIME.as_secs(),
+        });
+        Ok(Vec::new())
     }
 
     /// A line of input (records to send), or its end.
@@ -300,9 +324,15 @@ impl Agent {
                 self.reporter.event(Event::Subscribed {
                     filters: self.device.subscriptions(),
                 });
-                // As the SDK does right after connecting: ask for the whole twin.
+                // As the SDK does right after connecting: ask for the whole twin; 2.1 also
+                // asks for the lists `has` names (attributes, children, rules...).
                 let out = self.device.twin_get();
                 self.publish(out).await?;
+                for a in self.device.identity_requests() {
+                    if let Action::Publish(out) = a {
+                        self.publish(out).await?;
+                    }
+                }
             }
             Done::Acks(acks, files) => {
                 for (unique_id, f) in files {
@@ -363,12 +393,25 @@ impl Agent {
                     self.publish(out).await?;
                 }
                 Action::Command { command, raw } => {
-                    self.on_command(&command, raw, tasks, opts).await?;
+                    let cmd_type = if self.device.is_v21() { "0" } else { "0x01" };
+                    self.on_command(&command, raw, (cmd_type, AckKind::Command), tasks, opts)
+                        .await?;
+                }
+                Action::ModuleCommand { command, raw } => {
+                    self.on_command(&command, raw, ("2", AckKind::Module), tasks, opts)
+                        .await?;
+                }
+                Action::Heartbeat(every) => self.reporter.event(Event::Heartbeat {
+                    every_secs: every.map(|d| d.as_secs()),
+                }),
+                Action::Refreshed(scope) => self.reporter.event(Event::Resynced { scope }),
+                Action::ChildResult { ct, ec, message } => {
+                    self.reporter.event(Event::Child { ct, ec, message });
                 }
                 Action::RuleCommand { unique_id, raw } => {
                     self.on_rule_command(&unique_id, raw, tasks, opts);
                 }
-                Action::Ota { ota, raw } => self.on_ota(&ota, raw, tasks, opts),
+                Action::Ota { ota, raw } => self.on_ota(&ota, raw, tasks, opts).await?,
                 Action::ModuleUpdate(v) => self.reporter.event(Event::Warning {
                     message: format!("0x03 module update received and not acted on: {v}"),
                 }),
@@ -395,23 +438,25 @@ impl Agent {
         Ok(())
     }
 
-    /// 0x01: the hook in the background (its exit status becomes the ack), or an automatic ack.
+    /// 0x01 (2.1: ct 0, or ct 2 for a module): the hook in the background (its exit status
+    /// becomes the ack), or an automatic ack.
     async fn on_command(
         &mut self,
         command: &crate::protocol::v1::c2d::DeviceCommand,
         raw: Value,
+        (cmd_type, kind): (&str, AckKind),
         tasks: &mut JoinSet<Done>,
         opts: &RunOptions,
     ) -> Result<(), AgentError> {
         let ack_id = command.ack_id.clone();
         self.reporter.event(Event::Command {
-            cmd_type: "0x01".into(),
+            cmd_type: cmd_type.into(),
             unique_id: command.unique_id.clone(),
             command: command.command.clone(),
             ack_id: ack_id.clone(),
         });
         let c = call(
-            "0x01",
+            cmd_type,
             &command.command,
             &command.unique_id,
             ack_id.as_deref().unwrap_or(""),
@@ -428,7 +473,7 @@ impl Agent {
                         status::FAILED
                     };
                     let acks = ack_id
-                        .map(|ack_id| (AckKind::Command, ack(ack_id, st, r.msg, String::new())))
+                        .map(|ack_id| (kind, ack(ack_id, st, r.msg, String::new())))
                         .into_iter()
                         .collect();
                     Done::Acks(acks, Vec::new())
@@ -436,7 +481,7 @@ impl Agent {
             }
             (None, Some(ack_id)) if opts.auto_ack => {
                 let data = ack(ack_id, status::COMMAND_OK, "received".into(), String::new());
-                self.finish(Done::Acks(vec![(AckKind::Command, data)], Vec::new()), opts)
+                self.finish(Done::Acks(vec![(kind, data)], Vec::new()), opts)
                     .await?;
             }
             (None, _) => {}
@@ -472,20 +517,32 @@ impl Agent {
         }
     }
 
-    /// 0x02: downloads (and the OTA hook) in the background, one ack per target.
-    fn on_ota(
-        &self,
+    /// 0x02 (2.1: ct 1): downloads (and the OTA hook) in the background, one ack per target.
+    /// 2.1 first acknowledges "downloading" (`st` 2), as `iotconnect-lib` and the C library do.
+    async fn on_ota(
+        &mut self,
         ota: &crate::protocol::v1::c2d::OtaCommand,
         raw: Value,
         tasks: &mut JoinSet<Done>,
         opts: &RunOptions,
-    ) {
+    ) -> Result<(), AgentError> {
+        let v21 = self.device.is_v21();
         self.reporter.event(Event::Command {
-            cmd_type: "0x02".into(),
+            cmd_type: if v21 { "1" } else { "0x02" }.into(),
             unique_id: ota.command.unique_id.clone(),
             command: ota.command.command.clone(),
             ack_id: ota.command.ack_id.clone(),
         });
+        if v21 && let Some(ack_id) = &ota.command.ack_id {
+            let data = ack(
+                ack_id.clone(),
+                crate::protocol::v2::d2c::status::OTA_DOWNLOADING,
+                "downloading".into(),
+                String::new(),
+            );
+            self.finish(Done::Acks(vec![(AckKind::Ota, data)], Vec::new()), opts)
+                .await?;
+        }
         let job = OtaJob {
             targets: ota::targets(
                 ota,
@@ -505,6 +562,7 @@ impl Agent {
             raw,
         };
         tasks.spawn(job.run());
+        Ok(())
     }
 
     /// A re-sync the device asked for, in the background.
@@ -535,7 +593,7 @@ fn ack(ack_id: String, st: u8, msg: String, child_id: String) -> AckData {
 /// One OTA's background work: download each target's files, run the OTA hook, ack each.
 struct OtaJob {
     targets: Vec<ota::OtaTarget>,
-    http: Option<reqwest::Client>,
+    http: Option<transport::http::Http>,
     dir: Option<PathBuf>,
     hook: Option<Hook>,
     max_bytes: u64,

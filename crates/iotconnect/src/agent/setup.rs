@@ -11,7 +11,7 @@ use transport::{ConnectSettings, SpoolConfig};
 
 use super::bootstrap::{self, Platform};
 use super::{Agent, AgentError, Event, Reporter};
-use crate::config::Config;
+use crate::config::{Config, Protocol};
 use crate::protocol::device::{Device, Identity};
 use crate::protocol::v1::sync::{SyncData, SyncScope};
 
@@ -27,8 +27,66 @@ pub struct Setup {
     pub device: Device,
 }
 
-/// Discovery and sync; sets the device up (`df` replaces `sc.df` when given). HTTPS trusts the
-/// settings' CA files, or the config's when none are given.
+/// How [`setup_retrying`] waits between attempts: jittered doubling from `initial` to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// First wait.
+    pub initial: Duration,
+    /// Longest wait.
+    pub max: Duration,
+}
+
+impl Default for Retry {
+    /// 1 s doubling to 60 s: the SDK 3.0.5 waits 60 s after an `rc` other than 0.
+    fn default() -> Self {
+        Retry {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Whether a failed start is worth trying again: the network or the platform not reachable
+/// (yet), or `rc` 2 ("auto-registered, sync again"). Refusals and bad answers are final.
+pub fn is_transient(e: &AgentError) -> bool {
+    matches!(
+        e,
+        AgentError::Http { .. }
+            | AgentError::Sync(crate::protocol::v1::sync::SyncError::Status { code: 2, .. })
+    )
+}
+
+/// [`setup`] for long-running use: a transient failure ([`is_transient`]) is reported as a
+/// warning and tried again after a back-off, as the SDK keeps re-syncing; anything else ends it.
+pub async fn setup_retrying(
+    config: Config,
+    settings: &ConnectSettings,
+    df: Option<Duration>,
+    http_timeout: Duration,
+    reporter: &dyn Reporter,
+    retry: Retry,
+) -> Result<Setup, AgentError> {
+    let mut backoff = transport::backoff::Backoff::new(retry.initial, retry.max);
+    loop {
+        match setup(config.clone(), settings, df, http_timeout, reporter).await {
+            Err(e) if is_transient(&e) => {
+                let wait = backoff.next_delay(fastrand::f64());
+                reporter.event(Event::Warning {
+                    message: format!(
+                        "{e}; trying again in {:.1} s (attempt {})",
+                        wait.as_secs_f64(),
+                        backoff.attempts()
+                    ),
+                });
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Discovery and sync (1.0) or discovery and identity (2.1); sets the device up (`df` replaces `sc.df` when given). HTTPS trusts the
+/// settings' CA files, or the config's when none are given. Fails at the first error.
 pub async fn setup(
     config: Config,
     settings: &ConnectSettings,
@@ -43,14 +101,21 @@ pub async fn setup(
         },
         http_timeout,
     )?;
-    let platform = bootstrap::discover(&config, http).await?;
-    let sync = platform.sync(&config, SyncScope::All).await?;
     let id = Identity {
         cp_id: config.cp_id.clone(),
         unique_id: config.unique_id.clone(),
         env: config.env.clone(),
     };
-    let mut device = Device::new(id, sync.clone(), df, Duration::ZERO)?;
+    let (platform, mut device) = if config.protocol == Protocol::V21 {
+        let (platform, answer) = bootstrap::identify(&config, http).await?;
+        let device = Device::new_v21(id, &answer, config.platform, df, Duration::ZERO)?;
+        (platform, device)
+    } else {
+        let platform = bootstrap::discover(&config, http).await?;
+        let sync = platform.sync(&config, SyncScope::All).await?;
+        (platform, Device::new(id, sync, df, Duration::ZERO)?)
+    };
+    let sync = device.sync().clone();
     for w in device.take_warnings() {
         reporter.event(Event::Warning { message: w });
     }

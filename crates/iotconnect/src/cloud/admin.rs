@@ -92,6 +92,15 @@ pub enum Request {
         #[serde(rename = "cmdType")]
         cmd_type: String,
     },
+    /// A 2.1 C2D message sent as given (heartbeat 110/111, stop 106-109, refresh 101-104, an
+    /// unknown `ct`...) to a device that identified with 2.1.
+    Message21 {
+        /// Target.
+        #[serde(rename = "uniqueId")]
+        unique_id: String,
+        /// The flat message, e.g. `{"v":"2.1","ct":110,"f":5}`.
+        message: Value,
+    },
 }
 
 impl Request {
@@ -104,6 +113,7 @@ impl Request {
             Request::Stop { .. } => "stop",
             Request::Df { .. } => "df",
             Request::Resync { .. } => "resync",
+            Request::Message21 { .. } => "message21",
         }
     }
 
@@ -115,7 +125,8 @@ impl Request {
             | Request::Twin { unique_id, .. }
             | Request::Stop { unique_id }
             | Request::Df { unique_id, .. }
-            | Request::Resync { unique_id, .. } => unique_id,
+            | Request::Resync { unique_id, .. }
+            | Request::Message21 { unique_id, .. } => unique_id,
         }
     }
 

@@ -12,12 +12,14 @@ use serde_json::{Map, Value, json};
 
 use super::admin::{self, AckSeen, Request, Sent};
 use super::template::{DeviceEntry, TemplateFile};
+use super::v21;
 use crate::protocol::sas;
 use crate::protocol::v1::ack::AckKind;
 use crate::protocol::v1::c2d::{C2d, DeviceCommand, OtaCommand, OtaUrl, OtaVersion, ota_targets};
 use crate::protocol::v1::envelope::{D2c, MessageType, Telemetry};
 use crate::protocol::v1::sync::{ProtocolInfo, SdkConfig, SyncData, SyncRequest};
 use crate::protocol::v1::topics;
+use crate::protocol::v2::Platform;
 use crate::protocol::validate::judge;
 
 const KEEP: usize = 50;
@@ -32,7 +34,7 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    fn host_port(&self, auth: i64) -> (String, u16) {
+    pub(crate) fn host_port(&self, auth: i64) -> (String, u16) {
         let first = if matches!(auth, 1 | 5) {
             [&self.password, &self.mtls]
         } else {
@@ -69,6 +71,10 @@ pub struct CloudState {
     report: Report,
     pending: BTreeMap<String, Pending>,
     twins: BTreeMap<String, Twin>,
+    /// Syncs still to answer with `rc` 2 (auto-registration pending), per device.
+    registering: BTreeMap<String, u32>,
+    /// Devices that identified with message 2.1, and on which platform.
+    v21: BTreeMap<String, Platform>,
 }
 
 fn guid() -> String {
@@ -83,6 +89,8 @@ impl CloudState {
             report: Report::default(),
             pending: BTreeMap::new(),
             twins: BTreeMap::new(),
+            registering: BTreeMap::new(),
+            v21: BTreeMap::new(),
         }
     }
 
@@ -99,6 +107,15 @@ impl CloudState {
 
     /// Handles one message from the broker.
     pub fn on_message(&mut self, topic: &str, payload: &[u8]) -> Vec<Message> {
+        if let Some((pf, id, kind)) = v21::parse_d2c(topic) {
+            return self.on_d2c_21(pf, &id, kind, payload);
+        }
+        if let Some(id) = topic
+            .strip_prefix("$aws/things/")
+            .and_then(|r| r.split('/').next())
+        {
+            return self.on_shadow(id, topic, payload);
+        }
         if let Some(id) = topics::device_of_d2c(topic) {
             return self.on_d2c(id, payload);
         }
@@ -167,6 +184,154 @@ impl CloudState {
                     serde_json::to_vec(&seen).unwrap_or_default(),
                 )]
             }
+        }
+    }
+
+    /// The 2.1 identity answer (the whole HTTP body) for `unique_id` on `pf`.
+    pub fn identity(
+        &mut self,
+        pf: Platform,
+        unique_id: &str,
+        endpoints: &Endpoints,
+        now: &str,
+    ) -> Value {
+        let found = self
+            .template
+            .device(unique_id)
+            .and_then(|d| Some((d.clone(), self.template.template_of(d)?.clone())));
+        let Some((dev, tpl)) = found else {
+            self.report.add("identity_refused", 1);
+            return json!({"d": {"ec": 1, "ct": 200}, "status": 200,
+                           "message": "Device not found"});
+        };
+        self.report.add("identity", 1);
+        self.report.add(&format!("identity_{}", pf.code()), 1);
+        self.v21.insert(dev.unique_id.clone(), pf);
+        json!({"d": v21::identity(pf, &dev, &tpl, endpoints, now), "status": 200,
+               "message": "Device info loaded successfully."})
+    }
+
+    fn on_d2c_21(&mut self, pf: Platform, id: &str, kind: &str, payload: &[u8]) -> Vec<Message> {
+        let found = self
+            .template
+            .device(id)
+            .and_then(|d| Some((d.clone(), self.template.template_of(d)?.clone())));
+        let Some((dev, tpl)) = found else {
+            return self.reject(&format!("2.1 D2C from unknown device `{id}`"));
+        };
+        if self.v21.get(id) != Some(&pf) {
+            return self.reject(&format!(
+                "{id}: 2.1 message on the {} topics without an identity request for that platform",
+                pf.code()
+            ));
+        }
+        let v: Value = match serde_json::from_slice(payload) {
+            Ok(v) => v,
+            Err(e) => return self.reject(&format!("{id}: {kind} message is not JSON: {e}")),
+        };
+        self.report.add(&format!("v21_{kind}"), 1);
+        match kind {
+            "di" => {
+                let mt = v.get("mt").and_then(Value::as_i64).unwrap_or(-1);
+                self.report.add(&format!("identity_request_{mt}"), 1);
+                match v21::reply(mt, &v, &dev, &tpl) {
+                    Some(r) => vec![Message::new(v21::c2d_topic(pf, id), r.to_string())],
+                    None => self.reject(&format!("{id}: identity request mt {mt} unknown")),
+                }
+            }
+            "hb" => {
+                self.report.add("heartbeats", 1);
+                Vec::new()
+            }
+            "ack" => self.on_ack_21(&dev, &v),
+            "dl" => Vec::new(),
+            _ => {
+                let mt = match kind {
+                    "flt" => MessageType::Faulty,
+                    "erpt" => MessageType::EdgeAggregate,
+                    "erm" => MessageType::RuleMatched,
+                    _ => MessageType::Reporting,
+                };
+                if kind == "od" {
+                    self.report.add("offline_messages", 1);
+                }
+                match telemetry_21(&self.template.cp_id, &tpl.dtg, &dev, mt, &v) {
+                    Ok(t) => self.on_telemetry(&dev, &t),
+                    Err(e) => self.reject(&format!("{id}: {kind}: {e}")),
+                }
+            }
+        }
+    }
+
+    fn on_ack_21(&mut self, dev: &DeviceEntry, v: &Value) -> Vec<Message> {
+        let d = v.get("d").cloned().unwrap_or(Value::Null);
+        let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let (ack_id, ty, st) = (
+            s("ack"),
+            d.get("type").and_then(Value::as_i64).unwrap_or(-1),
+            d.get("st").and_then(Value::as_i64).unwrap_or(-1),
+        );
+        if ack_id.is_empty() || !(0..=2).contains(&ty) {
+            return self.reject(&format!(
+                "{}: 2.1 ack without `ack` or `type`: {v}",
+                dev.unique_id
+            ));
+        }
+        let kind = if ty == 1 {
+            AckKind::Ota
+        } else {
+            AckKind::Command
+        };
+        let name = match (self.pending.get(&ack_id), ty, st) {
+            (None, ..) => "acks_unknown",
+            (Some(p), ..) if p.kind != kind => "acks_wrong_type",
+            (Some(_), 0 | 2, 2) => "acks_command_ok",
+            (Some(_), 0 | 2, 1) | (Some(_), 1, 1 | 4) => "acks_failed",
+            (Some(_), 1, 2) => "acks_ota_downloading",
+            (Some(_), 1, 3) => "acks_ota_ok",
+            _ => "acks_unexpected_status",
+        };
+        self.report.add(name, 1);
+        self.report.note(
+            format!("{name}: {ack_id} type {ty} st {st} {}", s("cid")),
+            KEEP,
+        );
+        let seen = AckSeen {
+            ack_id,
+            unique_id: dev.unique_id.clone(),
+            mt: if ty == 1 { 11 } else { 5 },
+            st: u8::try_from(st).unwrap_or(u8::MAX),
+            msg: s("msg"),
+            child_id: s("cid"),
+        };
+        vec![Message::new(
+            admin::EVENT_ACK,
+            serde_json::to_vec(&seen).unwrap_or_default(),
+        )]
+    }
+
+    fn on_shadow(&mut self, id: &str, topic: &str, payload: &[u8]) -> Vec<Message> {
+        let prefix = v21::aws_shadow(id);
+        let Some(op) = topic.strip_prefix(&prefix) else {
+            return Vec::new();
+        };
+        let twin = self.twins.entry(id.to_owned()).or_default();
+        match op {
+            "report" => {
+                let doc: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
+                if let Some(Value::Object(r)) = doc.pointer("/state/reported") {
+                    twin.reported.extend(r.clone());
+                    twin.reported_version += 1;
+                }
+                self.report.add("twin_reported", 1);
+                Vec::new()
+            }
+            "get" => {
+                self.report.add("twin_get", 1);
+                let body = json!({"state": {"desired": twin.desired, "reported": twin.reported}});
+                vec![Message::new(format!("{prefix}get/all"), body.to_string())]
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -368,6 +533,28 @@ impl CloudState {
                     ),
                 ];
             }
+            Request::Message21 { message, .. } => {
+                let Some(pf) = self.v21.get(&owner.unique_id).copied() else {
+                    return error(&format!(
+                        "`{}` has not identified with message 2.1",
+                        owner.unique_id
+                    ));
+                };
+                self.report.add("commands_sent", 1);
+                let sent = Sent {
+                    unique_id: target.clone(),
+                    cmd_type: message.get("ct").map(Value::to_string).unwrap_or_default(),
+                    ack_id: None,
+                    expect: 0,
+                };
+                return vec![
+                    Message::new(
+                        admin::EVENT_SENT,
+                        serde_json::to_vec(&sent).unwrap_or_default(),
+                    ),
+                    Message::new(v21::c2d_topic(pf, &owner.unique_id), message.to_string()),
+                ];
+            }
             Request::Stop { .. } => (C2d::Stop, None, 0),
             Request::Df { df, .. } => (C2d::DataFrequency { df: *df }, None, 0),
             Request::Resync { cmd_type, .. } => match C2d::parse(
@@ -387,9 +574,27 @@ impl CloudState {
             self.pending.insert(id.clone(), Pending { kind: *kind });
         }
         self.report.add("commands_sent", 1);
+        // 2.1 devices acknowledge an OTA once more first: "downloading".
+        let expect = if self.v21.contains_key(&owner.unique_id) && matches!(c2d, C2d::Ota(_)) {
+            expect + 1
+        } else {
+            expect
+        };
+        let (topic, body, cmd_type) = match self.v21.get(&owner.unique_id) {
+            Some(pf) => {
+                let body = c2d_21(&c2d, &target, &owner.unique_id);
+                let ct = body.get("ct").map(Value::to_string).unwrap_or_default();
+                (v21::c2d_topic(*pf, &owner.unique_id), body.to_string(), ct)
+            }
+            None => (
+                topics::c2d_topic(&owner.unique_id),
+                c2d.to_json().to_string(),
+                c2d.code(),
+            ),
+        };
         let sent = Sent {
             unique_id: target,
-            cmd_type: c2d.code(),
+            cmd_type,
             ack_id: ack.map(|a| a.0),
             expect,
         };
@@ -398,10 +603,7 @@ impl CloudState {
                 admin::EVENT_SENT,
                 serde_json::to_vec(&sent).unwrap_or_default(),
             ),
-            Message::new(
-                topics::c2d_topic(&owner.unique_id),
-                c2d.to_json().to_string(),
-            ),
+            Message::new(topic, body),
         ]
     }
 
@@ -411,6 +613,24 @@ impl CloudState {
         self.report
             .add(if ok { "discovery" } else { "discovery_refused" }, 1);
         ok
+    }
+
+    /// Answers the next `syncs` syncs (or 2.1 identity requests) of `unique_id` with `rc` 2,
+    /// "auto-registered, sync again", as the platform does while it registers a device.
+    pub fn set_registering(&mut self, unique_id: &str, syncs: u32) {
+        self.registering.insert(unique_id.to_owned(), syncs);
+    }
+
+    /// Whether this request is one of those [`CloudState::set_registering`] asked for.
+    pub fn take_registering(&mut self, unique_id: &str) -> bool {
+        match self.registering.get_mut(unique_id) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                self.report.add("sync_registering", 1);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The sync answer for `req` (Unix time `now` signs SAS passwords).
@@ -424,6 +644,9 @@ impl CloudState {
             self.report.add("sync_refused", 1);
             return refused(6);
         }
+        if self.template.device(&req.unique_id).is_some() && self.take_registering(&req.unique_id) {
+            return refused(2);
+        }
         let (Some(dev), Some(tpl)) = (
             self.template.device(&req.unique_id),
             self.template
@@ -434,6 +657,8 @@ impl CloudState {
             return refused(3);
         };
         self.report.add("sync", 1);
+        // A device that syncs speaks 1.0 (again): commands go out in the 1.0 shape.
+        self.v21.remove(&req.unique_id);
         let o = req.option;
         let (h, port) = endpoints.host_port(dev.auth);
         let id = dev.unique_id.clone();
@@ -488,4 +713,91 @@ fn leaves(values: &Map<String, Value>) -> u64 {
 
 fn error(why: &str) -> Vec<Message> {
     vec![Message::new(admin::EVENT_ERROR, why.to_owned())]
+}
+
+/// A 1.0 operator command as the 2.1 message the platform sends instead.
+fn c2d_21(c: &C2d, target: &str, owner: &str) -> Value {
+    let child = (target != owner).then_some(target);
+    match c {
+        C2d::Command(cmd) => {
+            crate::protocol::v2::c2d::command(0, &cmd.command, cmd.ack_id.as_deref(), child)
+        }
+        C2d::Ota(o) => {
+            let urls: Vec<Value> = o
+                .urls
+                .iter()
+                .map(|u| {
+                    let mut m = json!({"url": u.url});
+                    if let Some(t) = &u.tag {
+                        m["tg"] = json!(t);
+                    }
+                    if let Some(n) = &u.file_name {
+                        m["fileName"] = json!(n);
+                    }
+                    m
+                })
+                .collect();
+            json!({"v": "2.1", "ct": 1, "cmd": "ota", "ack": o.command.ack_id,
+                   "sw": o.ver.sw, "hw": o.ver.hw, "urls": urls})
+        }
+        C2d::Stop => json!({"v": "2.1", "ct": 109}),
+        C2d::DataFrequency { df } => json!({"v": 2.1, "ct": 105, "df": df}),
+        C2d::Resync { scope, .. } => {
+            use crate::protocol::v1::sync::SyncScope;
+            let ct = match scope {
+                SyncScope::Setting => 102,
+                SyncScope::Rule => 103,
+                SyncScope::Device => 104,
+                _ => 101,
+            };
+            json!({"v": "2.1", "ct": ct})
+        }
+        other => json!({"v": "2.1", "ct": -1, "note": other.code()}),
+    }
+}
+
+/// A 2.1 telemetry payload as the 1.0 envelope the recorder checks (`id` absent = the device
+/// itself).
+fn telemetry_21(
+    cp_id: &str,
+    dtg: &str,
+    dev: &DeviceEntry,
+    mt: MessageType,
+    v: &Value,
+) -> Result<Telemetry, String> {
+    let Some(Value::Array(entries)) = v.get("d") else {
+        return Err("no `d` array".into());
+    };
+    let mut d = Vec::new();
+    for e in entries {
+        let values = match e.get("d") {
+            Some(Value::Object(m)) => m.clone(),
+            Some(Value::Array(a)) if mt == MessageType::RuleMatched => a
+                .first()
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+            _ => return Err(format!("entry `d` must be an object (2.1), got {e}")),
+        };
+        let s = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_owned);
+        d.push(crate::protocol::v1::envelope::DeviceEntry {
+            id: s("id").unwrap_or_else(|| dev.unique_id.clone()),
+            dt: s("dt").unwrap_or_default(),
+            tg: s("tg"),
+            d: vec![values],
+            cv: e.get("cv").and_then(Value::as_object).cloned(),
+            rg: s("rg"),
+            ct: s("ct"),
+            sg: s("sg"),
+        });
+    }
+    Ok(Telemetry {
+        cp_id: cp_id.to_owned(),
+        dtg: dtg.to_owned(),
+        t: v.get("dt").and_then(Value::as_str).unwrap_or("").to_owned(),
+        mt,
+        sdk: crate::protocol::v1::envelope::SdkInfo::new(""),
+        d,
+        od: None,
+    })
 }

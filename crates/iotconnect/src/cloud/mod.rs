@@ -13,6 +13,7 @@ pub mod handler;
 pub mod http;
 pub mod policy;
 pub mod template;
+pub mod v21;
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -74,6 +75,14 @@ impl IotConnectCloud {
         e.password = password.map(str::to_owned);
     }
 
+    /// Answers the next `syncs` syncs of `unique_id` with `rc` 2 (auto-registration pending).
+    pub fn set_registering(&self, unique_id: &str, syncs: u32) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_registering(unique_id, syncs);
+    }
+
     /// [`IotConnectCloud::set_broker`] as a builder.
     #[must_use]
     pub fn with_broker(self, mtls: Option<&str>, password: Option<&str>) -> Self {
@@ -99,6 +108,9 @@ impl CloudSide for IotConnectCloud {
             format!("{}#", topics::TWIN_REPORTED_PREFIX),
             format!("{}#", topics::TWIN_GET_PREFIX),
             admin::REQUEST_FILTER.to_owned(),
+            v21::AWS_D2C_FILTER.to_owned(),
+            "$aws/things/+/shadow/name/setting_info/report".to_owned(),
+            "$aws/things/+/shadow/name/setting_info/get".to_owned(),
         ]
     }
 

@@ -53,14 +53,22 @@ impl Policy {
 }
 
 fn own_topic(id: &str, topic: &str) -> bool {
+    let shadow = super::v21::aws_shadow(id);
     topics::device_of_d2c(topic) == Some(id)
+        || super::v21::parse_d2c(topic).is_some_and(|(_, d, _)| d == id)
+        || topic == format!("{shadow}report")
+        || topic == format!("{shadow}get")
         || topic.starts_with(topics::TWIN_REPORTED_PREFIX)
         || topic.starts_with(topics::TWIN_GET_PREFIX)
 }
 
 fn own_filter(id: &str, filter: &str) -> bool {
     let c2d = topics::azure_c2d_filter(id);
+    let shadow = super::v21::aws_shadow(id);
     filter.starts_with(c2d.trim_end_matches('#'))
+        || filter == format!("iot/{id}/cmd")
+        || filter == format!("{shadow}property-shadow")
+        || filter == format!("{shadow}get/all")
         || filter == topics::TWIN_DESIRED_FILTER
         || filter == topics::TWIN_RES_FILTER
         || filter == topics::METHODS_FILTER
@@ -107,6 +115,22 @@ impl AccessPolicy for Policy {
         let id = &dev.unique_id;
         match who.listener {
             ListenerKind::Plain => Verdict::Abstain,
+            // IoT Hub wants the username `{hub}/{deviceId}/?api-version=...` from X.509
+            // devices too (Azure's "Communicate with an IoT hub using MQTT"), so it is checked
+            // here as for key devices.
+            ListenerKind::Mtls
+                if matches!(dev.auth, 2 | 3)
+                    && who
+                        .username
+                        .as_deref()
+                        .and_then(|u| self.device_in_username(u))
+                        .is_none_or(|d| d.unique_id != *id) =>
+            {
+                Verdict::Deny(format!(
+                    "IoTConnect device `{id}` (X.509): the MQTT username must be `{{hub}}/{id}/?api-version=2018-06-30`, got {:?}",
+                    who.username
+                ))
+            }
             ListenerKind::Mtls if matches!(dev.auth, 2 | 3) => match who.cert_cn.as_deref() {
                 Some(cn) if cn == id && who.client_id == *id => Verdict::Allow,
                 cn => Verdict::Deny(format!(
@@ -202,9 +226,20 @@ mod tests {
             ListenerKind::Mtls,
             "iotc-gateway-01",
             Some("iotc-gateway-01"),
-            None,
+            Some("hub.local/iotc-gateway-01/?api-version=2018-06-30"),
         );
         assert_eq!(p.connect(&gw), Verdict::Allow);
+        // IoT Hub wants the username from X.509 devices too.
+        let bare = who(
+            ListenerKind::Mtls,
+            "iotc-gateway-01",
+            Some("iotc-gateway-01"),
+            None,
+        );
+        let Verdict::Deny(why) = p.connect(&bare) else {
+            panic!("an X.509 device without a username was let in")
+        };
+        assert!(why.contains("username"), "{why}");
         let spoof = who(
             ListenerKind::Mtls,
             "iotc-gateway-01",

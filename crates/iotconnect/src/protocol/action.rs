@@ -19,6 +19,10 @@ pub enum OutKind {
     TwinReport,
     /// A full-twin request.
     TwinGet,
+    /// A 2.1 identity request (`{"mt": …}` on `di`).
+    Identity(u16),
+    /// A 2.1 heartbeat (`{}` on `hb`).
+    Heartbeat,
 }
 
 impl OutKind {
@@ -28,6 +32,8 @@ impl OutKind {
             OutKind::Message(mt) => mt.name(),
             OutKind::TwinReport => "twin-report",
             OutKind::TwinGet => "twin-get",
+            OutKind::Identity(_) => "identity-request",
+            OutKind::Heartbeat => "heartbeat",
         }
     }
 }
@@ -58,6 +64,26 @@ pub enum Action {
         command: DeviceCommand,
         /// The `data` object as received (what the SDK hands its callback).
         raw: Value,
+    },
+    /// A 2.1 module command (ct 2); acknowledged with `type` 2.
+    ModuleCommand {
+        /// Parsed.
+        command: DeviceCommand,
+        /// The message as received.
+        raw: Value,
+    },
+    /// 2.1 heartbeat started (every this often, ct 110) or stopped (`None`, ct 111).
+    Heartbeat(Option<Duration>),
+    /// A 2.1 identity answer was applied (`attributes`, `children`, `rules`, `settings`).
+    Refreshed(String),
+    /// The answer to a child create (221) or delete (222).
+    ChildResult {
+        /// 221 or 222.
+        ct: i64,
+        /// `ec`.
+        ec: i64,
+        /// As a sentence.
+        message: String,
     },
     /// A matched edge rule's command (no acknowledgement).
     RuleCommand {

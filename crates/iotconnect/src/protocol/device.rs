@@ -68,6 +68,8 @@ pub struct Device {
     barred: bool,
     rid: u64,
     warnings: Vec<String>,
+    /// Message 2.1: the identity answer's topics and what goes with them.
+    v21: Option<Box<v21::V21>>,
 }
 
 impl Device {
@@ -82,7 +84,13 @@ impl Device {
         if sync.dtg.as_deref().unwrap_or("").is_empty() {
             return Err(SyncError::Missing { field: "d.dtg" }.into());
         }
-        let mut d = Device {
+        let mut d = Device::blank(id, df_override);
+        d.apply_sync(SyncScope::All, sync, now)?;
+        Ok(d)
+    }
+
+    fn blank(id: Identity, df_override: Option<Duration>) -> Device {
+        Device {
             id,
             sync: SyncData::default(),
             df: DfGate::new(Duration::ZERO),
@@ -94,9 +102,8 @@ impl Device {
             barred: false,
             rid: 0,
             warnings: Vec::new(),
-        };
-        d.apply_sync(SyncScope::All, sync, now)?;
-        Ok(d)
+            v21: None,
+        }
     }
 
     /// Applies a (partial) sync answer.
@@ -203,6 +210,9 @@ impl Device {
 
     /// Filters to subscribe to: commands, desired properties, twin answers.
     pub fn subscriptions(&self) -> Vec<String> {
+        if let Some(v) = &self.v21 {
+            return Device::subscriptions_v21(v);
+        }
         vec![
             topics::c2d_filter(&self.sync.p.clone().unwrap_or_default(), &self.id.unique_id),
             topics::TWIN_DESIRED_FILTER.to_owned(),
@@ -211,6 +221,9 @@ impl Device {
     }
 
     fn telemetry(&self, mt: MessageType, d: Vec<DeviceEntry>, utc: OffsetDateTime) -> Outgoing {
+        if let Some(v) = &self.v21 {
+            return self.telemetry_v21(v, mt, &d, utc);
+        }
         let t = Telemetry {
             cp_id: self.cp_id(),
             dtg: self.sync.dtg.clone().unwrap_or_default(),
@@ -240,6 +253,13 @@ impl Device {
             return vec![Action::Ignored(
                 "the device is barred (0x99): SendData is not permitted".into(),
             )];
+        }
+        if self.attributes_pending() {
+            // As the 2.1 SDK: no data before the attribute list (201) has arrived.
+            return vec![Action::Ignored(format!(
+                "{} record(s) dropped: the attributes (201) have not arrived yet",
+                records.len()
+            ))];
         }
         let edge = self.edge.is_some();
         if !edge && !self.df.admit(now) {
@@ -337,7 +357,11 @@ impl Device {
 
     /// When [`Device::tick`] has work next.
     pub fn next_wake(&self) -> Option<Mono> {
-        self.edge.as_ref().and_then(EdgeWindows::next_wake)
+        let edge = self.edge.as_ref().and_then(EdgeWindows::next_wake);
+        match (edge, self.heartbeat_wake()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// When the last window holding values closes (None: nothing pending).
@@ -347,12 +371,13 @@ impl Device {
 
     /// Closes due edge windows and returns the aggregate message (`mt` 2), if any.
     pub fn tick(&mut self, now: Mono, utc: OffsetDateTime) -> Vec<Action> {
+        let mut out: Vec<Action> = self.heartbeat_tick(now).into_iter().collect();
         let Some(e) = self.edge.as_mut() else {
-            return Vec::new();
+            return out;
         };
         let due = e.due(now);
         if due.is_empty() || self.barred {
-            return Vec::new();
+            return out;
         }
         let mut per_device: BTreeMap<(String, String), Map<String, Value>> = BTreeMap::new();
         for a in due {
@@ -383,11 +408,12 @@ impl Device {
                 sg: None,
             })
             .collect();
-        vec![Action::Publish(self.telemetry(
+        out.push(Action::Publish(self.telemetry(
             MessageType::EdgeAggregate,
             entries,
             utc,
-        ))]
+        )));
+        out
     }
 
     /// The connection came up or went down: the locally made 0x16.
@@ -397,9 +423,17 @@ impl Device {
         )
     }
 
-    /// A message from the broker.
+    /// A message from the broker (at monotonic time zero; see [`Device::on_message_at`]).
     pub fn on_message(&mut self, topic: &str, payload: &[u8]) -> Vec<Action> {
-        if topics::is_c2d(topic) {
+        self.on_message_at(topic, payload, Duration::ZERO)
+    }
+
+    /// A message from the broker at `now` (2.1 attribute answers start edge windows then).
+    pub fn on_message_at(&mut self, topic: &str, payload: &[u8], now: Mono) -> Vec<Action> {
+        if let Some(actions) = self.on_message_v21(topic, payload, now) {
+            return actions;
+        }
+        if self.v21.is_none() && topics::is_c2d(topic) {
             return self.on_c2d(payload);
         }
         if topic.starts_with(topics::TWIN_DESIRED_PREFIX) {
@@ -488,6 +522,9 @@ impl Device {
 
     /// An acknowledgement (`mt` 5 or 11) from the connected device.
     pub fn ack(&self, kind: AckKind, data: AckData, utc: OffsetDateTime) -> Outgoing {
+        if let Some(v) = &self.v21 {
+            return Device::ack_v21(v, kind, &data, utc);
+        }
         let m = AckMessage {
             cp_id: self.cp_id(),
             unique_id: self.id.unique_id.clone(),
@@ -509,6 +546,17 @@ impl Device {
     /// A reported property (`UpdateTwin(key, value)`).
     pub fn twin_report(&mut self, key: &str, value: Value) -> Outgoing {
         self.rid += 1;
+        if let Some(set) = self.aws_shadow() {
+            // AWS: the named shadow `setting_info`, an AWS shadow document.
+            return Outgoing {
+                topic: set.publish,
+                payload: serde_json::to_vec(&json!({"state": {"reported": {key: value}}}))
+                    .unwrap_or_default(),
+                kind: OutKind::TwinReport,
+                devices: 1,
+                values: 1,
+            };
+        }
         Outgoing {
             topic: topics::twin_reported(&topics::rid(&self.id.unique_id, self.rid)),
             payload: serde_json::to_vec(&twin_report(key, value)).unwrap_or_default(),
@@ -521,6 +569,15 @@ impl Device {
     /// A request for the full twin.
     pub fn twin_get(&mut self) -> Outgoing {
         self.rid += 1;
+        if let Some(set) = self.aws_shadow() {
+            return Outgoing {
+                topic: set.pub_for_all,
+                payload: b"{}".to_vec(),
+                kind: OutKind::TwinGet,
+                devices: 1,
+                values: 0,
+            };
+        }
         Outgoing {
             topic: topics::twin_get(&topics::rid(&self.id.unique_id, self.rid)),
             payload: Vec::new(),
@@ -560,6 +617,10 @@ impl Device {
         Value::Array(out)
     }
 }
+
+#[path = "device_v21.rs"]
+mod v21;
+pub use v21::{attributes_21, data_type_21};
 
 #[cfg(test)]
 #[path = "device_tests.rs"]

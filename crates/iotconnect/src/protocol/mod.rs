@@ -9,9 +9,10 @@
 //!   [`sas`] (SharedAccessSignature tokens).
 //! - Message protocol 1.0 on the wire: [`v1`] (discovery and `sync`, the D2C envelope, acks,
 //!   C2D commands, topics, twin).
-//! - [`device`]: the device state machine that ties them together and returns [`action`]s.
-//!
-//! Message protocol 2.1 would add a `v2` module beside [`v1`]; everything above it is shared.
+//! - Message protocol 2.1 on the wire: [`v2`] (discovery by `cpId`/`env` or `sid`, identity,
+//!   per-kind topics, flat C2D with `ct`, 2.1 acks).
+//! - [`device`]: the device state machine that ties them together and returns [`action`]s; it
+//!   speaks 1.0 or 2.1 depending on how it was made.
 
 pub mod action;
 pub mod attributes;
@@ -22,6 +23,7 @@ pub mod input;
 pub mod rules;
 pub mod sas;
 pub mod v1;
+pub mod v2;
 pub mod validate;
 
 use time::OffsetDateTime;

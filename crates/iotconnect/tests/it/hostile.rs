@@ -6,6 +6,9 @@ use iotconnect::protocol::rules;
 use iotconnect::protocol::v1::c2d::{C2d, DeviceCommand, OtaCommand, OtaUrl, OtaVersion};
 use iotconnect::protocol::v1::envelope::{D2c, mark_offline};
 use iotconnect::protocol::v1::sync::{DiscoveryResponse, SyncData};
+use iotconnect::protocol::v2::Discovery;
+use iotconnect::protocol::v2::c2d::C2d21;
+use iotconnect::protocol::v2::identity::IdentityAnswer;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -82,6 +85,9 @@ proptest! {
         let _ = DiscoveryResponse::parse(&bytes);
         let _ = mark_offline(&bytes);
         let _ = parse_line(1, &String::from_utf8_lossy(&bytes));
+        let _ = C2d21::parse(&bytes);
+        let _ = Discovery::parse(&bytes, "d");
+        let _ = IdentityAnswer::parse(&bytes, "d");
     }
 
     #[test]
@@ -94,6 +100,14 @@ proptest! {
         let _ = D2c::decode(v.to_string().as_bytes());
         let _ = SyncData::parse_reply(json!({"d": v}).to_string().as_bytes());
         let _ = parse_line(1, &v.to_string());
+        // 2.1: every ct with hostile fields, identity answers with hostile parts.
+        for ct in [0, 1, 2, 101, 105, 107, 110, 111, 201, 221] {
+            let _ = C2d21::parse(json!({"v": 2.1, "ct": ct, "df": data, "f": data, "urls": data, "cmd": data}).to_string().as_bytes());
+            let _ = C2d21::parse(json!({"d": {"ct": ct, "ec": data, "att": v}}).to_string().as_bytes());
+        }
+        let _ = IdentityAnswer::parse(json!({"d": {"ec": 0, "meta": v, "has": data, "p": v}}).to_string().as_bytes(), "d");
+        let _ = Discovery::parse(json!({"d": v, "status": data}).to_string().as_bytes(), "d");
+        let _ = iotconnect::protocol::device::attributes_21(&v);
     }
 
     #[test]

@@ -149,3 +149,56 @@ fn discovery_and_sync() {
     assert!(!s.is_edge());
     assert_eq!(s.at, Some(2));
 }
+
+#[test]
+fn v21_discovery_and_identity_answers() {
+    use iotconnect::protocol::v2::Discovery;
+    use iotconnect::protocol::v2::identity::IdentityAnswer;
+    let d = Discovery::parse(&vector("v21_discovery_response.json"), "dev").unwrap();
+    assert!(d.bu.starts_with("https://diavnet.iotconnect.io/api/2.1/agent/device-identity/"));
+    let az = IdentityAnswer::parse(&vector("v21_identity_azure.json"), "mydevice").unwrap();
+    assert_eq!(az.p.topics.c2d, "devices/mydevice/messages/devicebound/#");
+    assert!(az.p.topics.di.contains("&di=1&"));
+    assert!(az.has.attr && az.meta.gtw.is_none());
+    let aws = IdentityAnswer::parse(&vector("v21_identity_aws.json"), "apptest").unwrap();
+    assert_eq!(aws.p.topics.rpt, "$aws/rules/msg_d2c_rpt/apptest/2.1/0");
+    assert_eq!(aws.meta.at, Some(7));
+    assert!(aws.p.un.is_empty());
+}
+
+#[test]
+fn v21_c2d_and_d2c_shapes() {
+    use iotconnect::protocol::v2::c2d::C2d21;
+    use iotconnect::protocol::v2::d2c;
+    assert_eq!(
+        C2d21::parse(&vector("v21_c2d_command.json")).unwrap(),
+        C2d21::Command {
+            cmd: "test enabled".into(),
+            ack: Some("ABCDEFG".into()),
+            id: None
+        }
+    );
+    let C2d21::Ota { urls, sw, ack, .. } = C2d21::parse(&vector("v21_c2d_ota.json")).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((sw.as_str(), ack.as_deref()), ("1.5", Some("ABCDEFG")));
+    assert_eq!(urls[0].file_name.as_deref(), Some("file1.bin"));
+    // Our ack encodes to the library's shape plus the optional `dt`.
+    let ours: Value =
+        serde_json::from_slice(&d2c::ack("T", "ABCDEFG", 1, 3, "Test", None)).unwrap();
+    let theirs: Value = serde_json::from_slice(&vector("v21_d2c_ack.json")).unwrap();
+    assert_eq!(ours["d"], theirs["d"]);
+    assert_eq!(ours["dt"], "T");
+    let t: Value = serde_json::from_slice(&vector("v21_d2c_telemetry.json")).unwrap();
+    let entry = d2c::Entry {
+        id: Some("child01".into()),
+        tg: Some("sensor".into()),
+        dt: Some("2024-10-25T20:57:50.000Z".into()),
+        d: t["d"][0]["d"].as_object().unwrap().clone(),
+        rule: None,
+    };
+    let ours: Value =
+        serde_json::from_slice(&d2c::telemetry("2024-10-25T20:57:57.481Z", &[entry])).unwrap();
+    assert_eq!(ours, t);
+}

@@ -39,6 +39,16 @@ async fn demo_rows_all_pass() {
             "edge: rule `temperature > 80` matched (mt 3)",
             "df: sends inside the window discarded",
             "offline: stored readings replayed with od=1",
+            "2.1 az: discovery, identity, X.509 connect",
+            "2.1 az: attributes (201) and children (204) over di",
+            "2.1 az: good values on rpt",
+            "2.1 az: faulty values on flt",
+            "2.1 az: command ct 0 acknowledged (type 0, st 2)",
+            "2.1 aws: discovery, identity, X.509 connect",
+            "2.1 aws: attributes (201) and children (204) over di",
+            "2.1 aws: good values on rpt",
+            "2.1 aws: faulty values on flt",
+            "2.1 aws: command ct 0 acknowledged (type 0, st 2)",
         ],
     );
     assert_eq!(c.side.name(), "iotconnect");

@@ -74,13 +74,15 @@ pub enum AckKind {
     Command,
     /// 0x02, `mt` 11.
     Ota,
+    /// A 2.1 module command (ct 2, ack `type` 2); sent as a command ack on 1.0.
+    Module,
 }
 
 impl AckKind {
     /// The message type.
     pub fn mt(self) -> MessageType {
         match self {
-            AckKind::Command => MessageType::CommandAck,
+            AckKind::Command | AckKind::Module => MessageType::CommandAck,
             AckKind::Ota => MessageType::OtaAck,
         }
     }
@@ -88,7 +90,7 @@ impl AckKind {
     /// The success status.
     pub fn success(self) -> u8 {
         match self {
-            AckKind::Command => status::COMMAND_OK,
+            AckKind::Command | AckKind::Module => status::COMMAND_OK,
             AckKind::Ota => status::OTA_OK,
         }
     }
