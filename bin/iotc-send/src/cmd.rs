@@ -29,6 +29,7 @@ pub async fn run(
     setup: Setup,
     settings: &ConnectSettings,
     a: RunArgs,
+    secret_vars: &[String],
     reporter: Arc<dyn Reporter>,
 ) -> Result<u8, AgentError> {
     let offline = setup.offline(a.offline_dir.clone());
@@ -57,7 +58,7 @@ pub async fn run(
         .then_some(iotconnect::agent::bootstrap::SAS_RENEW);
     let (agent, platform, config) = setup.connect(settings, offline, reporter).await?;
     // One runner for both hooks: `--hook-concurrency` limits them together.
-    let runner = a.hooks.runner();
+    let runner = a.hooks.runner_withholding(secret_vars);
     let opts = RunOptions {
         command_hook: hook(a.on_command, a.hook_timeout, &runner),
         auto_ack: !a.no_auto_ack,

@@ -77,7 +77,15 @@ async fn run(cli: Cli, out: Output) -> Result<u8, AgentError> {
     };
     match cli.cmd {
         Cmd::Attributes => cmd::attributes(setup, &settings, reporter, out, http_timeout).await,
-        Cmd::Run(a) => cmd::run(setup, &settings, a, reporter).await,
+        Cmd::Run(a) => {
+            // The variables this agent reads its own secrets from never reach a hook.
+            let secret_vars: Vec<String> = [&cli.device_key_env, &cli.auth.password_env]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            cmd::run(setup, &settings, a, &secret_vars, reporter).await
+        }
         Cmd::Data(a) => cmd::data(setup, &settings, a, reporter).await,
         Cmd::Twin(a) => cmd::twin(setup, &settings, a, reporter, out).await,
         Cmd::Ack(a) => cmd::ack(setup, &settings, a, reporter).await,

@@ -265,7 +265,12 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(path, &text)
+        let c = Config::parse(path, &text)?;
+        if c.device_primary_key.is_some() {
+            // The device's symmetric key is in this file: others must not read it.
+            transport::auth::warn_if_readable(path, "config file holding devicePrimaryKey");
+        }
+        Ok(c)
     }
 
     /// Checks the text of a config file that lives at `path`.
