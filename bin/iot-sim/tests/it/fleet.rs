@@ -277,3 +277,48 @@ fn shards_take_distinct_ids_and_the_report_merges_their_histograms() {
     assert_eq!(out.status.code(), Some(i32::from(exit::USAGE)));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.json"));
 }
+
+#[test]
+fn a_broker_restart_is_counted_as_one_reconnect_per_device() {
+    let mut b = Broker::start(BrokerOpts::new());
+    let mut fleet = Running::spawn(iot_sim().args([
+        "--output",
+        "json",
+        "fleet",
+        "-b",
+        &b.url_plain(),
+        "-n",
+        "20",
+        "--rate",
+        "5",
+        "--reconnect-max",
+        "1",
+        "--duration",
+        "60s",
+        "--stats-interval",
+        "100ms",
+    ]));
+    fleet.wait_for_stdout(&["\"stats\"", "\"connected\":20,"], Duration::from_secs(30));
+    b.restart();
+    fleet.wait_for_stdout(
+        &["\"stats\"", "\"connected\":20,", "\"reconnects\":20,"],
+        Duration::from_secs(30),
+    );
+    let pid = fleet.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(
+        fleet.wait(Duration::from_secs(10)),
+        Some(i32::from(exit::OK))
+    );
+    let stdout = fleet.stdout.lock().unwrap().join("\n");
+    let s = summary(stdout.as_bytes());
+    assert_eq!(s["reconnects"], 20, "{s}");
+    assert_eq!(s["connected"], 20, "{s}");
+    assert_eq!(s["failed"], 0, "{s}");
+}
