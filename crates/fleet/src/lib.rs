@@ -356,7 +356,7 @@ async fn device(ctx: Arc<Ctx>, id: u64, at: Instant, mut stop: watch::Receiver<b
     }
     let c = &ctx.counters;
     c.started.fetch_add(1, Relaxed);
-    let Some(session) = connect(&ctx, id, &mut stop).await else {
+    let Some((session, _incoming)) = connect(&ctx, id, &mut stop).await else {
         return;
     };
     let (mut task, counted) = if *stop.borrow() {
@@ -409,26 +409,36 @@ async fn device(ctx: Arc<Ctx>, id: u64, at: Instant, mut stop: watch::Receiver<b
 
 /// Connects device `id`, retrying transient failures with back-off until `give_up`; counts
 /// each failure by cause. `None`: failed for good (counted) or stopped.
-async fn connect(ctx: &Ctx, id: u64, stop: &mut watch::Receiver<bool>) -> Option<Session> {
+async fn connect(
+    ctx: &Ctx,
+    id: u64,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(Session, transport::session::Incoming)> {
     let c = &ctx.counters;
     let first_try = Instant::now();
     let mut backoff = transport::backoff::Backoff::new(
         Duration::from_millis(200),
         ctx.opts.settings.reconnect_max.max(Duration::from_secs(1)),
     );
+    let mut base = None;
     loop {
         let permit = tokio::select! {
             p = ctx.connecting.acquire() => p.ok()?,
             _ = stop.wait_for(|s| *s) => return None,
         };
-        let mut so = match device_options(&ctx.opts, ctx.certs.as_ref(), id) {
-            Ok(so) => so,
-            Err(e) => {
-                tracing::warn!("device {id}: {e}");
-                c.failed.fetch_add(1, Relaxed);
-                return None;
+        // Made (and its certificate issued) once per device, under the permit, so that
+        // issuing is bounded like the handshakes and a retry reuses the certificate.
+        if base.is_none() {
+            match device_options(&ctx.opts, ctx.certs.as_ref(), id) {
+                Ok(so) => base = Some(so),
+                Err(e) => {
+                    tracing::warn!("device {id}: {e}");
+                    c.failed.fetch_add(1, Relaxed);
+                    return None;
+                }
             }
-        };
+        }
+        let mut so = base.clone()?;
         so.on_event = Some(event_hook(ctx));
         let outcome = tokio::select! {
             r = Session::start(so, Outbox::memory(usize::from(ctx.opts.settings.inflight).max(16) * 2)) => r,
@@ -436,15 +446,9 @@ async fn connect(ctx: &Ctx, id: u64, stop: &mut watch::Receiver<bool>) -> Option
         };
         drop(permit);
         let err = match outcome {
-            Ok((session, incoming)) => {
-                // Nothing is subscribed, but drain anything the broker sends so the session
-                // never stops reading (which would hold back our PUBACKs).
-                tokio::spawn(async move {
-                    let mut incoming = incoming;
-                    while incoming.recv().await.is_some() {}
-                });
-                return Some(session);
-            }
+            // Nothing is subscribed, so nothing arrives for the inbox: the device holds it
+            // without a task of its own to drain it (a task per device is memory).
+            Ok(pair) => return Some(pair),
             Err(StartError::Connect(e)) => e,
             Err(e) => {
                 tracing::warn!("device {id}: {e}");
