@@ -1,6 +1,7 @@
 //! `iot-sim`: the local stand-in for the clouds edgewire talks to (`certs`, `up`, `demo`,
 //! `status`) and a traffic generator (`pub`) for tests and benchmarks.
 
+mod fleet_cmd;
 mod pub_cmd;
 mod sim_cmd;
 
@@ -36,6 +37,10 @@ enum Command {
     Status(sim_cmd::StatusArgs),
     /// Publish test traffic (numbered, sized or from stdin) and wait until the broker confirms it.
     Pub(pub_cmd::PubArgs),
+    /// Run many devices in one process (load tests): paced connects, traffic, a summary.
+    Fleet(Box<fleet_cmd::FleetArgs>),
+    /// Merge the summaries of fleet runs or shards (histograms merged, not averaged).
+    FleetReport(fleet_cmd::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +56,8 @@ fn main() -> ExitCode {
             Command::Demo(args) => sim_cmd::demo(&args, out).await,
             Command::Status(args) => sim_cmd::status(&args, out),
             Command::Pub(args) => pub_cmd::run(args, out.with_connection_events()).await,
+            Command::Fleet(args) => fleet_cmd::run(*args, out).await,
+            Command::FleetReport(args) => fleet_cmd::report(&args, out),
         }
     })
 }

@@ -8,6 +8,7 @@
     clippy::print_stderr
 )]
 
+mod fleet;
 mod pipeline;
 mod publish;
 mod schema;

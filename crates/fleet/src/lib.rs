@@ -1,0 +1,577 @@
+//! Many simulated devices in one process, for load tests of a broker or an IoT backend.
+//!
+//! Each device is one [`transport::Session`] with its own client id (a pattern with `%i` for
+//! the device number) and, optionally, its own certificate issued from a CA when it is about
+//! to connect. Devices connect at a paced rate (or as fast as a bounded number of handshakes in
+//! flight allows), publish at a rate per device, and count what happened: connect failures by
+//! cause, reconnects, publishes, confirmations and the publish-to-PUBACK latency in an HDR
+//! histogram. [`Summary::merge`] merges the summaries of shards run on several hosts.
+//!
+//! This is the client side only: it links no broker and no cloud side.
+
+mod identity;
+mod stats;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use transport::session::{EventHook, StartError};
+use transport::{ConnectSettings, Message, Outbox, Qos, Session, SessionEvent, StartMode};
+
+pub use identity::expand;
+pub use stats::{Latency, Snapshot, Summary, peak_rss_bytes, rss_bytes};
+
+use identity::CertFactory;
+use stats::Counters;
+
+/// How long a device may go without a connection before it counts as failed for good, when
+/// `ConnectSettings::give_up_after` says nothing.
+pub const DEFAULT_GIVE_UP: Duration = Duration::from_secs(60);
+/// How long closing waits for in-flight PUBACKs; with the session's own 1 s wait for the
+/// broker to close, a stopped fleet ends within 5 s.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Hard bound on the whole shutdown, after which unfinished devices are dropped.
+const SHUTDOWN_BOUND: Duration = Duration::from_millis(4_000);
+
+/// Where each device's identity comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// Whatever the connection settings say: one shared certificate (`tls.client_cert`), a
+    /// username and password, or nothing.
+    Shared,
+    /// A certificate per device, issued from this CA with the common name `cn_pattern` (`%i`
+    /// is the device number).
+    Issued {
+        /// The issuer's certificate (PEM).
+        cert: PathBuf,
+        /// The issuer's private key (PEM).
+        key: PathBuf,
+        /// The devices' common name, with `%i`.
+        cn_pattern: String,
+    },
+}
+
+/// Which slice of a fleet this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, from 1.
+    pub index: u64,
+    /// Shards in all.
+    pub count: u64,
+}
+
+impl Shard {
+    /// The device numbers (before the id offset) of this shard of a fleet of `devices`: the
+    /// shards together cover `0..devices` once, in contiguous ranges of nearly equal size.
+    pub fn range(self, devices: u64) -> std::ops::Range<u64> {
+        let n = self.count.max(1);
+        let k = self.index.clamp(1, n) - 1;
+        let at = |k: u64| (u128::from(devices) * u128::from(k) / u128::from(n)) as u64;
+        at(k)..at(k + 1)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a shard; use K/N with 1 <= K <= N, e.g. 2/4");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u64 = k.trim().parse().map_err(|_| bad())?;
+        let count: u64 = n.trim().parse().map_err(|_| bad())?;
+        if index == 0 || count == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// The connection, as for one device; `client_id` is the pattern (`%i`), default
+    /// `fleet-%i`.
+    pub settings: ConnectSettings,
+    /// Where device identities come from.
+    pub identity: Identity,
+    /// Devices in the whole fleet (all shards).
+    pub devices: u64,
+    /// The slice of it this process runs (`None`: all).
+    pub shard: Option<Shard>,
+    /// Added to every device number (`%i`), so separate runs can use separate ranges.
+    pub id_offset: u64,
+    /// First connections started per second (0: as fast as `max_connecting` allows).
+    pub connect_rate: f64,
+    /// Connection attempts in progress at once, at most.
+    pub max_connecting: usize,
+    /// Messages per device per second (0: none, unless `count` asks for some: then as fast as
+    /// the in-flight window allows).
+    pub rate: f64,
+    /// Payload size in bytes.
+    pub size: usize,
+    /// QoS of the messages.
+    pub qos: Qos,
+    /// Topic with `%i` for the device number.
+    pub topic: String,
+    /// Messages per device, then the device disconnects (unless `duration` keeps it).
+    pub count: Option<u64>,
+    /// Run this long, then stop every device.
+    pub duration: Option<Duration>,
+    /// How often the `on_tick` callback gets a snapshot.
+    pub tick: Duration,
+}
+
+impl Default for FleetOptions {
+    fn default() -> Self {
+        FleetOptions {
+            settings: ConnectSettings::default(),
+            identity: Identity::Shared,
+            devices: 1,
+            shard: None,
+            id_offset: 0,
+            connect_rate: 0.0,
+            max_connecting: 256,
+            rate: 0.0,
+            size: 16,
+            qos: Qos::AtLeastOnce,
+            topic: "fleet/%i".into(),
+            count: None,
+            duration: None,
+            tick: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why the fleet could not run. Each says which file or option is wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FleetError {
+    /// Options that cannot work together.
+    #[error("{0}")]
+    Invalid(String),
+    /// The issuer's certificate or key.
+    #[error("issuer `{path}`: {problem}")]
+    Issuer {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A device certificate could not be made.
+    #[error("cannot issue the certificate for `{cn}`: {problem}")]
+    Issue {
+        /// Its common name.
+        cn: String,
+        /// Why.
+        problem: String,
+    },
+    /// The settings do not make session options (no broker, bad URL, password source).
+    #[error(transparent)]
+    Settings(#[from] transport::settings::SettingsError),
+    /// The session options are refused (keep-alive, client id, TLS files).
+    #[error(transparent)]
+    Session(#[from] transport::session::OptionsError),
+    /// A summary to merge is damaged.
+    #[error("{name}: {problem}")]
+    Report {
+        /// The file (or name) it came from.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Local I/O.
+    #[error("{0}")]
+    Io(String),
+}
+
+struct Ctx {
+    opts: FleetOptions,
+    certs: Option<CertFactory>,
+    counters: Arc<Counters>,
+    payload: Bytes,
+    start: Instant,
+    connecting: Semaphore,
+    give_up: Duration,
+}
+
+/// Raises this process's open-file limit to its hard limit (a fleet needs one descriptor per
+/// device); returns the soft limit now in force.
+pub fn raise_open_file_limit() -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let lim = getrlimit(Resource::Nofile);
+    if lim.current != lim.maximum {
+        let raised = Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!("cannot raise the open-file limit: {e}");
+        }
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// Runs the fleet until every device is done, `duration` passes or `shutdown` resolves (then
+/// every device closes within about 3 s and the summary still comes back). `on_tick` gets a
+/// snapshot every `tick`. Errors are the options' (found before any device connects).
+pub async fn run(
+    opts: FleetOptions,
+    shutdown: impl Future<Output = ()>,
+    mut on_tick: impl FnMut(&Snapshot),
+) -> Result<Summary, FleetError> {
+    let range = opts
+        .shard
+        .map_or(0..opts.devices, |s| s.range(opts.devices));
+    if opts.topic.is_empty() {
+        return Err(FleetError::Invalid("--topic is empty".into()));
+    }
+    transport::topic::validate_name(&expand(&opts.topic, range.start + opts.id_offset))
+        .map_err(|e| FleetError::Invalid(format!("--topic: {e}")))?;
+    if !opts.rate.is_finite() || opts.rate < 0.0 {
+        return Err(FleetError::Invalid("--rate must be 0 or more".into()));
+    }
+    if !opts.connect_rate.is_finite() || opts.connect_rate < 0.0 {
+        return Err(FleetError::Invalid(
+            "--connect-rate must be 0 or more".into(),
+        ));
+    }
+    let pattern = opts.settings.client_id.as_deref().unwrap_or("fleet-%i");
+    if range.end - range.start > 1 && !pattern.contains("%i") {
+        return Err(FleetError::Invalid(format!(
+            "--client-id `{pattern}` has no %i: every device would take the same client id and the broker would drop each for the next"
+        )));
+    }
+    let certs = match &opts.identity {
+        Identity::Shared => None,
+        Identity::Issued {
+            cert,
+            key,
+            cn_pattern,
+        } => Some(CertFactory::open(cert, key, cn_pattern)?),
+    };
+    // Check the settings once, with the first device, so a bad URL or password source is one
+    // error and not one per device.
+    device_options(&opts, certs.as_ref(), range.start + opts.id_offset)?;
+    let limit = raise_open_file_limit();
+    let n = range.end - range.start;
+    if n + 64 > limit {
+        tracing::warn!(
+            "the open-file limit is {limit} and this fleet needs about {} descriptors; raise it (ulimit -n) or some devices will fail to connect",
+            n + 64
+        );
+    }
+    let ctx = Arc::new(Ctx {
+        give_up: opts.settings.give_up_after.unwrap_or(DEFAULT_GIVE_UP),
+        payload: Bytes::from(vec![b'x'; opts.size]),
+        connecting: Semaphore::new(opts.max_connecting.max(1)),
+        counters: Arc::new(Counters::new()),
+        start: Instant::now(),
+        certs,
+        opts,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut devices = JoinSet::new();
+    for (k, i) in range.enumerate() {
+        let at = if ctx.opts.connect_rate > 0.0 {
+            ctx.start + Duration::from_secs_f64(k as f64 / ctx.opts.connect_rate)
+        } else {
+            ctx.start
+        };
+        devices.spawn(device(
+            ctx.clone(),
+            i + ctx.opts.id_offset,
+            at,
+            stop_rx.clone(),
+        ));
+    }
+    let deadline = ctx.opts.duration.map(|d| ctx.start + d);
+    let mut ticker = tokio::time::interval(ctx.opts.tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            () = &mut shutdown => { interrupted = true; break; }
+            () = sleep_until_opt(deadline) => break,
+            _ = ticker.tick() => on_tick(&ctx.counters.snapshot(n, ctx.start.elapsed())),
+            next = devices.join_next() => if next.is_none() { break },
+        }
+    }
+    let _ = stop_tx.send(true);
+    let bound = Instant::now() + SHUTDOWN_BOUND;
+    while let Ok(Some(_)) = tokio::time::timeout_at(bound, devices.join_next()).await {}
+    if !devices.is_empty() {
+        tracing::warn!("{} device(s) did not close in time; dropped", devices.len());
+        devices.abort_all();
+    }
+    let elapsed = ctx.start.elapsed();
+    on_tick(&ctx.counters.snapshot(n, elapsed));
+    Ok(ctx.counters.summary(n, elapsed, interrupted))
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The session options of device `id`: its client id, its certificate, its credentials.
+fn device_options(
+    opts: &FleetOptions,
+    certs: Option<&CertFactory>,
+    id: u64,
+) -> Result<transport::SessionOptions, FleetError> {
+    let mut settings = opts.settings.clone();
+    settings.client_id = Some(expand(
+        settings.client_id.as_deref().unwrap_or("fleet-%i"),
+        id,
+    ));
+    if let Some(certs) = certs {
+        let (cert, key) = certs.issue(id)?;
+        settings.tls.client_cert = Some(cert);
+        settings.tls.client_key = Some(key);
+    }
+    let mut so = settings.session_options(None)?;
+    // The fleet paces and retries first connections itself (it counts each failure's cause);
+    // once connected, the session reconnects on its own.
+    so.start_mode = StartMode::RequireConnection;
+    so.give_up_after = None;
+    // A device's messages are small and few at a time: keep its inbox small.
+    so.incoming_bytes = 64 * 1024;
+    Ok(so)
+}
+
+async fn device(ctx: Arc<Ctx>, id: u64, at: Instant, mut stop: watch::Receiver<bool>) {
+    tokio::select! {
+        () = tokio::time::sleep_until(at) => {}
+        _ = stop.wait_for(|s| *s) => return,
+    }
+    let c = &ctx.counters;
+    c.started.fetch_add(1, Relaxed);
+    let Some((session, _incoming)) = connect(&ctx, id, &mut stop).await else {
+        return;
+    };
+    let (mut task, counted) = if *stop.borrow() {
+        (None, None)
+    } else {
+        match publish_loop(&ctx, &session, id, &mut stop).await {
+            Some((t, n)) => (Some(t), Some(n)),
+            None => (None, None),
+        }
+    };
+    if !*stop.borrow() {
+        // Done publishing: wait for the last confirmations (and their latencies), then hold
+        // the connection while a --duration still runs.
+        tokio::select! {
+            _ = session.flush(Duration::from_secs(30)) => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+        if let Some(t) = task.as_mut()
+            && tokio::time::timeout(Duration::from_secs(5), t)
+                .await
+                .is_ok()
+        {
+            // Finished: a JoinHandle must not be polled again.
+            task = None;
+        }
+        if ctx.opts.duration.is_some() {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    }
+    let ended = session.status().ended;
+    let closed = session.close(CLOSE_GRACE).await;
+    // Closing resolved every delivery still awaited; the bound is a safety net.
+    if let Some(t) = task
+        && tokio::time::timeout(Duration::from_secs(1), t)
+            .await
+            .is_err()
+    {
+        tracing::debug!("device {id}: confirmations still pending after close");
+    }
+    let counted = counted.map_or(0, |n| n.load(Relaxed));
+    // A PUBACK that came while the confirmer was not yet waiting for it (a busy runtime),
+    // just before the close, is in the session's count but not the confirmer's.
+    c.confirmed
+        .fetch_add(closed.acked.saturating_sub(counted), Relaxed);
+    if let Some(why) = ended {
+        c.failed.fetch_add(1, Relaxed);
+        tracing::debug!("device {id} ended: {why}");
+    }
+}
+
+/// Connects device `id`, retrying transient failures with back-off until `give_up`; counts
+/// each failure by cause. `None`: failed for good (counted) or stopped.
+async fn connect(
+    ctx: &Ctx,
+    id: u64,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(Session, transport::session::Incoming)> {
+    let c = &ctx.counters;
+    let first_try = Instant::now();
+    let mut backoff = transport::backoff::Backoff::new(
+        Duration::from_millis(200),
+        ctx.opts.settings.reconnect_max.max(Duration::from_secs(1)),
+    );
+    let mut base = None;
+    loop {
+        let permit = tokio::select! {
+            p = ctx.connecting.acquire() => p.ok()?,
+            _ = stop.wait_for(|s| *s) => return None,
+        };
+        // Made (and its certificate issued) once per device, under the permit, so that
+        // issuing is bounded like the handshakes and a retry reuses the certificate.
+        if base.is_none() {
+            match device_options(&ctx.opts, ctx.certs.as_ref(), id) {
+                Ok(so) => base = Some(so),
+                Err(e) => {
+                    tracing::warn!("device {id}: {e}");
+                    c.failed.fetch_add(1, Relaxed);
+                    return None;
+                }
+            }
+        }
+        let mut so = base.clone()?;
+        so.on_event = Some(event_hook(ctx));
+        let outcome = tokio::select! {
+            r = Session::start(so, Outbox::memory(usize::from(ctx.opts.settings.inflight).max(16) * 2)) => r,
+            _ = stop.wait_for(|s| *s) => return None,
+        };
+        drop(permit);
+        let err = match outcome {
+            // Nothing is subscribed, so nothing arrives for the inbox: the device holds it
+            // without a task of its own to drain it (a task per device is memory).
+            Ok(pair) => return Some(pair),
+            Err(StartError::Connect(e)) => e,
+            Err(e) => {
+                tracing::warn!("device {id}: {e}");
+                c.failed.fetch_add(1, Relaxed);
+                return None;
+            }
+        };
+        c.connect_error(err.cause());
+        if err.is_permanent() || first_try.elapsed() >= ctx.give_up {
+            tracing::warn!("device {id} failed for good: {err}");
+            c.failed.fetch_add(1, Relaxed);
+            return None;
+        }
+        tracing::debug!("device {id}: {err}");
+        let delay = backoff.next_delay(fastrand::f64());
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|s| *s) => return None,
+        }
+    }
+}
+
+/// Counts connections and losses of one device from its session's events.
+fn event_hook(ctx: &Ctx) -> EventHook {
+    let up = AtomicBool::new(false);
+    let start = ctx.start;
+    let c = ctx.counters.clone();
+    EventHook(Arc::new(move |ev: &SessionEvent| match ev {
+        SessionEvent::Connected { connection, .. } if !up.swap(true, Relaxed) => {
+            c.connected_now.fetch_add(1, Relaxed);
+            if *connection == 1 {
+                c.connected_once.fetch_add(1, Relaxed);
+                c.last_first_connect_us
+                    .fetch_max(start.elapsed().as_micros() as u64, Relaxed);
+            } else {
+                c.reconnects.fetch_add(1, Relaxed);
+            }
+        }
+        SessionEvent::Disconnected { .. } | SessionEvent::Failed { .. }
+            if up.swap(false, Relaxed) =>
+        {
+            c.connected_now.fetch_sub(1, Relaxed);
+        }
+        _ => {}
+    }))
+}
+
+/// Publishes device `id`'s messages; returns the task that counts their confirmations (it
+/// ends when the last one resolves or the session closes).
+async fn publish_loop(
+    ctx: &Ctx,
+    session: &Session,
+    id: u64,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(tokio::task::JoinHandle<()>, Arc<AtomicU64>)> {
+    let opts = &ctx.opts;
+    let c = &ctx.counters;
+    let count = match (opts.count, opts.rate > 0.0) {
+        (Some(n), _) => n,
+        (None, true) => u64::MAX,
+        (None, false) => return None,
+    };
+    if count == 0 {
+        return None;
+    }
+    let topic = expand(&opts.topic, id);
+    let period = (opts.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / opts.rate));
+    // Spread the devices' first messages over one period so the fleet publishes evenly
+    // instead of in bursts.
+    let first = period.map_or(Instant::now(), |p| {
+        Instant::now() + p.mul_f64(fastrand::f64())
+    });
+    let mut ticker = period.map(|p| {
+        let mut t = tokio::time::interval_at(first, p);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    // Confirmations come back in order (one connection, MQTT's in-order PUBACKs), so one
+    // task awaiting them in turn times each one.
+    let counted = Arc::new(AtomicU64::new(0));
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, transport::session::Delivery)>();
+    let confirmer = {
+        let c = ctx.counters.clone();
+        let counted = counted.clone();
+        tokio::spawn(async move {
+            while let Some((sent, d)) = rx.recv().await {
+                if d.confirmed().await.is_ok() {
+                    counted.fetch_add(1, Relaxed);
+                    c.confirmed.fetch_add(1, Relaxed);
+                    c.latency(sent.elapsed());
+                }
+            }
+        })
+    };
+    let mut sent = 0;
+    while sent < count {
+        if let Some(t) = ticker.as_mut() {
+            tokio::select! {
+                _ = t.tick() => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        } else if *stop.borrow() {
+            break;
+        }
+        let msg = Message::new(topic.clone(), ctx.payload.clone()).with_qos(opts.qos);
+        let at = Instant::now();
+        let r = tokio::select! {
+            r = session.publish(msg) => r,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        match r {
+            Ok(d) => {
+                c.published.fetch_add(1, Relaxed);
+                sent += 1;
+                let _ = tx.send((at, d));
+            }
+            Err(e) => {
+                c.publish_errors.fetch_add(1, Relaxed);
+                tracing::debug!("device {id}: {e}");
+                break;
+            }
+        }
+    }
+    drop(tx);
+    Some((confirmer, counted))
+}
