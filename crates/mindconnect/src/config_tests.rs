@@ -250,9 +250,10 @@ fn the_shipped_example_has_the_seed_section_and_the_local_cloud_section() {
     let sim = ConfigFile::load(&path, Some("iotsim")).unwrap();
     assert_eq!(sim.client_id.as_deref(), Some("edgewire_mqttagent"));
     assert_eq!(sim.http_ca_path.as_deref(), Some("agent_cert/ca.pem"));
+    // `iot-sim up --port-base 18880` puts the mTLS listener on 18882: the file works unedited.
     assert_eq!(
         broker_url(sim.iot_host.as_deref().unwrap()),
-        "mqtts://localhost:8883"
+        "mqtts://localhost:18882"
     );
 }
 
