@@ -97,8 +97,10 @@ smoke: build
     "$bin/iot-sim" up --port-base {{port_base}} --detach
     eval "$("$bin/iot-sim" env)"
     step() { printf '\n--- smoke: %s\n' "$*"; }
+    # The loopback plain port takes iot-sim's service account only (docs/security.md).
+    service=(-u "$EDGEWIRE_SIM_SERVICE_USERNAME" --password-file "$EDGEWIRE_SIM_SERVICE_PASSWORD_FILE")
     step "iot-sim pub (plain listener)"
-    "$bin/iot-sim" pub -b "$EDGEWIRE_SIM_PLAIN" -t demo/plain/reading -C 3 --numbered
+    "$bin/iot-sim" pub -b "$EDGEWIRE_SIM_PLAIN" "${service[@]}" -t demo/plain/reading -C 3 --numbered
     step "mindconnect (configs/mindconnect, section IOTSIM)"
     just profile={{profile}} provision-mindconnect configs/mindconnect/mqtt-config.json IOTSIM \
         --instance-conf "$work/instance.conf"
@@ -115,11 +117,11 @@ smoke: build
     GOOEE_TOKEN=edgewire-gooee-dev-token-not-a-secret just profile={{profile}} check-gooee smoke-device \
         -b "$EDGEWIRE_SIM_TLS_PASSWORD" --cafile "$EDGEWIRE_SIM_CA"
     step "mqtt-sink (esp32 readings into SQLite)"
-    "$bin/mqtt-sink" -b "$EDGEWIRE_SIM_PLAIN" --preset esp32 --db "sqlite://$work/readings.db" \
+    "$bin/mqtt-sink" -b "$EDGEWIRE_SIM_PLAIN" "${service[@]}" --preset esp32 --db "sqlite://$work/readings.db" \
         --create-table -i smoke-sink -C 5 > "$work/sink.out" 2>&1 &
     sink=$!
     for _ in $(seq 300); do grep -q storing "$work/sink.out" && break; sleep 0.1; done
-    "$bin/mqtt-sink" simulate -b "$EDGEWIRE_SIM_PLAIN" --count 5 --rate 50
+    "$bin/mqtt-sink" simulate -b "$EDGEWIRE_SIM_PLAIN" "${service[@]}" --count 5 --rate 50
     wait "$sink"
     cat "$work/sink.out"
     step "iot-sim status"
