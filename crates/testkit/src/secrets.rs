@@ -114,6 +114,44 @@ fn help_of(bin: &Path, path: &[String]) -> String {
 /// reference (`<VAR>`, `<PATH>`, `<FILE>`, `<PEM>`, ...), or any flag whose value name looks
 /// secret (`<TOKEN>`). Each entry reads `SUBCOMMAND --flag <VALUE>`.
 pub fn secret_taking_flags(bin: &Path) -> Vec<String> {
+    walk(bin).1
+}
+
+/// How many help pages [`secret_taking_flags`] reads (the binary and its subcommands), so a
+/// test can check the walk really went into the subcommands.
+pub fn help_pages(bin: &Path) -> usize {
+    walk(bin).0
+}
+
+/// Panics unless the walk of `bin`'s help reads at least `min_pages` pages and finds no flag
+/// that takes a secret as its value (one walk for both).
+pub fn assert_no_secret_taking_flags(bin: &Path, min_pages: usize) {
+    let (pages, bad) = walk(bin);
+    assert!(
+        pages >= min_pages,
+        "the walk of {} read {pages} help pages, expected at least {min_pages} (the subcommands too)",
+        bin.display()
+    );
+    assert!(
+        bad.is_empty(),
+        "flags of {} that take the secret itself (visible in ps): {bad:?}",
+        bin.display()
+    );
+}
+
+/// A file holding `text` with mode 0644, readable by everyone (as a careless `echo > file`
+/// leaves it).
+pub fn public_file(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap_or_else(|e| panic!("testkit: write {}: {e}", p.display()));
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644))
+        .unwrap_or_else(|e| panic!("testkit: chmod {}: {e}", p.display()));
+    p
+}
+
+/// The help pages read and the secret-taking flags found.
+fn walk(bin: &Path) -> (usize, Vec<String>) {
     let mut found = Vec::new();
     let mut queue = vec![Vec::<String>::new()];
     let mut seen = 0;
@@ -143,23 +181,7 @@ pub fn secret_taking_flags(bin: &Path) -> Vec<String> {
     }
     found.sort();
     found.dedup();
-    found
-}
-
-/// How many help pages [`secret_taking_flags`] would read (the binary and its subcommands), so
-/// a test can check the walk really went into the subcommands.
-pub fn help_pages(bin: &Path) -> usize {
-    let mut n = 0;
-    let mut queue = vec![Vec::<String>::new()];
-    while let Some(path) = queue.pop() {
-        n += 1;
-        for sub in subcommands(&help_of(bin, &path)) {
-            let mut p = path.clone();
-            p.push(sub);
-            queue.push(p);
-        }
-    }
-    n
+    (seen, found)
 }
 
 /// Panics when stdout or stderr of `out` contains one of `secrets`, naming the stream.

@@ -3,10 +3,9 @@
 //! `-vvv` and `--output json` and known secrets in their environment and files, never print
 //! them.
 
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use testkit::secrets::{assert_no_secret, help_pages, secret_taking_flags};
+use testkit::secrets::{assert_no_secret, assert_no_secret_taking_flags, public_file};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mc-agent");
 
@@ -16,25 +15,9 @@ fn bin() -> Command {
     c
 }
 
-/// A file holding `text`, readable by everyone (as a careless `echo > file` leaves it).
-fn public_file(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-    p
-}
-
 #[test]
 fn no_flag_takes_a_secret_as_its_value() {
-    assert!(
-        help_pages(BIN.as_ref()) >= 5,
-        "the walk reads the subcommands too"
-    );
-    let bad = secret_taking_flags(BIN.as_ref());
-    assert!(
-        bad.is_empty(),
-        "flags that take the secret itself (visible in ps): {bad:?}"
-    );
+    assert_no_secret_taking_flags(BIN.as_ref(), 5);
 }
 
 #[test]
