@@ -12,7 +12,7 @@ use mindconnect::templates::TemplateDir;
 use serde_json::json;
 use transport::{Outbox, Qos, Session};
 
-use super::{Env, command, mc_agent, spawn};
+use super::{Env, mc_agent, mc_agent_with_stdin, spawn};
 
 async fn publish_model(env: &Env) {
     let cfg = env.agent().join("configs/mqtt-config.json");
@@ -398,17 +398,14 @@ async fn events_from_flags_and_lines_arrive_as_given() {
             && stderr.contains("2 events before it were sent"),
         "{stderr}"
     );
-    let mut c = command(&cwd, &["event", "--events", "-"]);
-    c.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, r#"{{"type": "AgentBaseEvent", "severity": "information", "description": "from stdin", "details": {{}}}}"#).unwrap();
-    }
-    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    let out = mc_agent_with_stdin(
+        &cwd,
+        &["event", "--events", "-"],
+        concat!(
+            r#"{"type": "AgentBaseEvent", "severity": "information", "description": "from stdin", "details": {}}"#,
+            "\n"
+        ),
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 
     let agent = env.cloud.agent("edgewire_mqttagent").unwrap();
@@ -558,17 +555,11 @@ async fn custom_data_arrives_unchanged_on_the_registered_topic() {
     std::fs::write(cwd.join("custom.json"), doc).unwrap();
     let out = mc_agent(&cwd, &["custom", "--topic", topic, "--data", "custom.json"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let mut c = command(&cwd, &["custom", "--topic", topic, "--data", "-"]);
-    c.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, "{{\"n\": 1}}\n\n{{\"n\": 2}}").unwrap();
-    }
-    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    let out = mc_agent_with_stdin(
+        &cwd,
+        &["custom", "--topic", topic, "--data", "-"],
+        "{\"n\": 1}\n\n{\"n\": 2}\n",
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let kept = &env.cloud.custom_topic(topic).unwrap().documents;
     assert_eq!(kept.len(), 3, "{kept:?}");

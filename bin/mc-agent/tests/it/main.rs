@@ -63,6 +63,22 @@ pub(crate) fn mc_agent(cwd: &Path, args: &[&str]) -> Output {
     tokio::task::block_in_place(|| testkit::cli::run(&mut command(cwd, args)))
 }
 
+/// Runs the built binary in `cwd` with `input` on its stdin (closed after it), to completion.
+pub(crate) fn mc_agent_with_stdin(cwd: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command(cwd, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    tokio::task::block_in_place(|| child.wait_with_output()).unwrap()
+}
+
 /// The built binary running in the background, its output collected.
 pub(crate) fn spawn(cwd: &Path, args: &[&str]) -> testkit::cli::Running {
     testkit::cli::Running::spawn(&mut command(cwd, args))
