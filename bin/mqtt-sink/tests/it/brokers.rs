@@ -42,23 +42,33 @@ fn ready(r: &Running) {
     r.wait_for_stdout_line("\"type\":\"ready\"", Duration::from_secs(60));
 }
 
-/// Publishes `n` readings on `url` in paced chunks of 500 from a thread.
+/// Publishes `n` readings on `url` in paced chunks of 500 from a thread. A chunk cut by a lost
+/// connection (a NATS cluster drops every node's MQTT clients while it re-elects after a kill)
+/// is sent again, as an at-least-once publisher does; the sinks store each reading once.
 fn publisher(url: String, n: u64) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for chunk in 0..n / 500 {
             let t = chunk * 500;
-            let out = Command::new(env!("CARGO_BIN_EXE_mqtt-sink"))
-                .args(["simulate", "-b", &url, "--count", "500", "--rate", "0"])
-                .arg("--start")
-                .arg(format!(
-                    "2026-02-01 {:02}:{:02}:{:02}",
-                    t / 3600,
-                    t % 3600 / 60,
-                    t % 60
-                ))
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "simulate: {out:?}");
+            let mut tries = 0;
+            loop {
+                let out = Command::new(env!("CARGO_BIN_EXE_mqtt-sink"))
+                    .args(["simulate", "-b", &url, "--count", "500", "--rate", "0"])
+                    .arg("--start")
+                    .arg(format!(
+                        "2026-02-01 {:02}:{:02}:{:02}",
+                        t / 3600,
+                        t % 3600 / 60,
+                        t % 60
+                    ))
+                    .output()
+                    .unwrap();
+                tries += 1;
+                if out.status.success() {
+                    break;
+                }
+                let lost = String::from_utf8_lossy(&out.stderr).contains("was lost");
+                assert!(lost && tries < 5, "simulate (try {tries}): {out:?}");
+            }
         }
     })
 }
