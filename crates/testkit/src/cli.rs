@@ -141,6 +141,13 @@ impl Drop for Running {
     }
 }
 
+/// Checks NDJSON stdout of `binary` against `docs/schema/` (see [`crate::schema`]), then parses
+/// it into `(type, data)` pairs: every test that reads a binary's events checks their schemas.
+pub fn events_of(binary: &str, stdout: &[u8]) -> Vec<(String, serde_json::Value)> {
+    crate::schema::validate(binary, stdout);
+    events(stdout)
+}
+
 /// Parses NDJSON stdout (`{"type": ..., "data": ...}` per line) into `(type, data)` pairs.
 pub fn events(stdout: &[u8]) -> Vec<(String, serde_json::Value)> {
     String::from_utf8_lossy(stdout)

@@ -33,6 +33,7 @@ mod postgres;
 mod process;
 mod proxy;
 mod rabbitmq;
+pub mod schema;
 pub mod secrets;
 mod subscriber;
 pub mod wait;

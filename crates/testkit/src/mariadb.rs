@@ -112,6 +112,9 @@ impl MariaDb {
         let dir = RunDir::create("mariadb", account.as_ref());
         let log = dir.path().join("mariadb.log");
         write_owned(&log, b"", 0o600, account.as_ref());
+        fs::create_dir_all(tmpdir(&dir))
+            .unwrap_or_else(|e| panic!("testkit: cannot create {}: {e}", tmpdir(&dir).display()));
+        dbserver::give_to(&tmpdir(&dir), account.as_ref());
         install_db(&dir, account.as_ref());
         let pki = (flavor == MariaDbFlavor::Tls).then(|| {
             let pki = Pki::generate(&dir.path().join("pki"));
@@ -387,6 +390,7 @@ fn install_db(dir: &RunDir, account: Option<&Account>) {
     let mut cmd = Command::new(INSTALL_DB);
     cmd.arg("--no-defaults")
         .arg(format!("--datadir={}", dir.path().join("data").display()))
+        .arg(format!("--tmpdir={}", tmpdir(dir).display()))
         .args([
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
@@ -397,6 +401,12 @@ fn install_db(dir: &RunDir, account: Option<&Account>) {
         cmd.arg(format!("--user={}", a.name));
     }
     run_tool(&mut cmd, INSTALL_DB, TOOL_TIMEOUT);
+}
+
+/// The server's own temporary folder: with the default (/tmp) a bootstrap once failed to find
+/// its `#sql-temptable-*` file again while other test runs shared /tmp.
+fn tmpdir(dir: &RunDir) -> PathBuf {
+    dir.path().join("tmp")
 }
 
 fn spawn_server(
@@ -412,6 +422,7 @@ fn spawn_server(
     // `--no-defaults` must come first: no /etc/mysql settings leak in.
     cmd.arg("--no-defaults")
         .arg(format!("--datadir={}", d.join("data").display()))
+        .arg(format!("--tmpdir={}", tmpdir(dir).display()))
         .arg(format!("--port={port}"))
         .arg("--bind-address=127.0.0.1")
         .arg(format!("--socket={}", d.join("mysqld.sock").display()))

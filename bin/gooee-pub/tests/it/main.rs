@@ -41,7 +41,7 @@ pub fn gooee_pub(token: Option<&str>) -> Command {
     c
 }
 
-pub use testkit::cli::{Running, events};
+pub use testkit::cli::Running;
 
 /// Runs to completion (bounded) from an async test.
 pub fn run(cmd: &mut Command) -> Output {
@@ -172,4 +172,9 @@ impl CloudTask {
         self.session.close(Duration::from_secs(1)).await;
         self.task.abort();
     }
+}
+
+/// NDJSON stdout as `(type, data)`, each event checked against its schema in `docs/schema/`.
+pub fn events(stdout: &[u8]) -> Vec<(String, serde_json::Value)> {
+    testkit::cli::events_of("gooee-pub", stdout)
 }

@@ -90,7 +90,9 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// NDJSON stdout, each event checked against its schema in `docs/schema/`.
 fn events(o: &Output) -> Vec<Value> {
+    testkit::schema::validate("hdm-telemetry", &o.stdout);
     String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not NDJSON: {l}: {e}")))

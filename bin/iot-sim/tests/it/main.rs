@@ -11,17 +11,21 @@
 mod fleet;
 mod pipeline;
 mod publish;
-mod schema;
 mod secrets;
 mod sim;
 
 use std::process::Command;
 
-pub use testkit::cli::{Running, events, run};
+pub use testkit::cli::{Running, run};
 
 /// The built binary, with the environment variables it reads cleared.
 pub fn iot_sim() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_iot-sim"));
     c.env_remove("RUST_LOG").env_remove("EDGEWIRE_BROKER");
     c
+}
+
+/// NDJSON stdout as `(type, data)`, each event checked against its schema in `docs/schema/`.
+pub fn events(stdout: &[u8]) -> Vec<(String, serde_json::Value)> {
+    testkit::cli::events_of("iot-sim", stdout)
 }

@@ -43,7 +43,7 @@ fn detached_up_serves_fixed_ports_env_describes_it_and_down_is_repeatable() {
         &b,
     ]));
     assert_eq!(out.status.code(), Some(i32::from(exit::OK)));
-    crate::schema::validate(&out.stdout);
+    testkit::schema::validate("iot-sim", &out.stdout);
     let up = &events(&out.stdout)[0];
     assert_eq!(up.0, "up");
     let listeners = &up.1["listeners"];
@@ -117,17 +117,17 @@ fn detached_up_serves_fixed_ports_env_describes_it_and_down_is_repeatable() {
         "2",
     ]));
     assert_eq!(out.status.code(), Some(0));
-    crate::schema::validate(&out.stdout);
+    testkit::schema::validate("iot-sim", &out.stdout);
     let status = run(iot_sim()
         .current_dir(d)
         .args(["--output", "json", "status"]));
-    crate::schema::validate(&status.stdout);
+    testkit::schema::validate("iot-sim", &status.stdout);
     let certs = run(iot_sim().current_dir(d).args(["--output", "json", "certs"]));
-    crate::schema::validate(&certs.stdout);
+    testkit::schema::validate("iot-sim", &certs.stdout);
 
     let down = run(iot_sim().current_dir(d).args(["--output", "json", "down"]));
     assert_eq!(down.status.code(), Some(0));
-    crate::schema::validate(&down.stdout);
+    testkit::schema::validate("iot-sim", &down.stdout);
     assert_eq!(events(&down.stdout)[0].1["result"], "stopped");
     assert!(
         TcpListener::bind((Ipv4Addr::LOCALHOST, base)).is_ok(),
@@ -137,7 +137,7 @@ fn detached_up_serves_fixed_ports_env_describes_it_and_down_is_repeatable() {
     assert_eq!(status.status.code(), Some(i32::from(exit::FAILURE)));
     let down = run(iot_sim().current_dir(d).args(["--output", "json", "down"]));
     assert_eq!(down.status.code(), Some(0), "down twice is fine");
-    crate::schema::validate(&down.stdout);
+    testkit::schema::validate("iot-sim", &down.stdout);
     assert_eq!(events(&down.stdout)[0].1["result"], "not_running");
     let env = run(iot_sim().current_dir(d).arg("env"));
     assert_eq!(env.status.code(), Some(i32::from(exit::FAILURE)));

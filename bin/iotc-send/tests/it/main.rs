@@ -90,6 +90,7 @@ async fn run(config: &Path, args: &[&str]) -> (i32, Vec<Value>) {
         .await
         .expect("iotc-send ends")
         .unwrap();
+    testkit::schema::validate("iotc-send", &out.stdout);
     let events = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

@@ -109,6 +109,7 @@ async fn run_twice_with_a_command_hook() {
     );
     answer_one_command(&env, &mut bg, "firmware_update").await;
     let lines = bg.stdout.lock().unwrap().clone();
+    testkit::schema::validate("mindconnect", lines.join("\n").as_bytes());
     assert!(lines.iter().any(|l| l.contains("\"instance_created\"")));
     assert!(
         lines
@@ -179,7 +180,7 @@ async fn one_shots_answer_or_fail() {
         ],
     );
     assert_eq!(out.status.code(), Some(0));
-    let ev = testkit::cli::events(&out.stdout);
+    let ev = testkit::cli::events_of("mindconnect", &out.stdout);
     assert!(ev.iter().any(|(k, d)| {
         k == "warning"
             && d["message"]

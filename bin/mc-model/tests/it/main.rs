@@ -61,5 +61,5 @@ pub(crate) fn mc_model(cwd: &Path, args: &[&str]) -> Output {
 
 /// NDJSON stdout as `(type, data)`.
 pub(crate) fn events(out: &Output) -> Vec<(String, serde_json::Value)> {
-    testkit::cli::events(&out.stdout)
+    testkit::cli::events_of("mindconnect", &out.stdout)
 }

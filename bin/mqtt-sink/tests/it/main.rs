@@ -107,7 +107,9 @@ impl Drop for Running {
 }
 
 /// Parses NDJSON into `(type, data)` pairs.
+/// Each event is checked against its schema in `docs/schema/`.
 pub fn events(stdout: &str) -> Vec<(String, serde_json::Value)> {
+    testkit::schema::validate("mqtt-sink", stdout.as_bytes());
     stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
