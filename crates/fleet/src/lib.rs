@@ -241,8 +241,8 @@ enum TlsShare {
     /// One certificate (or none) for every device: one config, one resumption cache (every
     /// device is the same client to the broker).
     Config(Arc<rustls::ClientConfig>),
-    /// A certificate per device: one root store; each device's config resumes only its own
-    /// sessions (a ticket must not carry one device's identity into another's connection).
+    /// A certificate per device: one root store, and no resumption (a shared ticket cache
+    /// would carry one device's identity into another's connection).
     Roots(Arc<rustls::RootCertStore>),
 }
 
@@ -273,7 +273,9 @@ impl TlsShare {
                     FleetError::Session(transport::session::OptionsError::Tls(e))
                 })?;
                 if let Some(c) = Arc::get_mut(&mut config) {
-                    // One broker: room for its tickets, not for 256 servers.
+                    // Its own cache would size itself for 256 servers and keep each ticket with
+                    // the server's chain (6 KiB a device, docs/benchmarks.md); a reconnect makes
+                    // a full handshake instead.
                     c.resumption = rustls::client::Resumption::disabled();
                 }
                 so.tls_config = Some(config);
