@@ -16,6 +16,10 @@ use transport::Qos;
 pub enum Profile {
     /// Plain MQTT: connect, publish `--size` bytes on `-t` at `--rate`.
     Raw,
+    /// HDM on AWS IoT: each device runs hdm-telemetry's agent loop (shadow sync, then
+    /// camelCase events to basic ingest at `--rate`); needs --issuer-cert/--issuer-key (CN =
+    /// thing name = client id, default `hdm-fleet-%i`).
+    Hdm,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +107,27 @@ pub struct FleetArgs {
     /// How often to print a `stats` line (0 = never).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, help_heading = "Fleet")]
     stats_interval: Duration,
+    /// Source addresses for the devices' connections, used in turn (e.g.
+    /// 127.0.0.2,127.0.0.3): each is good for about one ephemeral port range of connections.
+    #[arg(
+        long,
+        value_name = "ADDR,...",
+        value_delimiter = ',',
+        help_heading = "Fleet"
+    )]
+    bind: Vec<std::net::IpAddr>,
+    /// `--profile hdm`: the stage of the basic-ingest rule
+    /// `$aws/rules/iot_data_platform_telemetry_{stage}`.
+    #[arg(
+        long,
+        value_name = "STAGE",
+        default_value = "dev",
+        help_heading = "Fleet profiles"
+    )]
+    hdm_stage: String,
+    /// `--profile hdm`: leave the device shadow alone (no sync, no gate).
+    #[arg(long, help_heading = "Fleet profiles")]
+    no_shadow: bool,
     /// Also write the summary (JSON) to this file, for `iot-sim fleet-report`.
     #[arg(long, value_name = "PATH", help_heading = "Fleet")]
     summary_file: Option<PathBuf>,
@@ -117,7 +142,14 @@ pub async fn run(args: FleetArgs, out: Output) -> u8 {
     }
     let mut settings = args.broker.settings(&args.tls, &args.auth);
     if settings.client_id.is_none() {
-        settings.client_id = Some("fleet-%i".into());
+        settings.client_id = Some(
+            match args.profile {
+                Profile::Raw => "fleet-%i",
+                // HDM's broker rules take `hdm-…` thing names.
+                Profile::Hdm => "hdm-fleet-%i",
+            }
+            .into(),
+        );
     }
     let identity = match (args.issuer_cert, args.issuer_key) {
         (Some(cert), Some(key)) => Identity::Issued {
@@ -131,8 +163,16 @@ pub async fn run(args: FleetArgs, out: Output) -> u8 {
         },
         _ => Identity::Shared,
     };
-    let Profile::Raw = args.profile;
+    let profile = match args.profile {
+        Profile::Raw => fleet::Profile::Raw,
+        Profile::Hdm => fleet::Profile::Hdm(fleet::HdmProfile {
+            stage: args.hdm_stage,
+            shadow: !args.no_shadow,
+        }),
+    };
     let opts = FleetOptions {
+        profile,
+        bind: args.bind,
         settings,
         identity,
         devices: args.devices,

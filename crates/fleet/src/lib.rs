@@ -9,6 +9,7 @@
 //!
 //! This is the client side only: it links no broker and no cloud side.
 
+mod hdm_profile;
 mod identity;
 mod stats;
 
@@ -93,9 +94,43 @@ impl std::str::FromStr for Shard {
     }
 }
 
+/// What each device speaks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Profile {
+    /// Plain MQTT: `size` bytes on `topic` at `rate`, latency to each PUBACK.
+    #[default]
+    Raw,
+    /// HDM on AWS IoT: each device runs HDM's agent loop (shadow sync and gate, the camelCase
+    /// envelope to basic ingest); `topic` is not used.
+    Hdm(HdmProfile),
+}
+
+/// The HDM profile's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HdmProfile {
+    /// The stage of the basic-ingest rule `$aws/rules/iot_data_platform_telemetry_{stage}`.
+    pub stage: String,
+    /// Sync and follow each device's classic shadow (it gates telemetry).
+    pub shadow: bool,
+}
+
+impl Default for HdmProfile {
+    fn default() -> Self {
+        HdmProfile {
+            stage: "dev".into(),
+            shadow: true,
+        }
+    }
+}
+
+pub use hdm_profile::{EVENT_SUBTYPE as HDM_EVENT_SUBTYPE, EVENT_TYPE as HDM_EVENT_TYPE};
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
+    /// What each device speaks.
+    pub profile: Profile,
     /// The connection, as for one device; `client_id` is the pattern (`%i`), default
     /// `fleet-%i`.
     pub settings: ConnectSettings,
@@ -126,11 +161,16 @@ pub struct FleetOptions {
     pub duration: Option<Duration>,
     /// How often the `on_tick` callback gets a snapshot.
     pub tick: Duration,
+    /// Source addresses, given to the devices in turn (device number modulo their count):
+    /// each address is good for about as many connections as the ephemeral port range holds.
+    /// Empty: the system's choice.
+    pub bind: Vec<std::net::IpAddr>,
 }
 
 impl Default for FleetOptions {
     fn default() -> Self {
         FleetOptions {
+            profile: Profile::Raw,
             settings: ConnectSettings::default(),
             identity: Identity::Shared,
             devices: 1,
@@ -145,6 +185,7 @@ impl Default for FleetOptions {
             count: None,
             duration: None,
             tick: Duration::from_millis(500),
+            bind: Vec::new(),
         }
     }
 }
@@ -191,13 +232,69 @@ pub enum FleetError {
     Io(String),
 }
 
+/// What the devices' TLS set-ups share: parsing a root store, a certificate chain and a key,
+/// and a resumption cache of 256 servers, per device was a large part of each connection's
+/// memory (docs/benchmarks.md, "Fleet").
+enum TlsShare {
+    /// No TLS.
+    None,
+    /// One certificate (or none) for every device: one config, one resumption cache (every
+    /// device is the same client to the broker).
+    Config(Arc<rustls::ClientConfig>),
+    /// A certificate per device: one root store, and no resumption (a shared ticket cache
+    /// would carry one device's identity into another's connection).
+    Roots(Arc<rustls::RootCertStore>),
+}
+
+impl TlsShare {
+    fn new(first: &transport::SessionOptions, per_device: bool) -> Result<Self, FleetError> {
+        if !first.endpoint.scheme().is_tls() {
+            return Ok(TlsShare::None);
+        }
+        let tls_err = |e| FleetError::Session(transport::session::OptionsError::Tls(e));
+        if per_device {
+            return Ok(TlsShare::Roots(
+                transport::tls::roots(&first.tls.ca_files).map_err(tls_err)?,
+            ));
+        }
+        Ok(TlsShare::Config(
+            transport::tls::client_config(&first.tls).map_err(tls_err)?,
+        ))
+    }
+
+    /// Sets `so.tls_config` for one device.
+    fn apply(&self, so: &mut transport::SessionOptions) -> Result<(), FleetError> {
+        match self {
+            TlsShare::None => {}
+            TlsShare::Config(c) => so.tls_config = Some(c.clone()),
+            TlsShare::Roots(roots) => {
+                let mut config = transport::tls::client_config_with_roots(&so.tls, roots.clone())
+                    .map_err(|e| {
+                    FleetError::Session(transport::session::OptionsError::Tls(e))
+                })?;
+                if let Some(c) = Arc::get_mut(&mut config) {
+                    // Its own cache would size itself for 256 servers and keep each ticket with
+                    // the server's chain (6 KiB a device, docs/benchmarks.md); a reconnect makes
+                    // a full handshake instead.
+                    c.resumption = rustls::client::Resumption::disabled();
+                }
+                so.tls_config = Some(config);
+            }
+        }
+        Ok(())
+    }
+}
+
 struct Ctx {
     opts: FleetOptions,
     certs: Option<CertFactory>,
+    tls: TlsShare,
+    /// `--profile hdm` and its telemetry topic.
+    hdm: Option<(HdmProfile, String)>,
     counters: Arc<Counters>,
     payload: Bytes,
     start: Instant,
-    connecting: Semaphore,
+    connecting: Arc<Semaphore>,
     give_up: Duration,
 }
 
@@ -258,7 +355,15 @@ pub async fn run(
     };
     // Check the settings once, with the first device, so a bad URL or password source is one
     // error and not one per device.
-    device_options(&opts, certs.as_ref(), range.start + opts.id_offset)?;
+    let hdm = match &opts.profile {
+        Profile::Raw => None,
+        Profile::Hdm(p) => Some((p.clone(), hdm_profile::check(&opts, p)?)),
+    };
+    let first = device_options(&opts, certs.as_ref(), range.start + opts.id_offset)?;
+    let tls = TlsShare::new(&first, certs.is_some())?;
+    // The shared parts are checked here, once; a device's own certificate is checked when it
+    // is made.
+    tls.apply(&mut first.clone())?;
     let limit = raise_open_file_limit();
     let n = range.end - range.start;
     if n + 64 > limit {
@@ -270,10 +375,12 @@ pub async fn run(
     let ctx = Arc::new(Ctx {
         give_up: opts.settings.give_up_after.unwrap_or(DEFAULT_GIVE_UP),
         payload: Bytes::from(vec![b'x'; opts.size]),
-        connecting: Semaphore::new(opts.max_connecting.max(1)),
+        connecting: Arc::new(Semaphore::new(opts.max_connecting.max(1))),
         counters: Arc::new(Counters::new()),
         start: Instant::now(),
         certs,
+        tls,
+        hdm,
         opts,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -346,6 +453,12 @@ fn device_options(
     so.give_up_after = None;
     // A device's messages are small and few at a time: keep its inbox small.
     so.incoming_bytes = 64 * 1024;
+    // Nobody reads a raw device's session events (its hook counts them); a vendor agent reads
+    // them as they come. Each slot is allocated up front.
+    so.event_capacity = 8;
+    if !opts.bind.is_empty() {
+        so.bind = Some(opts.bind[(id % opts.bind.len() as u64) as usize]);
+    }
     Ok(so)
 }
 
@@ -356,6 +469,10 @@ async fn device(ctx: Arc<Ctx>, id: u64, at: Instant, mut stop: watch::Receiver<b
     }
     let c = &ctx.counters;
     c.started.fetch_add(1, Relaxed);
+    if let Some((p, topic)) = &ctx.hdm {
+        hdm_profile::run_device(&ctx, p, topic, id, &mut stop).await;
+        return;
+    }
     let Some((session, _incoming)) = connect(&ctx, id, &mut stop).await else {
         return;
     };
@@ -429,7 +546,9 @@ async fn connect(
         // Made (and its certificate issued) once per device, under the permit, so that
         // issuing is bounded like the handshakes and a retry reuses the certificate.
         if base.is_none() {
-            match device_options(&ctx.opts, ctx.certs.as_ref(), id) {
+            match device_options(&ctx.opts, ctx.certs.as_ref(), id)
+                .and_then(|mut so| ctx.tls.apply(&mut so).map(|()| so))
+            {
                 Ok(so) => base = Some(so),
                 Err(e) => {
                     tracing::warn!("device {id}: {e}");

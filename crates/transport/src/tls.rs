@@ -97,20 +97,37 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
 
 /// Builds the rustls client config for `opts`.
 pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
+    // The pair first: its message is the more useful one when both are wrong.
+    check_pair(opts)?;
+    client_config_with_roots(opts, roots(&opts.ca_files)?)
+}
+
+fn check_pair(opts: &TlsOptions) -> Result<(), TlsError> {
     match (&opts.client_cert, &opts.client_key) {
-        (Some(_), None) => {
-            return Err(TlsError::Incomplete(
-                "--cert was given without --key; pass both",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(TlsError::Incomplete(
-                "--key was given without --cert; pass both",
-            ));
-        }
-        _ => {}
+        (Some(_), None) => Err(TlsError::Incomplete(
+            "--cert was given without --key; pass both",
+        )),
+        (None, Some(_)) => Err(TlsError::Incomplete(
+            "--key was given without --cert; pass both",
+        )),
+        _ => Ok(()),
     }
-    let roots = root_store(&opts.ca_files)?;
+}
+
+/// The trust anchors of `ca_files` (empty: the system's store), parsed once so that many
+/// configs can share them ([`client_config_with_roots`]).
+pub fn roots(ca_files: &[PathBuf]) -> Result<Arc<RootCertStore>, TlsError> {
+    root_store(ca_files).map(Arc::new)
+}
+
+/// Builds the rustls client config for `opts` over trust anchors already parsed
+/// (`opts.ca_files` is not read again): many sessions with their own client certificates
+/// share one root store.
+pub fn client_config_with_roots(
+    opts: &TlsOptions,
+    roots: Arc<RootCertStore>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    check_pair(opts)?;
     let builder = ClientConfig::builder_with_provider(crypto_provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Setup(e.to_string()))?

@@ -328,3 +328,193 @@ fn a_broker_restart_is_counted_as_one_reconnect_per_device() {
     assert_eq!(s["connected"], 20, "{s}");
     assert_eq!(s["failed"], 0, "{s}");
 }
+
+/// `iot-sim up` in `dir`, running until SIGTERM; returns it with its `env` (JSON).
+fn sim_up(dir: &std::path::Path) -> (Running, serde_json::Value) {
+    let up = Running::spawn(iot_sim().current_dir(dir).arg("up"));
+    let status_file = dir.join(".edgewire/sim/status.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !status_file.exists() {
+        assert!(Instant::now() < deadline, "iot-sim up did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let env = run(iot_sim().current_dir(dir).args(["env", "--format", "json"]));
+    assert_eq!(env.status.code(), Some(0));
+    (up, serde_json::from_slice(&env.stdout).unwrap())
+}
+
+fn hdm_counters(dir: &std::path::Path) -> serde_json::Value {
+    let out = run(iot_sim()
+        .current_dir(dir)
+        .args(["--output", "json", "status"]));
+    events(&out.stdout)[0].1["clouds"]["hdm"]["counters"].clone()
+}
+
+#[test]
+fn a_hundred_hdm_devices_sync_their_shadows_and_pass_the_hdm_cloud_sides_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut up, env) = sim_up(dir.path());
+    let mtls = env["EDGEWIRE_SIM_MTLS"].as_str().unwrap();
+    let ca = env["EDGEWIRE_SIM_CA"].as_str().unwrap();
+    let ca_key = std::path::Path::new(ca).with_file_name("ca.key");
+    let out = run(iot_sim().args([
+        "--output",
+        "json",
+        "fleet",
+        "--profile",
+        "hdm",
+        "-b",
+        mtls,
+        "--cafile",
+        ca,
+        "--issuer-cert",
+        ca,
+        "--issuer-key",
+        ca_key.to_str().unwrap(),
+        "-n",
+        "100",
+        "-C",
+        "2",
+        "--rate",
+        "10",
+    ]));
+    let s = summary(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(exit::OK)),
+        "{s}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        (
+            &s["connected"],
+            &s["failed"],
+            &s["published"],
+            &s["confirmed"]
+        ),
+        (
+            &serde_json::json!(100),
+            &serde_json::json!(0),
+            &serde_json::json!(200),
+            &serde_json::json!(200)
+        ),
+        "{s}"
+    );
+    // The cloud side validated every envelope on basic ingest (a bad one counts as
+    // telemetry_invalid, a foreign topic or org as unknown_rule/wrong_org) and created one
+    // shadow per thing: 100 distinct devices, each synced before it sent (a first `get`
+    // finds no shadow, 404, and the device creates it by reporting its state).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let counters = loop {
+        let c = hdm_counters(dir.path());
+        if c["telemetry_accepted"] == 200
+            && c["shadow_created"] == 100
+            && c["shadow_rejected_404"] == 100
+        {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "hdm counters: {c}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let bad: Vec<_> = counters
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "shadow_rejected_404")
+        .filter(|k| {
+            k.contains("invalid")
+                || k.contains("unknown")
+                || k.contains("wrong")
+                || k.contains("rejected")
+        })
+        .collect();
+    assert!(bad.is_empty(), "checks failed: {counters}");
+    let pid = up.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(up.wait(Duration::from_secs(10)), Some(i32::from(exit::OK)));
+}
+
+#[test]
+fn hdm_devices_without_a_certificate_each_are_refused_before_connecting() {
+    let b = Broker::start(BrokerOpts::new());
+    let out = run(iot_sim().args([
+        "fleet",
+        "--profile",
+        "hdm",
+        "-b",
+        &b.url_mtls(),
+        "--cafile",
+        b.pki().ca_cert().to_str().unwrap(),
+        "-n",
+        "2",
+    ]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::USAGE)));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--issuer-cert") && err.contains("CN"), "{err}");
+}
+
+#[test]
+fn bound_source_addresses_are_used_in_turn_and_the_broker_sees_both() {
+    let b = Broker::start(BrokerOpts::new());
+    let out = run(iot_sim().args([
+        "--output",
+        "json",
+        "fleet",
+        "-b",
+        &b.url_plain(),
+        "--bind",
+        "127.0.0.2,127.0.0.3",
+        "-n",
+        "6",
+        "-C",
+        "1",
+        "-t",
+        "bind/%i",
+    ]));
+    let s = summary(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(exit::OK)),
+        "{s}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s["connected"], 6, "{s}");
+    // mosquitto logs each connection's peer address.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = b.log();
+        let from = |ip: &str| log.matches(&format!("connected from {ip}:")).count();
+        if from("127.0.0.2") == 3 && from("127.0.0.3") == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected 3 connections from each source address:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A source address of the other family cannot reach the broker; the failure names it.
+    let out = run(iot_sim().args([
+        "fleet",
+        "-b",
+        &b.url_plain(),
+        "--bind",
+        "::1",
+        "-n",
+        "1",
+        "--give-up-after",
+        "1s",
+    ]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::FAILURE)));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no IPv6 address") && err.contains("::1"),
+        "{err}"
+    );
+}

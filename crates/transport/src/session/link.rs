@@ -105,7 +105,7 @@ async fn open_within(
 ) -> Result<(Link, bool), LinkError> {
     let ep = &opts.endpoint;
     let tcp = QuickAck {
-        tcp: tcp_connect(ep.host(), ep.port()).await?,
+        tcp: tcp_connect(ep.host(), ep.port(), opts.bind).await?,
         reads_left: QUICKACK_READS,
     };
     let scheme = ep.scheme();
@@ -243,8 +243,12 @@ const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 /// addresses alternate between IPv6 and IPv4, and each gets `ATTEMPT_DELAY` before the next
 /// one starts beside it, so one address that drops packets does not hold up the others for the
 /// whole connect timeout.
-async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, LinkError> {
-    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+async fn tcp_connect(
+    host: &str,
+    port: u16,
+    bind: Option<std::net::IpAddr>,
+) -> Result<TcpStream, LinkError> {
+    let mut addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(LinkError::Dns)?
         .collect();
@@ -254,17 +258,56 @@ async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, LinkError> {
             "the name resolved to no address",
         )));
     }
-    connect_first(interleave(addrs)).await
+    if let Some(local) = bind {
+        addrs.retain(|a| a.is_ipv4() == local.is_ipv4());
+        if addrs.is_empty() {
+            return Err(LinkError::Io(std::io::Error::new(
+                std::io::ErrorKind::AddrNotAvailable,
+                format!(
+                    "{host} has no {} address to reach from the source address {local}",
+                    if local.is_ipv4() { "IPv4" } else { "IPv6" }
+                ),
+            )));
+        }
+    }
+    connect_first(interleave(addrs), bind).await
+}
+
+/// A TCP connection to `addr`, from `bind` (any port) when given.
+async fn connect_from(
+    addr: std::net::SocketAddr,
+    bind: Option<std::net::IpAddr>,
+) -> std::io::Result<TcpStream> {
+    let Some(local) = bind else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket
+        .bind(std::net::SocketAddr::new(local, 0))
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot bind the source address {local}: {e}"),
+            )
+        })?;
+    socket.connect(addr).await
 }
 
 /// Tries `addrs` in order, each `ATTEMPT_DELAY` after the one before (or at once when the one
 /// before failed); the first connection wins.
-async fn connect_first(addrs: Vec<std::net::SocketAddr>) -> Result<TcpStream, LinkError> {
+async fn connect_first(
+    addrs: Vec<std::net::SocketAddr>,
+    bind: Option<std::net::IpAddr>,
+) -> Result<TcpStream, LinkError> {
     let mut queue = addrs.into_iter();
     let mut attempts = tokio::task::JoinSet::new();
     let mut last = None;
     if let Some(a) = queue.next() {
-        attempts.spawn(TcpStream::connect(a));
+        attempts.spawn(connect_from(a, bind));
     }
     loop {
         let more = queue.len() > 0;
@@ -280,7 +323,7 @@ async fn connect_first(addrs: Vec<std::net::SocketAddr>) -> Result<TcpStream, Li
                 Some(Ok(Err(e))) => {
                     last = Some(e);
                     if let Some(a) = queue.next() {
-                        attempts.spawn(TcpStream::connect(a));
+                        attempts.spawn(connect_from(a, bind));
                     }
                 }
                 Some(Err(_)) => {}
@@ -288,7 +331,7 @@ async fn connect_first(addrs: Vec<std::net::SocketAddr>) -> Result<TcpStream, Li
             },
             () = tokio::time::sleep(ATTEMPT_DELAY), if more => {
                 if let Some(a) = queue.next() {
-                    attempts.spawn(TcpStream::connect(a));
+                    attempts.spawn(connect_from(a, bind));
                 }
             }
         }
@@ -676,6 +719,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_source_address_is_bound_before_connecting_and_a_family_mismatch_is_named() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        for source in ["127.0.0.2", "127.0.0.3"] {
+            let ip: std::net::IpAddr = source.parse().unwrap();
+            let _s = tcp_connect("127.0.0.1", port, Some(ip)).await.unwrap();
+            let (_, peer) = listener.accept().await.unwrap();
+            assert_eq!(peer.ip(), ip, "the broker sees the bound source address");
+        }
+        let e = tcp_connect("127.0.0.1", port, Some("::1".parse().unwrap()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no IPv6 address") && e.contains("::1"), "{e}");
+    }
+
+    #[tokio::test]
     async fn an_address_that_never_answers_does_not_hold_up_the_next() {
         // A listener with a backlog of 0 and one connection waiting in it drops further SYNs:
         // connecting to it hangs, as to a host that drops packets.
@@ -691,7 +751,7 @@ mod tests {
         let start = std::time::Instant::now();
         let s = tokio::time::timeout(
             Duration::from_secs(20),
-            connect_first(vec![hole_addr, good_addr]),
+            connect_first(vec![hole_addr, good_addr], None),
         )
         .await
         .expect("the second address was tried while the first hung")

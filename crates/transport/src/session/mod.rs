@@ -520,7 +520,7 @@ impl Session {
             wake,
             tls,
             status: watch::channel(status).0,
-            events: broadcast::channel(256).0,
+            events: broadcast::channel(opts.event_capacity).0,
             opts,
         });
         let (stop, stop_rx) = watch::channel(false);

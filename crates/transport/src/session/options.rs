@@ -122,6 +122,19 @@ pub struct SessionOptions {
     pub on_resend: Option<ResendHook>,
     /// See [`EventHook`].
     pub on_event: Option<EventHook>,
+    /// Slots of the channel behind [`super::Session::events`], allocated up front (about 50
+    /// bytes each); a receiver that falls this far behind loses the oldest events. Many
+    /// sessions in one process with nobody reading events (a load test) take a few.
+    pub event_capacity: usize,
+    /// A TLS client configuration built once and shared by many sessions, used instead of
+    /// building one from [`SessionOptions::tls`] (which is then not read). Each built config
+    /// holds its own root store, certificate chain and resumption cache: tens of KiB per
+    /// session.
+    pub tls_config: Option<Arc<ClientConfig>>,
+    /// Local (source) address the TCP connection binds to before connecting (port chosen by
+    /// the system); only broker addresses of the same family are tried. `None`: the system's
+    /// choice. One source address limits a host to about 64k connections to one broker port.
+    pub bind: Option<std::net::IpAddr>,
     /// What the "spool full" warning tells the user to change (each binary names its own
     /// settings).
     pub spool_full_hint: String,
@@ -162,6 +175,9 @@ impl SessionOptions {
             start_mode: StartMode::RequireConnection,
             on_resend: None,
             on_event: DEFAULT_EVENT_HOOK.get().cloned(),
+            event_capacity: 256,
+            tls_config: None,
+            bind: None,
             spool_full_hint: "raise --spool-max-mb or --spool-files to keep more".into(),
         }
     }
@@ -206,8 +222,16 @@ impl SessionOptions {
                 "--inflight must be at least 1".into(),
             ));
         }
+        if self.event_capacity == 0 {
+            return Err(OptionsError::Invalid(
+                "the session's event capacity must be at least 1".into(),
+            ));
+        }
         if self.endpoint.scheme().is_tls() {
-            Ok(Some(tls::client_config(&self.tls)?))
+            match &self.tls_config {
+                Some(shared) => Ok(Some(shared.clone())),
+                None => Ok(Some(tls::client_config(&self.tls)?)),
+            }
         } else {
             Ok(None)
         }

@@ -1,0 +1,216 @@
+//! `--profile hdm`: every device is HDM's own agent loop ([`hdm::agent::run::run`], the loop
+//! behind `hdm-telemetry run`): the classic shadow synced first (get, created by reporting when
+//! missing, deltas followed) and gating telemetry, camelCase envelopes with fresh UUIDs and
+//! increasing timestamps sent to AWS basic ingest at QoS 1. The fleet gives each device only
+//! its identity (a thing name, a certificate with that CN) and its pacing, and counts what the
+//! agent reports.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hdm::agent::run::{Plan, ShadowPlan};
+use hdm::agent::{AgentError, Event, EventSource, Provisioned, TelemetryPlan};
+use hdm::protocol::envelope::Header;
+use hdm::protocol::shadow::device::DeviceConfig;
+use hdm::protocol::shadow::gate::initial_state;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use transport::session::StartError;
+use transport::{Outbox, Outcome, SessionOptions};
+
+use crate::{Ctx, FleetError, HdmProfile, device_options, event_hook};
+
+/// `eventType` and `eventSubType` of the fleet's events, so a backend can tell load-test
+/// traffic from a press's.
+pub const EVENT_TYPE: &str = "edgewire-fleet";
+/// See [`EVENT_TYPE`].
+pub const EVENT_SUBTYPE: &str = "load-test";
+/// How long a device's first shadow sync may take before it sends telemetry anyway.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Checks what the profile needs before any device starts.
+pub(crate) fn check(opts: &crate::FleetOptions, p: &HdmProfile) -> Result<String, FleetError> {
+    if !matches!(opts.identity, crate::Identity::Issued { .. }) {
+        return Err(FleetError::Invalid(
+            "--profile hdm needs --issuer-cert and --issuer-key: AWS IoT (and iot-sim) take an HDM device's client id only with a certificate whose CN is that thing name".into(),
+        ));
+    }
+    hdm::protocol::topics::telemetry_topic(&p.stage)
+        .map_err(|e| FleetError::Invalid(format!("--hdm-stage: {e}")))
+}
+
+/// Device `id`'s session options as the HDM agent connects (`hdm::agent::connect`): client id
+/// = thing name = its certificate's CN, the reference client's keep-alive, ALPN on port 443.
+fn session_options(ctx: &Ctx, id: u64) -> Result<SessionOptions, FleetError> {
+    let mut so = device_options(&ctx.opts, ctx.certs.as_ref(), id)?;
+    let (Some(cert), Some(key)) = (so.tls.client_cert.clone(), so.tls.client_key.clone()) else {
+        return Err(FleetError::Invalid(
+            "--profile hdm needs a certificate per device".into(),
+        ));
+    };
+    let device = Provisioned {
+        dir: cert
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+        thing: so.client_id.clone(),
+        root_ca: so.tls.ca_files.first().cloned().unwrap_or_default(),
+        cert,
+        key,
+        org_id: None,
+        properties: None,
+    };
+    hdm::agent::connect::complete(&mut so, &device, false);
+    so.keep_alive = hdm::agent::connect::KEEP_ALIVE;
+    ctx.tls.apply(&mut so)?;
+    Ok(so)
+}
+
+/// What device `id` runs: the shadow (unless switched off) and telemetry at the fleet's rate.
+fn plan(ctx: &Ctx, p: &HdmProfile, topic: &str, thing: &str, id: u64) -> Plan {
+    let opts = &ctx.opts;
+    let count = match (opts.count, opts.rate > 0.0) {
+        (Some(0), _) | (None, false) => None,
+        (Some(n), _) => Some(Some(n)),
+        (None, true) => Some(None),
+    };
+    let mut header = Header::defaults(thing);
+    header.event_type = Some(EVENT_TYPE.into());
+    header.event_subtype = Some(EVENT_SUBTYPE.into());
+    let telemetry = count.map(|count| TelemetryPlan {
+        topic: topic.to_owned(),
+        header: header.into(),
+        source: EventSource::Repeat(serde_json::json!({
+            "device": id,
+            "data": "x".repeat(opts.size),
+        })),
+        count,
+        interval: (opts.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / opts.rate)),
+        confirm_timeout: Duration::from_secs(30),
+    });
+    // Held (deltas followed) while a --duration runs or telemetry goes on forever; otherwise
+    // the device ends when its events are confirmed (or, without telemetry, once synced).
+    let follow = opts.duration.is_some() || matches!(count, Some(None));
+    Plan {
+        shadow: p.shadow.then(|| ShadowPlan {
+            follow,
+            sync_timeout: SYNC_TIMEOUT,
+            config: DeviceConfig::default(),
+            initial_state: initial_state(),
+        }),
+        telemetry,
+    }
+}
+
+/// Runs device `id` until its plan is done, it fails for good or the fleet stops. The first
+/// connection is retried like a raw device's (each failure counted by cause); after it, the
+/// agent's session reconnects by itself.
+pub(crate) async fn run_device(
+    ctx: &Ctx,
+    p: &HdmProfile,
+    topic: &str,
+    id: u64,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let c = &ctx.counters;
+    let first_try = Instant::now();
+    let mut backoff = transport::backoff::Backoff::new(
+        Duration::from_millis(200),
+        ctx.opts.settings.reconnect_max.max(Duration::from_secs(1)),
+    );
+    let mut base = None;
+    loop {
+        let permit = tokio::select! {
+            p = ctx.connecting.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        if base.is_none() {
+            match session_options(ctx, id) {
+                Ok(so) => base = Some(so),
+                Err(e) => {
+                    tracing::warn!("device {id}: {e}");
+                    c.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+        let Some(mut so) = base.clone() else { return };
+        so.on_event = Some(event_hook(ctx));
+        let thing = so.client_id.clone();
+        let plan = plan(ctx, p, topic, &thing, id);
+        // The connecting slot is given back once connected (the agent reports it first).
+        let permit = Mutex::new(Some(permit));
+        let reporter = |e: Event| match e {
+            Event::Connected { .. } => {
+                permit
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+            }
+            Event::Sent { .. } => {
+                c.published
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Event::Refused { reason } => {
+                c.publish_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!("device {id}: {reason}");
+            }
+            _ => {}
+        };
+        let mut stopped = stop.clone();
+        let outbox = Outbox::memory(usize::from(ctx.opts.settings.inflight).max(16) * 2);
+        let r = hdm::agent::run::run(
+            so,
+            outbox,
+            plan,
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+            &reporter,
+        )
+        .await;
+        drop(permit);
+        let err = match r {
+            Ok(s) => {
+                c.confirmed
+                    .fetch_add(s.events_confirmed, std::sync::atomic::Ordering::Relaxed);
+                if s.outcome() != Outcome::Ok && !s.interrupted {
+                    tracing::warn!(
+                        "device {id} ({thing}) ended short: {} sent, {} confirmed, {} blocked, {} refused{}",
+                        s.events_sent,
+                        s.events_confirmed,
+                        s.events_blocked,
+                        s.events_refused,
+                        s.shadow_error
+                            .map(|e| format!("; shadow: {e}"))
+                            .unwrap_or_default()
+                    );
+                    c.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                return;
+            }
+            Err(AgentError::Connect(StartError::Connect(e))) => e,
+            Err(e) => {
+                tracing::warn!("device {id} ({thing}): {e}");
+                c.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+        };
+        c.connect_error(err.cause());
+        if err.is_permanent() || first_try.elapsed() >= ctx.give_up {
+            tracing::warn!("device {id} failed for good: {err}");
+            c.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        tracing::debug!("device {id}: {err}");
+        let delay = backoff.next_delay(fastrand::f64());
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
