@@ -221,6 +221,18 @@ impl RunArgs {
                 .open(1024)
                 .map_err(|e| AgentError::Input(e.to_string()))?,
             assume_instantiated: self.assume_instantiated,
+            // v4 when agent.ini exists (the 2024 sample ships it); v3 with instance.conf otherwise.
+            model_sync: if cfg.agent_ini.is_file() {
+                Some(mindconnect::agent::sync::SyncOptions {
+                    local_model: cfg.local_model()?,
+                    agent_ini: cfg.agent_ini.clone(),
+                    timeout: cfg.answer_timeout(),
+                    qos: cfg.qos,
+                    force: false,
+                })
+            } else {
+                None
+            },
         })
     }
 }

@@ -19,7 +19,8 @@ pub async fn run(cli: &Cli, out: Output) -> Result<u8, AgentError> {
     let (Command::Publish { config, .. }
     | Command::Instantiate { config, .. }
     | Command::Show { config, .. }
-    | Command::RegisterTopic { config, .. }) = &cli.command;
+    | Command::RegisterTopic { config, .. }
+    | Command::Sync { config, .. }) = &cli.command;
     let settings = config.settings()?;
     let report = output_reporter(out);
     let ask = prompt::interactive(cli.yes, out);
@@ -41,6 +42,17 @@ pub async fn run(cli: &Cli, out: Output) -> Result<u8, AgentError> {
         instance_conf: conf,
     };
     match &cli.command {
+        Command::Sync { force, .. } => {
+            let opts = mindconnect::agent::sync::SyncOptions {
+                local_model: config.local_model()?,
+                agent_ini: config.agent_ini.clone(),
+                timeout: config.answer_timeout(),
+                qos: config.qos,
+                force: *force,
+            };
+            mindconnect::agent::sync::sync(&settings, &opts, &report).await?;
+            Ok(exit::OK)
+        }
         Command::RegisterTopic {
             topic, mappings, ..
         } => {

@@ -49,6 +49,16 @@ enum Command {
         #[arg(long, help_heading = "Model")]
         force: bool,
     },
+    /// v4 model synchronisation (the 2024 sample): download the cloud model (o/amo_v4/m), send
+    /// only what is missing with the cloud's referenceIds (o/amo_v4/mi), wait for i/amo_v4/mip,
+    /// record it in agent.ini; nothing is sent while agent.ini's sha matches the local model.
+    Sync {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Synchronise even when agent.ini says the local model is in sync.
+        #[arg(long, help_heading = "Model")]
+        force: bool,
+    },
     /// Register the custom topic (the custom data format) at GW_URL with the agent token and
     /// add its JMESPath mappings; safe to run again (409s are taken as "already there").
     RegisterTopic {

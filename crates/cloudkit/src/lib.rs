@@ -84,6 +84,11 @@ pub trait CloudSide: Send + Sync + 'static {
     /// endpoints and cloud-side runners start (for platforms whose answers name the broker, or
     /// that sign device certificates with the development CA).
     fn on_start(&self, _listeners: &[Listener], _pki_dir: &std::path::Path) {}
+
+    /// Called once the HTTPS endpoints listen, with their base URL (`https://localhost:PORT`;
+    /// this side's routes are under `<base>/<name>`), for platforms whose MQTT answers point to
+    /// a download URL.
+    fn on_https(&self, _base: &str) {}
 }
 
 /// How a client reaches one of the local cloud's listeners.

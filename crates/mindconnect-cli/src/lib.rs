@@ -39,6 +39,12 @@ pub struct ConfigArgs {
     /// The file that records a created instance (`CREATED`), like the sample's.
     #[arg(long, value_name = "FILE", default_value = "instance.conf")]
     pub instance_conf: PathBuf,
+    /// The 2024 sample's v4 model synchronisation record (`[DEFAULT]` model-synchronization-*).
+    #[arg(long, value_name = "FILE", default_value = "agent.ini")]
+    pub agent_ini: PathBuf,
+    /// The v4 local model (default: local_asset_model.json of the templates folder).
+    #[arg(long, value_name = "FILE")]
+    pub local_model: Option<PathBuf>,
     /// Gateway URL for the asset lookup (overrides GW_URL).
     #[arg(long, value_name = "URL")]
     pub gw_url: Option<String>,
@@ -93,6 +99,17 @@ impl ConfigArgs {
     /// The templates folder.
     pub fn template_dir(&self) -> Result<TemplateDir, TemplateLoadError> {
         TemplateDir::find(self.templates.as_deref(), &self.config)
+    }
+
+    /// `--local-model`, or `local_asset_model.json` of the templates folder.
+    pub fn local_model(&self) -> Result<PathBuf, TemplateLoadError> {
+        match &self.local_model {
+            Some(p) => Ok(p.clone()),
+            None => Ok(self
+                .template_dir()?
+                .dir()
+                .join(mindconnect::agent::sync::LOCAL_MODEL)),
+        }
     }
 
     /// `--timeout`.

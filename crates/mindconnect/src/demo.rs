@@ -191,6 +191,7 @@ async fn check(env: &DemoEnv) -> Result<Vec<DemoRow>, String> {
         qos: Qos::AtLeastOnce,
         outbox: Outbox::memory(1024),
         assume_instantiated: false,
+        model_sync: None,
     };
     let operator_opts = operator.session_options().map_err(|e| e.to_string())?;
     let command_topic = settings.topics.topic(crate::protocol::Channel::Command);
@@ -249,6 +250,7 @@ async fn check(env: &DemoEnv) -> Result<Vec<DemoRow>, String> {
             hook_runner: hook::Runner::default(),
             qos: Qos::AtLeastOnce,
             assume_instantiated: false,
+            model_sync: None,
         };
         if let Err(e) = run_agent(second, std::future::pending(), reporter.clone()).await {
             notes.push(format!("second run: {e}"));

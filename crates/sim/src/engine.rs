@@ -298,6 +298,11 @@ impl Sim {
             port_for(port_base, "https"),
         )
         .await?;
+        if let Some(h) = &https {
+            for cloud in &clouds {
+                cloud.on_https(&h.base);
+            }
+        }
         let mut runners = Vec::new();
         for cloud in clouds {
             runners.push(CloudRunner::start(cloud, cloud_opts.clone()).await?);

@@ -12,6 +12,7 @@
 
 mod agent;
 mod secrets;
+mod v4;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

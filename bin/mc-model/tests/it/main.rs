@@ -12,6 +12,7 @@
 mod custom;
 mod model;
 mod secrets;
+mod sync;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

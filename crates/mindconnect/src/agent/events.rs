@@ -78,6 +78,19 @@ pub enum Event {
         /// File.
         path: String,
     },
+    /// v4 model synchronisation finished (`agent.ini` says MODEL_SYNCHRONIZATION_SUCCESSFUL).
+    ModelSynced {
+        /// `agent.ini`.
+        path: String,
+        /// Whether `o/amo_v4/mi` was sent (false: the sha matched, or the cloud had it all).
+        sent: bool,
+        /// Elements sent.
+        elements: usize,
+        /// Elements that took their referenceId from the cloud model.
+        reused: usize,
+        /// Elements with a new referenceId.
+        created: usize,
+    },
     /// The broker confirmed a publish (PUBACK for QoS 1, written for QoS 0).
     Published {
         /// `timeseries`, `event`, `file`, `command status`, ...
@@ -173,6 +186,7 @@ impl Event {
             Event::Succeeded { .. } => "succeeded",
             Event::InstanceCreated { .. } => "instance_created",
             Event::InstanceExists { .. } => "instance_exists",
+            Event::ModelSynced { .. } => "model_synced",
             Event::Published { .. } => "published",
             Event::TokenReceived { .. } => "token_received",
             Event::Token { .. } => "token",
@@ -237,6 +251,19 @@ impl std::fmt::Display for Event {
             Event::InstanceExists { path } => {
                 write!(f, "{path} says CREATED; not instantiating again")
             }
+            Event::ModelSynced {
+                path, sent: false, ..
+            } => write!(f, "model in sync ({path}); nothing sent"),
+            Event::ModelSynced {
+                path,
+                elements,
+                reused,
+                created,
+                ..
+            } => write!(
+                f,
+                "model synchronised: sent {elements} element(s) ({reused} referenceIds reused, {created} new); {path} updated"
+            ),
             Event::Published { what, topic, bytes } => {
                 write!(f, "{what} confirmed on {topic} ({bytes} bytes)")
             }

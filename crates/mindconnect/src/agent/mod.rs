@@ -12,6 +12,7 @@ pub mod model;
 pub mod oneshot;
 pub mod run;
 pub mod source;
+pub mod sync;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

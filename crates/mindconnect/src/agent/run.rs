@@ -68,6 +68,10 @@ pub struct RunOptions {
     /// The asset already exists (made in Asset Manager, or by another tool): write
     /// `instance.conf` as `CREATED` instead of asking the platform to instantiate the model.
     pub assume_instantiated: bool,
+    /// v4 model synchronisation instead of the v3 instantiation (`agent.ini` exists): the
+    /// model is synchronised after subscribing and before the tasks start; `instance.conf` is
+    /// neither read nor written.
+    pub model_sync: Option<super::sync::SyncOptions>,
 }
 
 /// What a run did.
@@ -155,20 +159,57 @@ pub async fn run(
 ) -> Result<RunSummary, AgentError> {
     let timeout = opts.plan.answer_timeout;
     let inputs = bootstrap(&opts, &report)?;
-    let (session, incoming) = connect(&opts.settings, true, opts.outbox, &report).await?;
-    subscribe(
-        &session,
-        &opts.settings,
-        &Channel::AGENT_SUBSCRIPTIONS,
-        &report,
-    )
-    .await?;
+    let (session, mut incoming) = connect(&opts.settings, true, opts.outbox, &report).await?;
+    let mut channels = Channel::AGENT_SUBSCRIPTIONS.to_vec();
+    if opts.model_sync.is_some() {
+        channels.extend(Channel::V4_SUBSCRIPTIONS);
+    }
+    subscribe(&session, &opts.settings, &channels, &report).await?;
     let mut machine = Machine::new(
         opts.settings.topics.clone(),
         opts.plan,
         inputs.instance.clone(),
         Box::new(request_id),
     );
+    let mut early = Vec::new();
+    if let Some(sync) = &opts.model_sync {
+        let synced = super::sync::sync_on(
+            &session,
+            &mut incoming,
+            &opts.settings,
+            sync,
+            &report,
+            &mut early,
+        )
+        .await;
+        if let Err(e) = synced {
+            // Like a refused v3 instantiation: reported, timeseries held back (the platform
+            // has no mapping for them), the rest goes on, and the next start tries again.
+            let (errors, message) = match e {
+                AgentError::Rejected {
+                    errors, message, ..
+                } => (errors, message),
+                other => (
+                    vec![crate::protocol::model::JobError {
+                        code: None,
+                        message: other.to_string(),
+                    }],
+                    None,
+                ),
+            };
+            let refused = AgentError::Rejected {
+                what: "model synchronisation",
+                errors: errors.clone(),
+                message: message.clone(),
+            };
+            report(&Event::Warning {
+                message: format!(
+                    "{refused}; timeseries are held back, events, files and commands go on, and the next start tries again"
+                ),
+            });
+            machine.refuse_instance("model synchronisation", errors, message);
+        }
+    }
     let mut d = Driver {
         commands: CommandRunner {
             session: session.clone(),
@@ -192,7 +233,7 @@ pub async fn run(
         first_error: None,
         values_pending: false,
     };
-    let outcome = d.serve(&mut machine, incoming, shutdown).await;
+    let outcome = d.serve(&mut machine, incoming, early, shutdown).await;
     d.shut_down(outcome, timeout).await
 }
 
@@ -210,7 +251,9 @@ fn bootstrap(opts: &RunOptions, report: &Reporter) -> Result<Inputs, AgentError>
     if opts.assume_instantiated && !instance_created(&opts.instance_conf) {
         mark_instance_created(&opts.instance_conf)?;
     }
-    let instance = if instance_created(&opts.instance_conf) {
+    let instance = if opts.model_sync.is_some() {
+        None
+    } else if instance_created(&opts.instance_conf) {
         report(&Event::InstanceExists {
             path: opts.instance_conf.display().to_string(),
         });
@@ -314,9 +357,14 @@ impl Driver {
         &mut self,
         machine: &mut Machine,
         mut incoming: Incoming,
+        early: Vec<transport::Received>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), AgentError> {
         let mut actions: VecDeque<Action> = machine.start(Instant::now()).into();
+        // What arrived while the model was being synchronised (a command, the token answer).
+        for m in early {
+            actions.extend(machine.on_message(&m.topic, &m.payload, Instant::now()));
+        }
         tokio::pin!(shutdown);
         loop {
             while let Some(a) = actions.pop_front() {

@@ -75,6 +75,10 @@ pub fn router(state: Shared) -> Router {
             post(mapping_route),
         )
         .route(UPLOAD_URLS_PATH, post(upload_urls_route))
+        .route(
+            &format!("{}/{{ticket}}", super::v4::DOWNLOAD_PATH),
+            get(v4_download_route),
+        )
         .route(&format!("{UPLOAD_PATH}/{{ticket}}"), put(upload_route))
         .route(
             "/api/iottimeseries/v3/timeseries/{asset}/{aspect}",
@@ -295,6 +299,24 @@ async fn upload_urls_route(State(s): State<Shared>, headers: HeaderMap, body: By
     match authorize(&mut st, &headers, t).and_then(|c| upload_urls(&mut st, &c, &body, &host, t)) {
         Ok(r) => axum::Json(r).into_response(),
         Err(e) => e.into_response(),
+    }
+}
+
+/// A v4 model download: like a presigned URL, the ticket is the credential.
+async fn v4_download_route(State(s): State<Shared>, Path(ticket): Path<String>) -> Response {
+    match super::v4::download(&lock(&s), &ticket) {
+        Some(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        None => HttpError::new(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "unknown or expired model download URL",
+        )
+        .into_response(),
     }
 }
 

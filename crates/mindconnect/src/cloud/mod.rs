@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod jwt;
 pub mod policy;
 pub mod state;
+pub mod v4;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -109,6 +110,15 @@ impl MindConnectCloud {
             .cloned()
     }
 
+    /// The v4 model the platform keeps for `client_id` (as the download serves it).
+    pub fn v4_model(&self, client_id: &str) -> Option<crate::protocol::v4::V4Model> {
+        let st = self.lock();
+        let tenant = st.agents.get(client_id)?.tenant.clone();
+        st.v4_models
+            .contains_key(client_id)
+            .then(|| v4::cloud_model(&st, &tenant, client_id))
+    }
+
     /// The statuses an agent sent for the command with `request_id`.
     pub fn job_statuses(&self, request_id: &str) -> Vec<String> {
         self.lock()
@@ -148,5 +158,9 @@ impl CloudSide for MindConnectCloud {
 
     fn device_names(&self) -> Vec<String> {
         self.device_names.clone()
+    }
+
+    fn on_https(&self, base: &str) {
+        self.lock().https_base = Some(base.trim_end_matches('/').to_owned());
     }
 }

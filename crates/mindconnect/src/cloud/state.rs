@@ -149,6 +149,12 @@ pub struct CloudState {
     pub tickets: BTreeMap<String, Ticket>,
     /// Custom topic registrations by id.
     pub custom: BTreeMap<String, CustomTopic>,
+    /// Client id → its v4 model (Asset Modeler v4 keeps one model per agent).
+    pub v4_models: BTreeMap<String, crate::protocol::v4::V4Model>,
+    /// v4 download tickets and the model snapshot each serves, oldest first.
+    pub v4_downloads: Vec<(String, Vec<u8>)>,
+    /// iot-sim's HTTPS base (`https://localhost:PORT`), once it listens.
+    pub https_base: Option<String>,
     seq: u64,
     unmapped_noted: BTreeSet<(String, String)>,
 }
@@ -165,6 +171,9 @@ impl CloudState {
             jobs: BTreeMap::new(),
             tickets: BTreeMap::new(),
             custom: BTreeMap::new(),
+            v4_models: BTreeMap::new(),
+            v4_downloads: Vec::new(),
+            https_base: None,
             seq: 0,
             unmapped_noted: BTreeSet::new(),
         }
@@ -288,7 +297,13 @@ pub fn handle(
         Channel::TokenRequest => super::ingest::on_token(state, &topics, payload, now),
         Channel::Command => super::ingest::on_delivery(state, &topics, payload),
         Channel::CommandStatus => super::ingest::on_command_status(state, &topics, payload),
-        Channel::ModelStatus | Channel::InstanceProgress | Channel::TokenResponse => Vec::new(),
+        Channel::V4Download => super::v4::on_download(state, &topics, payload),
+        Channel::V4Instantiate => super::v4::on_instantiate(state, &topics, payload),
+        Channel::ModelStatus
+        | Channel::InstanceProgress
+        | Channel::TokenResponse
+        | Channel::V4Model
+        | Channel::V4Progress => Vec::new(),
     }
 }
 

@@ -193,6 +193,7 @@ pub struct Machine {
     tasks: BTreeMap<Task, TaskState>,
     commands: u64,
     finished: bool,
+    refused_what: &'static str,
 }
 
 impl Machine {
@@ -219,7 +220,20 @@ impl Machine {
             tasks,
             commands: 0,
             finished: false,
+            refused_what: "instantiation",
         }
+    }
+
+    /// Before [`Machine::start`]: the model is not there (a v4 synchronisation failed), so
+    /// timeseries stay held back and a bounded run ends with [`Finish::Rejected`] for `what`.
+    pub fn refuse_instance(
+        &mut self,
+        what: &'static str,
+        errors: Vec<JobError>,
+        message: Option<String>,
+    ) {
+        self.refused_what = what;
+        self.instance = Instance::Refused { errors, message };
     }
 
     /// Call once subscribed: sends the instantiation (if needed) and the token request, and
@@ -359,7 +373,7 @@ impl Machine {
     fn finish_done(&mut self) -> Vec<Action> {
         let f = match &self.instance {
             Instance::Refused { errors, message } => Finish::Rejected {
-                what: "instantiation",
+                what: self.refused_what,
                 errors: errors.clone(),
                 message: message.clone(),
             },

@@ -3,6 +3,7 @@
 //! Nothing here awaits, reads a clock, generates randomness or touches files and sockets: the
 //! agent and the platform side both build on it, so they cannot drift apart.
 
+pub mod agent_ini;
 pub mod command;
 pub mod custom;
 pub mod datalake;
@@ -16,6 +17,7 @@ pub mod timeseries;
 pub mod timestamp;
 pub mod token;
 pub mod topic;
+pub mod v4;
 pub mod validate;
 
 pub use envelope::{DecodeError, Reply, Request, Scalar, decode, encode};

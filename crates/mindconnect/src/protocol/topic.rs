@@ -51,11 +51,19 @@ pub enum Channel {
     Command,
     /// `o/cmd_v3/u`: command execution status.
     CommandStatus,
+    /// `o/amo_v4/m`: ask for the cloud model (v4 model synchronisation).
+    V4Download,
+    /// `i/amo_v4/m`: where the cloud model is (`data.content`).
+    V4Model,
+    /// `o/amo_v4/mi`: create or update the model and instantiate it, in one step.
+    V4Instantiate,
+    /// `i/amo_v4/mip`: progress and result of `o/amo_v4/mi`.
+    V4Progress,
 }
 
 impl Channel {
     /// All channels.
-    pub const ALL: [Channel; 11] = [
+    pub const ALL: [Channel; 15] = [
         Channel::Model,
         Channel::ModelStatus,
         Channel::Instantiate,
@@ -67,7 +75,15 @@ impl Channel {
         Channel::TokenResponse,
         Channel::Command,
         Channel::CommandStatus,
+        Channel::V4Download,
+        Channel::V4Model,
+        Channel::V4Instantiate,
+        Channel::V4Progress,
     ];
+
+    /// What v4 model synchronisation subscribes to besides (the 2024 sample's `i/amo_v4/m`
+    /// and `i/amo_v4/mip`).
+    pub const V4_SUBSCRIPTIONS: [Channel; 2] = [Channel::V4Model, Channel::V4Progress];
 
     /// The subscriptions of the agent (the sample's `on_connect`, sent as one SUBSCRIBE).
     pub const AGENT_SUBSCRIPTIONS: [Channel; 3] = [
@@ -94,6 +110,10 @@ impl Channel {
             Channel::TokenResponse => (In, "agm_v3", "tr"),
             Channel::Command => (In, "cmd_v3", "c"),
             Channel::CommandStatus => (Out, "cmd_v3", "u"),
+            Channel::V4Download => (Out, "amo_v4", "m"),
+            Channel::V4Model => (In, "amo_v4", "m"),
+            Channel::V4Instantiate => (Out, "amo_v4", "mi"),
+            Channel::V4Progress => (In, "amo_v4", "mip"),
         }
     }
 
@@ -301,6 +321,22 @@ mod tests {
             (
                 Channel::CommandStatus,
                 "tc/tenantid/tenantid_mqttagent/o/cmd_v3/u",
+            ),
+            (
+                Channel::V4Download,
+                "tc/tenantid/tenantid_mqttagent/o/amo_v4/m",
+            ),
+            (
+                Channel::V4Model,
+                "tc/tenantid/tenantid_mqttagent/i/amo_v4/m",
+            ),
+            (
+                Channel::V4Instantiate,
+                "tc/tenantid/tenantid_mqttagent/o/amo_v4/mi",
+            ),
+            (
+                Channel::V4Progress,
+                "tc/tenantid/tenantid_mqttagent/i/amo_v4/mip",
             ),
         ];
         for (c, s) in expect {

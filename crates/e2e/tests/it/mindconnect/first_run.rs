@@ -70,6 +70,7 @@ pub(crate) fn options_for(
         qos: Qos::AtLeastOnce,
         outbox: Outbox::memory(1024),
         assume_instantiated: false,
+        model_sync: None,
     }
 }
 
