@@ -712,6 +712,35 @@ mod tests {
     }
 
     #[test]
+    fn desired_settings_are_reported_back_when_the_202_list_allows_them() {
+        let mut d = device();
+        let twin =
+            json!({"desired": {"interval": 30, "firmware": "1.2", "$version": 3, "bogus": 1}});
+        // Before the 202 answer nothing can be checked: everything but `$version` goes back.
+        assert_eq!(published(&d.answer_desired(&twin)).len(), 3);
+        let reply = br#"{"d":{"ec":0,"ct":202,"set":[{"ln":"interval","dt":1,"dv":"1 to 3600"},{"ln":"firmware","dt":4,"dv":""}]}}"#;
+        d.on_message_at(C2D, reply, Mono::ZERO);
+        let a = d.answer_desired(&twin);
+        let out = published(&a);
+        assert_eq!(out.len(), 2, "{a:?}");
+        assert!(
+            out[0]
+                .0
+                .starts_with("$iothub/twin/PATCH/properties/reported/")
+        );
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::Ignored(m) if m.contains("`bogus`"))),
+            "{a:?}"
+        );
+        let a = d.answer_desired(&json!({"desired": {"interval": 99999}}));
+        assert!(
+            matches!(&a[..], [Action::Ignored(m)] if m.contains("dv `1 to 3600`")),
+            "{a:?}"
+        );
+    }
+
+    #[test]
     fn heartbeat_acks_and_stop() {
         let mut d = device();
         let a = d.on_message_at(C2D, br#"{"v":"2.1","ct":110,"f":5}"#, Mono::ZERO);
