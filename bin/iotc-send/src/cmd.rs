@@ -36,15 +36,20 @@ pub async fn run(
     let (tx, rx) = mpsc::channel::<Input>(64);
     let interval = a.interval.map(Duration::from_secs_f64);
     let mut sources = JoinSet::new();
+    // The simulation makes values from the devices and attributes the agent hands it: at once
+    // in 1.0 (sync has them), after the 201/204 answers in 2.1, and again after each refresh.
+    let mut catalog = None;
     if a.simulate {
         let sim = Simulation {
-            devices: setup.device.devices(),
-            attributes: setup.sync.att.clone().unwrap_or_default(),
+            devices: Vec::new(),
+            attributes: Vec::new(),
             count: a.count,
             interval: interval.unwrap_or(setup.device.df().max(Duration::from_secs(1))),
             faulty_every: a.faulty_every,
         };
-        sources.spawn(sim.run(tx));
+        let (cat_tx, cat_rx) = tokio::sync::watch::channel(None);
+        catalog = Some(cat_tx);
+        sources.spawn(sim.run(tx, cat_rx));
     } else if let Some(path) = &a.input {
         let reader = source::open(path).await.map_err(AgentError::Input)?;
         sources.spawn(source::lines(reader, interval, tx));
@@ -56,6 +61,7 @@ pub async fn run(
     // certificate or the token the platform hands out.
     let renew_credentials = (setup.sync.at == Some(5) && settings.password.is_none())
         .then_some(iotconnect::agent::bootstrap::SAS_RENEW);
+    let v21 = setup.device.is_v21();
     let (agent, platform, config) = setup.connect(settings, offline, reporter).await?;
     // One runner for both hooks: `--hook-concurrency` limits them together.
     let runner = a.hooks.runner_withholding(secret_vars);
@@ -70,6 +76,8 @@ pub async fn run(
         exit_after_input: a.exit_after_input,
         reconnect: Some(reconnect),
         renew_credentials,
+        catalog,
+        answer_desired: v21,
     };
     let outcome = agent.run(rx, opts, cli::signal::shutdown_signal()).await;
     sources.abort_all();

@@ -10,6 +10,7 @@
 )]
 
 mod secrets;
+mod v21;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -32,8 +33,13 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with(IotConnectCloud::builtin()).await
+}
+
+/// iot-sim with this cloud side (e.g. one serving a changed template).
+async fn env_with(cloud: IotConnectCloud) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let cloud = Arc::new(IotConnectCloud::builtin());
+    let cloud = Arc::new(cloud);
     let sim = Sim::start(
         SimOptions {
             // The device config below names `certs/...` relative to this folder.

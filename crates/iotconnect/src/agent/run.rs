@@ -25,7 +25,7 @@ use transport::{Qos, SessionOptions};
 use super::bootstrap::Platform;
 use super::hook::{Hook, HookCall};
 use super::ota::{self, Downloaded};
-use super::source::Input;
+use super::source::{Catalog, Input};
 use super::{Agent, AgentError, Event, acked};
 use crate::config::Config;
 use crate::protocol::device::Action;
@@ -59,6 +59,12 @@ pub struct RunOptions {
     /// Reconnect with fresh session options (a new SAS token) this often; `None` for
     /// certificates and for tokens the platform hands out (auth type 1).
     pub renew_credentials: Option<Duration>,
+    /// Told the devices and attributes each time they are complete or change (2.1: after the
+    /// 201/204 answers and each refresh; 1.0: at start and after a re-sync), for `--simulate`.
+    pub catalog: Option<tokio::sync::watch::Sender<Option<Catalog>>>,
+    /// Answer desired settings with reported ones (2.1 `run`, as the 2.1 SDK's sample does in
+    /// its twin callback); each is checked against the 202 settings first.
+    pub answer_desired: bool,
 }
 
 /// Why `run` returned.
@@ -109,6 +115,7 @@ impl Agent {
     ) -> Result<RunOutcome, AgentError> {
         let mut tasks: JoinSet<Done> = JoinSet::new();
         let mut watch = self.subscribe_in_background(&mut tasks, &opts).await?;
+        self.tell_catalog(&opts);
         tokio::pin!(shutdown);
         let served = self
             .serve(&mut input, &mut tasks, &mut watch, &opts, shutdown)
@@ -202,6 +209,23 @@ impl Agent {
                 },
             };
             self.execute(actions, tasks, opts).await?;
+        }
+    }
+
+    /// Hands the devices and attributes to the simulation once the device has them.
+    fn tell_catalog(&self, opts: &RunOptions) {
+        if let Some(tx) = &opts.catalog
+            && !self.device.awaiting_identity()
+        {
+            let c = Catalog {
+                devices: self.device.devices(),
+                attributes: self.device.sync().att.clone().unwrap_or_default(),
+            };
+            tx.send_if_modified(|old| {
+                let changed = old.as_ref() != Some(&c);
+                *old = Some(c);
+                changed
+            });
         }
     }
 
@@ -362,6 +386,7 @@ impl Agent {
                 self.reporter.event(Event::Resynced {
                     scope: format!("{scope:?}").to_lowercase(),
                 });
+                self.tell_catalog(opts);
                 if self.device.sync().p != old_p
                     && let Some(make) = &opts.reconnect
                 {
@@ -404,7 +429,10 @@ impl Agent {
                 Action::Heartbeat(every) => self.reporter.event(Event::Heartbeat {
                     every_secs: every.map(|d| d.as_secs()),
                 }),
-                Action::Refreshed(scope) => self.reporter.event(Event::Resynced { scope }),
+                Action::Refreshed(scope) => {
+                    self.reporter.event(Event::Resynced { scope });
+                    self.tell_catalog(opts);
+                }
                 Action::ChildResult { ct, ec, message } => {
                     self.reporter.event(Event::Child { ct, ec, message });
                 }
@@ -417,6 +445,21 @@ impl Agent {
                 }),
                 Action::Resync(scope) => self.on_resync(scope, tasks, opts),
                 Action::DfChanged(df) => self.reporter.event(Event::DfChanged { df: df.as_secs() }),
+                Action::TwinDesired(twin) if opts.answer_desired => {
+                    let answers = self.device.answer_desired(&twin);
+                    self.reporter.event(Event::Twin { twin });
+                    for a in answers {
+                        match a {
+                            Action::Publish(out) => {
+                                self.publish(out).await?;
+                            }
+                            Action::Ignored(message) => {
+                                self.reporter.event(Event::Warning { message });
+                            }
+                            _ => {}
+                        }
+                    }
+                }
                 Action::TwinDesired(twin) | Action::TwinFull(twin) => {
                     self.reporter.event(Event::Twin { twin });
                 }

@@ -88,6 +88,18 @@ pub async fn first_records(path: &std::path::Path) -> Result<Vec<InputRecord>, S
     Err(format!("`{}` holds no SendData line", path.display()))
 }
 
+/// What the simulation makes values for: the devices (gateway first) and their attributes, as
+/// the agent knows them. In 2.1 they arrive over MQTT after connecting (201, 204) and again after
+/// a refresh (ct 101-104), so the agent hands each new catalog to the simulation through a
+/// `watch` channel ([`super::RunOptions::catalog`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catalog {
+    /// Devices (gateway first).
+    pub devices: Vec<DeviceRef>,
+    /// Their attributes.
+    pub attributes: Vec<AttributeGroup>,
+}
+
 /// What the simulation sends.
 #[derive(Debug, Clone)]
 pub struct Simulation {
@@ -176,8 +188,16 @@ impl Simulation {
             .collect()
     }
 
-    /// Sends until `count` or until the receiver is gone.
-    pub async fn run(self, tx: mpsc::Sender<Input>) {
+    /// Sends until `count` or until the receiver is gone. Waits for the first catalog (2.1:
+    /// the attributes and children answers) and makes each send from the latest one.
+    pub async fn run(
+        mut self,
+        tx: mpsc::Sender<Input>,
+        mut catalog: tokio::sync::watch::Receiver<Option<Catalog>>,
+    ) {
+        if catalog.wait_for(Option::is_some).await.is_err() {
+            return;
+        }
         let mut n = 0u64;
         loop {
             n += 1;
@@ -186,6 +206,10 @@ impl Simulation {
             }
             if n > 1 {
                 tokio::time::sleep(self.interval).await;
+            }
+            if let Some(c) = catalog.borrow_and_update().clone() {
+                self.devices = c.devices;
+                self.attributes = c.attributes;
             }
             if tx.send(Input::Records(self.records(n))).await.is_err() {
                 return;
@@ -199,6 +223,43 @@ mod tests {
     use super::*;
     use crate::protocol::validate::judge;
     use serde_json::json;
+
+    #[tokio::test]
+    async fn simulation_waits_for_the_catalog_and_follows_its_changes() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let (cat, cat_rx) = tokio::sync::watch::channel(None);
+        let sim = Simulation {
+            devices: Vec::new(),
+            attributes: Vec::new(),
+            count: Some(2),
+            interval: Duration::ZERO,
+            faulty_every: 0,
+        };
+        let task = tokio::spawn(sim.run(tx, cat_rx));
+        tokio::task::yield_now().await;
+        assert!(rx.try_recv().is_err(), "nothing before the catalog");
+        let attributes: Vec<AttributeGroup> = serde_json::from_value(
+            json!([{"p":"","tg":"","d":[{"ln":"temp","dt":0,"dv":"10 to 20","tg":""}]}]),
+        )
+        .unwrap();
+        cat.send_replace(Some(Catalog {
+            devices: vec![DeviceRef {
+                id: "dev".into(),
+                tg: String::new(),
+            }],
+            attributes,
+        }));
+        let Some(Input::Records(r)) = rx.recv().await else {
+            panic!("a send")
+        };
+        assert_eq!(
+            (r[0].unique_id.as_str(), r[0].data.len()),
+            ("dev", 1),
+            "{r:?}"
+        );
+        assert!(r[0].data.contains_key("temp"));
+        task.await.unwrap();
+    }
 
     #[test]
     fn simulated_values_pass_validation_except_the_faulty_send() {

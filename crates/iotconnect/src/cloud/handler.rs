@@ -17,7 +17,7 @@ use crate::protocol::sas;
 use crate::protocol::v1::ack::AckKind;
 use crate::protocol::v1::c2d::{C2d, DeviceCommand, OtaCommand, OtaUrl, OtaVersion, ota_targets};
 use crate::protocol::v1::envelope::{D2c, MessageType, Telemetry};
-use crate::protocol::v1::sync::{ProtocolInfo, SdkConfig, SyncData, SyncRequest};
+use crate::protocol::v1::sync::{DeviceRef, ProtocolInfo, SdkConfig, SyncData, SyncRequest};
 use crate::protocol::v1::topics;
 use crate::protocol::v2::Platform;
 use crate::protocol::validate::judge;
@@ -75,6 +75,8 @@ pub struct CloudState {
     registering: BTreeMap<String, u32>,
     /// Devices that identified with message 2.1, and on which platform.
     v21: BTreeMap<String, Platform>,
+    /// Gateways whose children changed with 221/222: their children now.
+    children: BTreeMap<String, Vec<DeviceRef>>,
 }
 
 fn guid() -> String {
@@ -91,7 +93,56 @@ impl CloudState {
             twins: BTreeMap::new(),
             registering: BTreeMap::new(),
             v21: BTreeMap::new(),
+            children: BTreeMap::new(),
         }
+    }
+
+    /// A device's devices now: itself first, then its children (the template's, as 221 and
+    /// 222 changed them).
+    pub fn refs(&self, dev: &DeviceEntry) -> Vec<DeviceRef> {
+        let mut refs = TemplateFile::device_refs(dev);
+        if let Some(children) = self.children.get(&dev.unique_id) {
+            refs.truncate(1);
+            refs.extend(children.iter().cloned());
+        }
+        refs
+    }
+
+    /// The connecting device `id` is, or is a child of now.
+    fn owner(&self, id: &str) -> Option<DeviceEntry> {
+        self.template
+            .device(id)
+            .or_else(|| {
+                self.template
+                    .devices
+                    .iter()
+                    .find(|d| self.refs(d).iter().any(|r| r.id == id))
+            })
+            .cloned()
+    }
+
+    /// Keeps what a successful 221 (create) or 222 (delete) changed.
+    fn change_children(&mut self, dev: &DeviceEntry, mt: i64, request: &Value) {
+        let d = request.get("d").cloned().unwrap_or(Value::Null);
+        let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let mut kids: Vec<DeviceRef> = self.refs(dev).into_iter().skip(1).collect();
+        if mt == 221 {
+            kids.push(DeviceRef {
+                id: s("id"),
+                tg: s("tg"),
+            });
+        } else {
+            kids.retain(|r| r.id != s("id"));
+        }
+        self.report.note(
+            format!(
+                "children of {}: {:?}",
+                dev.unique_id,
+                kids.iter().map(|k| k.id.as_str()).collect::<Vec<_>>()
+            ),
+            KEEP,
+        );
+        self.children.insert(dev.unique_id.clone(), kids);
     }
 
     /// What it has seen.
@@ -234,8 +285,14 @@ impl CloudState {
             "di" => {
                 let mt = v.get("mt").and_then(Value::as_i64).unwrap_or(-1);
                 self.report.add(&format!("identity_request_{mt}"), 1);
-                match v21::reply(mt, &v, &dev, &tpl) {
-                    Some(r) => vec![Message::new(v21::c2d_topic(pf, id), r.to_string())],
+                let refs = self.refs(&dev);
+                match v21::reply(mt, &v, &dev, &tpl, &refs) {
+                    Some(r) => {
+                        if matches!(mt, 221 | 222) && r.pointer("/d/ec") == Some(&json!(0)) {
+                            self.change_children(&dev, mt, &v);
+                        }
+                        vec![Message::new(v21::c2d_topic(pf, id), r.to_string())]
+                    }
                     None => self.reject(&format!("{id}: identity request mt {mt} unknown")),
                 }
             }
@@ -319,11 +376,16 @@ impl CloudState {
         match op {
             "report" => {
                 let doc: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
-                if let Some(Value::Object(r)) = doc.pointer("/state/reported") {
-                    twin.reported.extend(r.clone());
-                    twin.reported_version += 1;
-                }
+                let Some(Value::Object(r)) = doc.pointer("/state/reported") else {
+                    return self.reject(&format!(
+                        "{id}: shadow report without `state.reported`: {doc}"
+                    ));
+                };
+                twin.reported.extend(r.clone());
+                twin.reported_version += 1;
                 self.report.add("twin_reported", 1);
+                let r = r.clone();
+                self.check_reported(id, &r);
                 Vec::new()
             }
             "get" => {
@@ -332,6 +394,37 @@ impl CloudState {
                 vec![Message::new(format!("{prefix}get/all"), body.to_string())]
             }
             _ => Vec::new(),
+        }
+    }
+
+    /// Checks a reported patch: each key must be a setting of the device's template with a
+    /// value its type and `dv` accept (`twin_reported_invalid` otherwise); a value equal to the
+    /// desired one counts as `twin_reported_in_sync`. Templates without settings take anything.
+    fn check_reported(&mut self, id: &str, reported: &Map<String, Value>) {
+        let defs = self
+            .template
+            .device(id)
+            .and_then(|d| self.template.template_of(d))
+            .and_then(|t| crate::protocol::validate::settings(&t.settings));
+        let desired = self
+            .twins
+            .get(id)
+            .map(|t| t.desired.clone())
+            .unwrap_or_default();
+        for (k, v) in reported {
+            if v.is_null() {
+                continue;
+            }
+            if let Some(defs) = defs.as_deref().filter(|d| !d.is_empty())
+                && let Err(why) = crate::protocol::validate::check_setting(defs, k, v)
+            {
+                self.report.add("twin_reported_invalid", 1);
+                self.report.note(format!("twin {id}: {why}"), KEEP);
+                continue;
+            }
+            if desired.get(k) == Some(v) {
+                self.report.add("twin_reported_in_sync", 1);
+            }
         }
     }
 
@@ -351,7 +444,7 @@ impl CloudState {
                 dev.unique_id, t.dtg, tpl.dtg
             ));
         }
-        let refs = TemplateFile::device_refs(dev);
+        let refs = self.refs(dev);
         for e in &t.d {
             let Some(r) = refs.iter().find(|r| r.id == e.id) else {
                 self.reject(&format!(
@@ -360,8 +453,22 @@ impl CloudState {
                 ));
                 continue;
             };
+            if let Some(tg) = e.tg.as_deref().filter(|t| !t.is_empty() && *t != r.tg) {
+                self.reject(&format!(
+                    "{}: entry for `{}` tagged `{tg}`, its tag is `{}`",
+                    dev.unique_id, e.id, r.tg
+                ));
+                continue;
+            }
             let values = e.d.first().cloned().unwrap_or_default();
             match t.mt {
+                // A template without attributes takes values as they come (the device cannot
+                // validate them either).
+                MessageType::Reporting if tpl.attributes.is_empty() => {
+                    let n = leaves(&values);
+                    self.report.add("telemetry_values", n);
+                    self.report.add(&format!("values:{}", r.id), n);
+                }
                 MessageType::Reporting => {
                     let j = judge(&tpl.attributes, &r.tg, &values);
                     self.report.add("telemetry_values", j.good_count as u64);
@@ -441,7 +548,7 @@ impl CloudState {
         let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(payload) else {
             return vec![Message::new(topics::twin_res(400, &rid, None), Vec::new())];
         };
-        for (k, v) in patch {
+        for (k, v) in patch.clone() {
             if v.is_null() {
                 twin.reported.remove(&k);
             } else {
@@ -458,6 +565,7 @@ impl CloudState {
             ),
             KEEP,
         );
+        self.check_reported(&id, &patch);
         vec![Message::new(
             topics::twin_res(204, &rid, Some(v)),
             Vec::new(),
@@ -466,7 +574,7 @@ impl CloudState {
 
     fn on_request(&mut self, req: &Request) -> Vec<Message> {
         let target = req.target().to_owned();
-        let Some(owner) = self.template.owner_of(&target).cloned() else {
+        let Some(owner) = self.owner(&target) else {
             return error(&format!("`{target}` is not a device of the template"));
         };
         let cp_id = self.template.cp_id.clone();
@@ -505,16 +613,14 @@ impl CloudState {
                         })
                         .collect(),
                 };
-                let n =
-                    ota_targets(&ota, &TemplateFile::device_refs(&owner), &owner.unique_id).len();
+                let n = ota_targets(&ota, &self.refs(&owner), &owner.unique_id).len();
                 (C2d::Ota(ota), Some((ack_id, AckKind::Ota)), n)
             }
             Request::Twin { desired, .. } => {
                 let twin = self.twins.entry(target.clone()).or_default();
                 twin.desired.extend(desired.clone());
                 twin.desired_version += 1;
-                let mut patch = desired.clone();
-                patch.insert("$version".into(), Value::from(twin.desired_version));
+                let version = twin.desired_version;
                 self.report.add("twin_desired_sent", 1);
                 let sent = Sent {
                     unique_id: target.clone(),
@@ -522,15 +628,27 @@ impl CloudState {
                     ack_id: None,
                     expect: 0,
                 };
+                // 2.1 on AWS: the named shadow `setting_info`, an AWS shadow document on the
+                // topic the identity answer names `set.sub`; elsewhere IoT Hub's twin patch.
+                let push = if self.v21.get(&owner.unique_id) == Some(&Platform::Aws) {
+                    Message::new(
+                        format!("{}property-shadow", v21::aws_shadow(&owner.unique_id)),
+                        json!({"state": {"desired": desired}, "version": version}).to_string(),
+                    )
+                } else {
+                    let mut patch = desired.clone();
+                    patch.insert("$version".into(), Value::from(version));
+                    Message::new(
+                        topics::twin_desired(version, Some(&owner.unique_id)),
+                        Value::Object(patch).to_string(),
+                    )
+                };
                 return vec![
                     Message::new(
                         admin::EVENT_SENT,
                         serde_json::to_vec(&sent).unwrap_or_default(),
                     ),
-                    Message::new(
-                        topics::twin_desired(twin.desired_version, Some(&owner.unique_id)),
-                        Value::Object(patch).to_string(),
-                    ),
+                    push,
                 ];
             }
             Request::Message21 { message, .. } => {
@@ -692,7 +810,7 @@ impl CloudState {
                 log: Value::Null,
             }),
             p: o.protocol.then_some(p),
-            d: o.device.then(|| TemplateFile::device_refs(dev)),
+            d: o.device.then(|| self.refs(dev)),
             att: o.attribute.then(|| tpl.attributes.clone()),
             set: o.setting.then(|| tpl.settings.clone()),
             r: o.rule.then(|| tpl.rules.clone()),

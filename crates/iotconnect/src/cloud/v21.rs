@@ -16,8 +16,9 @@
 use serde_json::{Map, Value, json};
 
 use super::handler::Endpoints;
-use super::template::{DeviceEntry, DeviceTemplate, TemplateFile};
+use super::template::{DeviceEntry, DeviceTemplate};
 use crate::protocol::attributes::{AttributeGroup, DataType};
+use crate::protocol::v1::sync::DeviceRef;
 use crate::protocol::v1::topics;
 use crate::protocol::v2::Platform;
 
@@ -179,17 +180,37 @@ pub fn identity(
     })
 }
 
+/// The template's settings as a 202 answer carries them (`[{"ln","dt","dv"}]`, 2.1 types).
+pub fn settings_21(settings: &Value) -> Value {
+    let mut v = settings.clone();
+    if let Value::Array(items) = &mut v {
+        for item in items {
+            if let Some(dt) = item.get("dt").and_then(Value::as_i64) {
+                item["dt"] = json!(dt_21(DataType::from_code(dt)));
+            }
+        }
+    }
+    v
+}
+
 /// The answer to an identity request `mt` (on the device's C2D topic), `None` for codes the
-/// platform does not answer.
-pub fn reply(mt: i64, d: &Value, dev: &DeviceEntry, tpl: &DeviceTemplate) -> Option<Value> {
+/// platform does not answer. `refs` are the device's devices now (itself first, then the
+/// children the template and earlier 221/222 requests left).
+pub fn reply(
+    mt: i64,
+    d: &Value,
+    dev: &DeviceEntry,
+    tpl: &DeviceTemplate,
+    refs: &[DeviceRef],
+) -> Option<Value> {
     Some(match mt {
         200 => json!({"d": {"ec": 0, "ct": 200}}),
         201 => json!({"d": {"ec": 0, "ct": 201, "att": attributes_21(&tpl.attributes)}}),
-        202 => json!({"d": {"ec": 0, "ct": 202, "set": tpl.settings}}),
+        202 => json!({"d": {"ec": 0, "ct": 202, "set": settings_21(&tpl.settings)}}),
         203 => json!({"d": {"ec": 0, "ct": 203, "r": tpl.rules}}),
         204 => {
-            let children: Vec<Value> = TemplateFile::device_refs(dev)
-                .into_iter()
+            let children: Vec<Value> = refs
+                .iter()
                 .filter(|r| r.id != dev.unique_id)
                 .map(|r| json!({"id": r.id, "tg": r.tg}))
                 .collect();
@@ -199,6 +220,15 @@ pub fn reply(mt: i64, d: &Value, dev: &DeviceEntry, tpl: &DeviceTemplate) -> Opt
         221 => {
             let dd = d.get("d").cloned().unwrap_or(Value::Null);
             let s = |k: &str| dd.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+            // The gateway template's tags: those its attributes name.
+            let tags: Vec<&str> = tpl
+                .attributes
+                .iter()
+                .flat_map(|g| {
+                    std::iter::once(g.tg.as_str()).chain(g.d.iter().map(|a| a.tg.as_str()))
+                })
+                .filter(|t| !t.is_empty())
+                .collect();
             let ec = if s("tg").is_empty() {
                 1
             } else if s("id").is_empty() {
@@ -209,10 +239,9 @@ pub fn reply(mt: i64, d: &Value, dev: &DeviceEntry, tpl: &DeviceTemplate) -> Opt
                 4
             } else if s("tg") == dev.tag {
                 7
-            } else if TemplateFile::device_refs(dev)
-                .iter()
-                .any(|r| r.id == s("id"))
-            {
+            } else if !tags.contains(&s("tg").as_str()) {
+                6
+            } else if refs.iter().any(|r| r.id == s("id")) {
                 8
             } else if s("id").len() > 128 {
                 9
@@ -221,7 +250,12 @@ pub fn reply(mt: i64, d: &Value, dev: &DeviceEntry, tpl: &DeviceTemplate) -> Opt
             };
             json!({"d": {"ec": ec, "ct": 221}})
         }
-        222 => json!({"d": {"ec": 0, "ct": 222}}),
+        // No 222 codes are documented; the sim answers 1 for an id that is not a child.
+        222 => {
+            let id = d.pointer("/d/id").and_then(Value::as_str).unwrap_or("");
+            let known = refs.iter().skip(1).any(|r| r.id == id);
+            json!({"d": {"ec": i32::from(!known), "ct": 222}})
+        }
         _ => return None,
     })
 }

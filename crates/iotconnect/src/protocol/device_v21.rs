@@ -33,6 +33,9 @@ pub(in crate::protocol::device) struct V21 {
     pub(in crate::protocol::device) heartbeat: Option<(Duration, Option<Mono>)>,
     /// Identity requests sent and not answered yet.
     pub(in crate::protocol::device) awaiting: std::collections::BTreeSet<i64>,
+    /// Whether values are judged against attributes: `has.attr`, or a 201 answer arrived
+    /// later (after a ct 101 refresh).
+    pub(in crate::protocol::device) validate: bool,
 }
 
 /// 2.1 data types (the 2.1 Python SDK's `DATATYPE`) to the validator's: INT and LONG are
@@ -115,6 +118,7 @@ impl Device {
             platform,
             heartbeat: None,
             awaiting: std::collections::BTreeSet::new(),
+            validate: answer.has.attr,
         }));
         d.apply_sync(SyncScope::All, sync, now)?;
         Ok(d)
@@ -154,6 +158,12 @@ impl Device {
     /// 204) are still to come.
     pub fn awaiting_identity(&self) -> bool {
         self.attributes_pending() || self.v21.as_ref().is_some_and(|v| v.awaiting.contains(&204))
+    }
+
+    /// Whether values are validated: always in 1.0; in 2.1 once there are attributes. A 2.1
+    /// device without `has.attr` sends everything on `rpt` unvalidated.
+    pub fn validates(&self) -> bool {
+        self.v21.as_ref().is_none_or(|v| v.validate)
     }
 
     /// Whether the attributes are still to arrive (2.1 with `has.attr`, before the 201 answer).
@@ -522,6 +532,12 @@ impl Device {
         };
         match self.apply_sync(scope, data, now) {
             Ok(()) => {
+                if scope == SyncScope::Attribute
+                    && let Some(v) = self.v21.as_mut()
+                {
+                    // Attributes exist now: from here on values are judged against them.
+                    v.validate = true;
+                }
                 let mut out: Vec<Action> = self
                     .take_warnings()
                     .into_iter()
@@ -532,6 +548,43 @@ impl Device {
             }
             Err(e) => vec![Action::Ignored(format!("{ct} answer not applied: {e}"))],
         }
+    }
+
+    /// The answer to a desired-settings patch (`{"desired": {...}, "uniqueId"}`): each setting
+    /// reported back, as the 2.1 SDK's sample does in its twin callback. Once the 202 settings
+    /// are known, a key that is not one of them, or a value its type and `dv` refuse, is not
+    /// reported (the 2.1 SDK's `UpdateTwin` refuses the same) but named in a warning. Keys
+    /// starting with `$` (Azure's `$version`) are the platform's, not settings.
+    pub fn answer_desired(&mut self, twin: &Value) -> Vec<Action> {
+        let Some(Value::Object(desired)) = twin.get("desired") else {
+            return Vec::new();
+        };
+        let defs = self
+            .sync
+            .set
+            .as_ref()
+            .and_then(crate::protocol::validate::settings)
+            .map(|mut defs| {
+                for d in &mut defs {
+                    d.dt = data_type_21(d.dt);
+                }
+                defs
+            });
+        let mut out = Vec::new();
+        for (k, v) in desired {
+            if k.starts_with('$') {
+                continue;
+            }
+            match defs.as_deref().map_or(Ok(()), |d| {
+                crate::protocol::validate::check_setting(d, k, v)
+            }) {
+                Ok(()) => out.push(Action::Publish(self.twin_report(k, v.clone()))),
+                Err(why) => out.push(Action::Ignored(format!(
+                    "desired setting not reported: {why}"
+                ))),
+            }
+        }
+        out
     }
 
     /// AWS's named-shadow topics (2.1 on AWS with `set` topics), `None` elsewhere: Azure's
@@ -565,12 +618,16 @@ mod tests {
     const C2D: &str = "devices/dev/messages/devicebound/%24.to=x";
 
     fn device() -> Device {
+        device_from(ID)
+    }
+
+    fn device_from(identity: &[u8]) -> Device {
         let id = Identity {
             cp_id: "CP".into(),
             unique_id: "dev".into(),
             env: "E".into(),
         };
-        let answer = IdentityAnswer::parse(ID, "dev").unwrap();
+        let answer = IdentityAnswer::parse(identity, "dev").unwrap();
         Device::new_v21(
             id,
             &answer,
@@ -619,6 +676,68 @@ mod tests {
         assert!(out[0].1["d"][0].get("id").is_none(), "{}", out[0].1);
         assert_eq!(out[1].0, "T/flt");
         assert_eq!(out[1].1["d"][0]["d"], json!({"extra": "x"}));
+    }
+
+    #[test]
+    fn without_has_attr_everything_goes_to_rpt_unvalidated_until_a_201_arrives() {
+        let id = String::from_utf8_lossy(ID).replace(r#""attr":1"#, r#""attr":0"#);
+        let mut d = device_from(id.as_bytes());
+        assert!(d.identity_requests().is_empty());
+        assert!(!d.awaiting_identity() && !d.validates());
+        let utc = time::OffsetDateTime::UNIX_EPOCH;
+        let rec = parse_line(
+            1,
+            r#"[{"uniqueId":"dev","data":{"temp":20,"extra":"x","gyro":{"x":1}}}]"#,
+        )
+        .unwrap()
+        .unwrap();
+        let out = published(&d.send_data(&rec, Mono::ZERO, utc));
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].0, "T/rpt");
+        assert_eq!(
+            out[0].1["d"][0]["d"],
+            json!({"temp": 20, "extra": "x", "gyro": {"x": 1}})
+        );
+        // ct 101 and its answer bring attributes: values are judged from then on.
+        let ask = published(&d.on_message_at(C2D, br#"{"ct":101}"#, Mono::ZERO));
+        assert_eq!(ask, [("T/di".to_owned(), json!({"mt": 201}))]);
+        let reply = br#"{"d":{"ec":0,"ct":201,"att":[{"p":"","tg":"","d":[{"ln":"temp","dt":1,"dv":"0 to 50","tg":""}]}]}}"#;
+        d.on_message_at(C2D, reply, Mono::ZERO);
+        assert!(d.validates());
+        let out = published(&d.send_data(&rec, Mono::ZERO, utc));
+        assert_eq!(
+            out.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+            ["T/rpt", "T/flt"]
+        );
+    }
+
+    #[test]
+    fn desired_settings_are_reported_back_when_the_202_list_allows_them() {
+        let mut d = device();
+        let twin =
+            json!({"desired": {"interval": 30, "firmware": "1.2", "$version": 3, "bogus": 1}});
+        // Before the 202 answer nothing can be checked: everything but `$version` goes back.
+        assert_eq!(published(&d.answer_desired(&twin)).len(), 3);
+        let reply = br#"{"d":{"ec":0,"ct":202,"set":[{"ln":"interval","dt":1,"dv":"1 to 3600"},{"ln":"firmware","dt":4,"dv":""}]}}"#;
+        d.on_message_at(C2D, reply, Mono::ZERO);
+        let a = d.answer_desired(&twin);
+        let out = published(&a);
+        assert_eq!(out.len(), 2, "{a:?}");
+        assert!(
+            out[0]
+                .0
+                .starts_with("$iothub/twin/PATCH/properties/reported/")
+        );
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::Ignored(m) if m.contains("`bogus`"))),
+            "{a:?}"
+        );
+        let a = d.answer_desired(&json!({"desired": {"interval": 99999}}));
+        assert!(
+            matches!(&a[..], [Action::Ignored(m)] if m.contains("dv `1 to 3600`")),
+            "{a:?}"
+        );
     }
 
     #[test]

@@ -98,6 +98,54 @@ impl Judged {
     }
 }
 
+/// `data` taken as it is, every value good: a 2.1 device without attributes (`has.attr` 0)
+/// sends everything on `rpt`, as the lite SDK (which never validates) and the 2.1 SDK with
+/// `skipValidation` do. No numeric values: without attributes there are no edge windows.
+pub fn unvalidated(data: &Map<String, Value>) -> Judged {
+    let good_count = data
+        .values()
+        .map(|v| match v {
+            Value::Object(o) => o.len(),
+            _ => 1,
+        })
+        .sum();
+    Judged {
+        good: data.clone(),
+        good_count,
+        ..Judged::default()
+    }
+}
+
+/// A settings list (`set` of a 202 answer, or a template's `settings`): `[{"ln","dt","dv"}]`.
+/// `None` when `set` is no such list.
+pub fn settings(set: &Value) -> Option<Vec<AttributeDef>> {
+    serde_json::from_value(set.clone()).ok()
+}
+
+/// Whether `value` may be reported for the setting `key`: it must be one of `defs` and pass
+/// its type and `dv` as telemetry does (the 2.1 SDK's `UpdateTwin` checks the same). The error
+/// says why not.
+pub fn check_setting(defs: &[AttributeDef], key: &str, value: &Value) -> Result<(), String> {
+    let def = defs
+        .iter()
+        .find(|d| d.ln == key)
+        .ok_or_else(|| format!("`{key}` is not one of the template's settings"))?;
+    let mut j = Judged::default();
+    judge_one(&mut j, None, def, value);
+    if j.faulty_count == 0 {
+        return Ok(());
+    }
+    Err(format!(
+        "{value} is not a valid {} for setting `{key}`{}",
+        def.dt.name(),
+        def.dv
+            .as_deref()
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| format!(" (dv `{d}`)"))
+            .unwrap_or_default()
+    ))
+}
+
 /// Judges `data` of a device with tag `tag` against `attributes`.
 pub fn judge(attributes: &[AttributeGroup], tag: &str, data: &Map<String, Value>) -> Judged {
     let mut out = Judged::default();
