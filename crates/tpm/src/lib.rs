@@ -13,27 +13,36 @@
 use std::str::FromStr;
 
 use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
 use tss_esapi::abstraction::ek;
 use tss_esapi::attributes::ObjectAttributesBuilder;
+use tss_esapi::constants::SessionType;
+use tss_esapi::handles::{AuthHandle, SessionHandle};
 use tss_esapi::handles::{KeyHandle, ObjectHandle, PersistentTpmHandle, TpmHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::key_bits::RsaKeyBits;
 use tss_esapi::interface_types::resource_handles::{Hierarchy, Provision};
+use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
+use tss_esapi::structures::{Data, EncryptedSecret, IdObject, Nonce, Private, SymmetricDefinition};
 use tss_esapi::structures::{
     KeyedHashScheme, MaxBuffer, Public, PublicBuilder, PublicKeyRsa, PublicKeyedHashParameters,
     PublicRsaParametersBuilder, RsaExponent, SensitiveData, SymmetricDefinitionObject,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
-use tss_esapi::traits::Marshall as _;
+use tss_esapi::traits::{Marshall as _, UnMarshall as _};
 use tss_esapi::{Context, abstraction::AsymmetricAlgorithmSelection};
+
+#[cfg(feature = "cloud")]
+pub mod cloud;
 
 /// Where DPS-attesting devices keep the endorsement key (TCG's EK credential profile, and the
 /// handle Azure's SDKs read).
 pub const EK_HANDLE: u32 = 0x8101_0001;
 /// Where Azure's SDKs keep the storage root key the DPS challenge key is imported under.
 pub const SRK_HANDLE: u32 = 0x8100_0001;
+
+/// Where the HMAC key DPS issued is kept (azure-iot-sdk-node's `_idKeyPersistentHandle`).
+pub const ID_KEY_HANDLE: u32 = 0x8100_0100;
 
 /// The environment variables a TCTI is read from when no option names one, in tpm2-tools' order.
 pub const TCTI_ENV: [&str; 2] = ["TPM2TOOLS_TCTI", "TCTI"];
@@ -135,9 +144,9 @@ impl Identity {
 /// azure-iot-sdk-node's `TpmSecurityClient.getRegistrationId` and the C SDK's `hsm_client_tpm`
 /// derive it.
 pub fn registration_id(ek_tpm2b_public: &[u8]) -> String {
-    let digest = Sha256::digest(ek_tpm2b_public);
+    let digest = ring::digest::digest(&ring::digest::SHA256, ek_tpm2b_public);
     data_encoding::BASE32_NOPAD
-        .encode(&digest)
+        .encode(digest.as_ref())
         .to_ascii_lowercase()
 }
 
@@ -323,6 +332,127 @@ impl Tpm {
             })
             .map_err(cmd("HMAC-SHA256 (TPM2_HMAC)"))?;
         Ok(digest.to_vec())
+    }
+
+    /// Unpacks DPS's `authenticationKey`, activates its credential with the EK (under the
+    /// endorsement hierarchy's policy the EK template requires), imports the HMAC key it wraps
+    /// under the SRK and persists it at [`ID_KEY_HANDLE`], replacing an earlier one. The key's
+    /// secret never leaves the TPM; the returned handle signs SAS tokens.
+    pub fn activate_identity_key(&mut self, authentication_key: &[u8]) -> Result<KeyHandle> {
+        let bad = |what: &str| {
+            TpmError::Input(format!(
+                "DPS authenticationKey: {what} (expected TPM2B_ID_OBJECT, TPM2B_ENCRYPTED_SECRET, TPM2B_PRIVATE, TPM2B_ENCRYPTED_SECRET, TPM2B_PUBLIC)"
+            ))
+        };
+        let mut rest = authentication_key;
+        let mut next = |what: &'static str| -> Result<Vec<u8>> {
+            if rest.len() < 2 {
+                return Err(bad(&format!("ends before {what}")));
+            }
+            let n = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            if rest.len() < 2 + n {
+                return Err(bad(&format!("{what} is truncated")));
+            }
+            let v = rest[2..2 + n].to_vec();
+            rest = &rest[2 + n..];
+            Ok(v)
+        };
+        let id_object = IdObject::try_from(next("the credential blob")?)
+            .map_err(|_| bad("credential blob too long"))?;
+        let secret = EncryptedSecret::try_from(next("the encrypted secret")?)
+            .map_err(|_| bad("encrypted secret too long"))?;
+        let duplicate =
+            Private::try_from(next("the duplicate")?).map_err(|_| bad("duplicate too long"))?;
+        let wrap_seed = EncryptedSecret::try_from(next("the wrapping seed")?)
+            .map_err(|_| bad("wrapping seed too long"))?;
+        let public = Public::unmarshall(&next("the key's public area")?)
+            .map_err(|_| bad("the key's public area does not unmarshal"))?;
+        if !rest.is_empty() {
+            return Err(bad("bytes after the public area"));
+        }
+
+        let ek = self.ek()?;
+        let srk = self.srk()?;
+        let session = self
+            .ctx
+            .start_auth_session(
+                None,
+                None,
+                None,
+                SessionType::Policy,
+                SymmetricDefinition::AES_128_CFB,
+                HashingAlgorithm::Sha256,
+            )
+            .map_err(cmd("starting a policy session"))?
+            .ok_or_else(|| TpmError::Input("the TPM returned no policy session".into()))?;
+        let policy = PolicySession::try_from(session)
+            .map_err(cmd("using the session as a policy session"))?;
+        let activated = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |ctx| {
+                ctx.policy_secret(
+                    policy,
+                    AuthHandle::Endorsement,
+                    Nonce::default(),
+                    tss_esapi::structures::Digest::default(),
+                    Nonce::default(),
+                    None,
+                )
+            })
+            .map_err(cmd("PolicySecret(endorsement) for the EK"))
+            .and_then(|_| {
+                self.ctx
+                    .execute_with_sessions(
+                        (Some(AuthSession::Password), Some(session), None),
+                        |ctx| ctx.activate_credential(srk, ek, id_object, secret),
+                    )
+                    .map_err(cmd("ActivateCredential (is this the enrolled TPM?)"))
+            });
+        let _ = self.ctx.flush_context(SessionHandle::from(session).into());
+        let inner_key = activated?;
+        let private = self
+            .ctx
+            .execute_with_nullauth_session(|ctx| {
+                ctx.import(
+                    srk.into(),
+                    Some(Data::try_from(inner_key.to_vec())?),
+                    public.clone(),
+                    duplicate,
+                    wrap_seed,
+                    SymmetricDefinitionObject::AES_128_CFB,
+                )
+            })
+            .map_err(cmd("Import of the DPS identity key"))?;
+        let loaded = self
+            .ctx
+            .execute_with_nullauth_session(|ctx| ctx.load(srk, private, public))
+            .map_err(cmd("Load of the DPS identity key"))?;
+        let persistent = Persistent::Persistent(
+            PersistentTpmHandle::new(ID_KEY_HANDLE).map_err(cmd("naming a persistent handle"))?,
+        );
+        if let Some(old) = self.persistent(ID_KEY_HANDLE)? {
+            self.ctx
+                .execute_with_nullauth_session(|ctx| {
+                    ctx.evict_control(Provision::Owner, old.into(), persistent)
+                })
+                .map_err(cmd("removing the previous identity key (EvictControl)"))?;
+        }
+        let kept = self
+            .ctx
+            .execute_with_nullauth_session(|ctx| {
+                ctx.evict_control(Provision::Owner, loaded.into(), persistent)
+            })
+            .map_err(cmd("persisting the identity key (EvictControl)"))?;
+        self.ctx
+            .flush_context(loaded.into())
+            .map_err(cmd("flushing the transient identity key"))?;
+        Ok(kept.into())
+    }
+
+    /// The identity key an earlier [`Tpm::activate_identity_key`] persisted, if any: a
+    /// restarted device signs with it without provisioning again.
+    pub fn identity_key(&mut self) -> Result<Option<KeyHandle>> {
+        self.persistent(ID_KEY_HANDLE)
     }
 
     /// Creates and loads an HMAC-SHA256 key under the SRK holding `secret`: for tests of
