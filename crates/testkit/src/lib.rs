@@ -5,7 +5,7 @@
 //! waiting for a condition in an async test ([`wait`]), private database servers started once
 //! per test process ([`Postgres`], [`MariaDb`]), each test in its own database, and other MQTT
 //! brokers: a NATS cluster with MQTT ([`NatsCluster`]) and a RabbitMQ node with its MQTT plugin
-//! ([`RabbitMq`]). Everything but [`wait`] is synchronous (std threads and processes only) so
+//! ([`RabbitMq`]); a software TPM per test ([`Swtpm`], package `swtpm`). Everything but [`wait`] is synchronous (std threads and processes only) so
 //! any test runtime can use it; [`wait`] runs on tokio's timer, as every async test here does.
 //!
 //! Requirements on the machine: `/usr/sbin/mosquitto` (2.0.x), `mosquitto_sub`,
@@ -36,6 +36,7 @@ mod rabbitmq;
 pub mod schema;
 pub mod secrets;
 mod subscriber;
+mod swtpm;
 pub mod wait;
 
 pub use broker::{Broker, BrokerOpts};
@@ -48,3 +49,4 @@ pub use postgres::{PG_PASSWORD_ROLE, PG_URL_ENV, PgDatabase, PgFlavor, Postgres}
 pub use proxy::{Fault, FaultProxy};
 pub use rabbitmq::{RABBITMQ_PREFETCH, RabbitMq};
 pub use subscriber::{PROBE_TOPIC_PREFIX, Subscriber};
+pub use swtpm::Swtpm;

@@ -6,7 +6,8 @@
 //! - Independent of the wire version: [`attributes`] (the template's `att` list), [`validate`]
 //!   (good/faulty split), [`edge`] (tumbling-window aggregation), [`rules`] (edge rule
 //!   conditions), [`df`] (the data-frequency gate), [`input`] (the SDK's `SendData` records),
-//!   [`sas`] (SharedAccessSignature tokens).
+//!   [`sas`] (SharedAccessSignature tokens), [`dps`] (Azure DPS registration with TPM
+//!   attestation, auth type 4).
 //! - Message protocol 1.0 on the wire: [`v1`] (discovery and `sync`, the D2C envelope, acks,
 //!   C2D commands, topics, twin).
 //! - Message protocol 2.1 on the wire: [`v2`] (discovery by `cpId`/`env` or `sid`, identity,
@@ -18,6 +19,7 @@ pub mod action;
 pub mod attributes;
 pub mod device;
 pub mod df;
+pub mod dps;
 pub mod edge;
 pub mod input;
 pub mod rules;
