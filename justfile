@@ -69,6 +69,10 @@ test:
 bench:
     bench/publish.sh --runs 3
 
+# The PNG plots in docs/img (in-flight window, sink over a run, fleet); needs matplotlib
+plots:
+    bench/plots.sh docs/img
+
 # HDM: fetch the configuration and provision the device once (again: refreshes CA and endpoint only)
 provision-hdm ENV_FILE="configs/hdm/env.sim" STORE="certificate_store" *FLAGS: build
     {{bin}}/hdm-telemetry provision --env-file "{{ENV_FILE}}" --store "{{STORE}}" {{FLAGS}}
