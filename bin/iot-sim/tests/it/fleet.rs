@@ -19,6 +19,19 @@ fn summary(stdout: &[u8]) -> serde_json::Value {
         .map_or_else(|| panic!("no summary in {ev:?}"), |(_, v)| v.clone())
 }
 
+/// The summary of a run that must have ended with exit code 0 (the summary and stderr shown
+/// when it did not).
+fn ok_summary(out: &std::process::Output) -> serde_json::Value {
+    let s = summary(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(exit::OK)),
+        "{s}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s
+}
+
 fn device_topics(sub: &Subscriber, prefix: &str, n: usize) -> BTreeSet<String> {
     let msgs = sub.wait_until(Duration::from_secs(60), |m| {
         m.iter().map(|(t, _)| t).collect::<BTreeSet<_>>().len() >= n
@@ -60,13 +73,7 @@ fn two_thousand_mtls_devices_with_issued_certificates_are_each_seen_by_the_broke
         "--size",
         "32",
     ]));
-    let s = summary(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(i32::from(exit::OK)),
-        "{s}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let s = ok_summary(&out);
     let topics = device_topics(&sub, "mtls/", 2000);
     assert_eq!(
         topics.len(),
@@ -378,13 +385,7 @@ fn a_hundred_hdm_devices_sync_their_shadows_and_pass_the_hdm_cloud_sides_checks(
         "--rate",
         "10",
     ]));
-    let s = summary(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(i32::from(exit::OK)),
-        "{s}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let s = ok_summary(&out);
     assert_eq!(
         (
             &s["connected"],
@@ -477,13 +478,7 @@ fn bound_source_addresses_are_used_in_turn_and_the_broker_sees_both() {
         "-t",
         "bind/%i",
     ]));
-    let s = summary(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(i32::from(exit::OK)),
-        "{s}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let s = ok_summary(&out);
     assert_eq!(s["connected"], 6, "{s}");
     // mosquitto logs each connection's peer address.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -212,3 +212,26 @@ impl Running {
         r
     }
 }
+
+static ADMIN_N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Sends an admin request to the cloud side over the plain listener and returns what it sent
+/// and the acknowledgements it saw.
+pub async fn admin_send(
+    c: &Cloud,
+    req: iotconnect::cloud::admin::Request,
+) -> (
+    iotconnect::cloud::admin::Sent,
+    Vec<iotconnect::cloud::admin::AckSeen>,
+) {
+    let mut o = c.listener("plain").session_options().unwrap();
+    // A fresh client id each time: reusing one races the old session's clean-up at the broker.
+    o.client_id = format!(
+        "test-admin-{}-{}",
+        req.kind(),
+        ADMIN_N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    iotconnect::cloud::admin::send(o, &req, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{req:?}: {e}"))
+}

@@ -9,28 +9,13 @@ use std::time::Duration;
 use iotconnect::agent::hook::Hook;
 use iotconnect::agent::setup::setup;
 use iotconnect::agent::{Collect, Event, RunOptions, RunOutcome};
-use iotconnect::cloud::admin::{self, OtaFile, Request};
+use iotconnect::cloud::admin::{OtaFile, Request};
 use iotconnect::cloud::http::firmware_bytes;
 use serde_json::{Value, json};
 
-use super::common::{Cloud, Running, WAIT, flags, wait_for};
+use super::common::{Cloud, Running, WAIT, admin_send as admin, flags, wait_for};
 
 const GW: &str = "iotc-gateway-01";
-
-static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-async fn admin(c: &Cloud, req: Request) -> (admin::Sent, Vec<admin::AckSeen>) {
-    let mut o = c.listener("plain").session_options().unwrap();
-    // A fresh client id each time: reusing one races the old session's clean-up at the broker.
-    o.client_id = format!(
-        "test-admin-{}-{}",
-        req.kind(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    admin::send(o, &req, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{req:?}: {e}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_with_two_children_sends_good_and_faulty_values() {

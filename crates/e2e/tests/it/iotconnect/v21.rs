@@ -9,26 +9,12 @@ use std::time::Duration;
 
 use iotconnect::agent::setup::setup;
 use iotconnect::agent::{Collect, Event, RunOptions, RunOutcome};
-use iotconnect::cloud::admin::{self, OtaFile, Request};
+use iotconnect::cloud::admin::{OtaFile, Request};
 use serde_json::{Value, json};
 
-use super::common::{Cloud, Running, WAIT, flags, wait_for};
+use super::common::{Cloud, Running, WAIT, admin_send as admin, flags, wait_for};
 
 const GW: &str = "iotc-gateway-01";
-
-static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-async fn admin(c: &Cloud, req: Request) -> (admin::Sent, Vec<admin::AckSeen>) {
-    let mut o = c.listener("plain").session_options().unwrap();
-    o.client_id = format!(
-        "test21-admin-{}-{}",
-        req.kind(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    admin::send(o, &req, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{req:?}: {e}"))
-}
 
 fn raw(c: &Cloud, message: Value) -> Request {
     let _ = c;
