@@ -62,6 +62,24 @@ async fn deliver(env: &Env, payload: serde_json::Value) {
     s.close(Duration::from_secs(1)).await;
 }
 
+/// `run` that sends one timeseries, waits for one command and ends (events, files and the
+/// datalake off).
+const ONE_COMMAND_RUN: [&str; 13] = [
+    "run",
+    "--count",
+    "1",
+    "--wait-commands",
+    "1",
+    "--ts-interval",
+    "20ms",
+    "--event-interval",
+    "off",
+    "--file-interval",
+    "off",
+    "--datalake-interval",
+    "off",
+];
+
 /// Once the running agent subscribed, sends it one command of `command_type` and waits for the
 /// agent to answer it and end with exit code 0.
 async fn answer_one_command(env: &Env, bg: &mut testkit::cli::Running, command_type: &str) {
@@ -306,26 +324,17 @@ async fn a_command_hook_gets_the_minimal_environment_only() {
     let mut cmd = super::command(
         &cwd,
         &[
-            "run",
-            "--count",
-            "1",
-            "--wait-commands",
-            "1",
-            "--ts-interval",
-            "20ms",
-            "--event-interval",
-            "off",
-            "--file-interval",
-            "off",
-            "--datalake-interval",
-            "off",
-            "--on-command",
-            &hook,
-            "--hook-env",
-            "EDGEWIRE_TEST_SITE",
-            "--output",
-            "json",
-        ],
+            &ONE_COMMAND_RUN[..],
+            &[
+                "--on-command",
+                &hook,
+                "--hook-env",
+                "EDGEWIRE_TEST_SITE",
+                "--output",
+                "json",
+            ],
+        ]
+        .concat(),
     );
     cmd.env("GOOEE_TOKEN", "secret-gooee-token")
         .env("HDM_API_KEY", "secret-hdm-key")
@@ -480,20 +489,8 @@ async fn a_command_hook_never_sees_the_agents_secrets() {
         ("BROKER_PW", "broker-pw-Yx73"),
     ];
     let hook = format!("firmware_update=env > {}", dump.display());
-    let mut args = vec![
-        "run",
-        "--count",
-        "1",
-        "--wait-commands",
-        "1",
-        "--ts-interval",
-        "20ms",
-        "--event-interval",
-        "off",
-        "--file-interval",
-        "off",
-        "--datalake-interval",
-        "off",
+    let mut args = ONE_COMMAND_RUN.to_vec();
+    args.extend([
         "--on-command",
         &hook,
         "-u",
@@ -504,7 +501,7 @@ async fn a_command_hook_never_sees_the_agents_secrets() {
         "SITE_NAME",
         "--output",
         "json",
-    ];
+    ]);
     for (name, _) in secrets {
         args.extend(["--hook-env", name]);
     }

@@ -35,7 +35,7 @@ fn setup(env: &Env, model: &str) -> std::path::PathBuf {
 }
 
 fn kinds(out: &std::process::Output) -> Vec<(String, serde_json::Value)> {
-    testkit::cli::events(&out.stdout)
+    testkit::cli::events_of("mindconnect", &out.stdout)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
