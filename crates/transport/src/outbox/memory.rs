@@ -93,6 +93,20 @@ impl MemoryQueue {
         self.cursor = self.cursor.max(self.front_seq);
     }
 
+    /// The fates of its messages (see [`super::Settled`]).
+    pub fn settle(&self) -> super::Settled {
+        super::Settled {
+            next_seq: self.next_seq(),
+            low: self.front_seq,
+            acked: (self.front_seq..)
+                .zip(&self.entries)
+                .filter(|(_, e)| e.acked)
+                .map(|(seq, _)| seq)
+                .collect(),
+            ..super::Settled::default()
+        }
+    }
+
     /// What became of `seq` (a memory queue never drops).
     pub fn fate(&self, seq: u64) -> super::Fate {
         let idx = seq

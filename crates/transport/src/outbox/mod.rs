@@ -6,6 +6,8 @@ mod memory;
 pub mod record;
 mod spool;
 
+use std::collections::BTreeSet;
+use std::ops::Range;
 use std::path::PathBuf;
 
 pub use memory::MemoryQueue;
@@ -33,6 +35,59 @@ pub enum Fate {
     Dropped,
     /// Its spool record was found damaged; it cannot be sent.
     Lost,
+}
+
+/// What an outbox knew about each message when it was released: enough to answer
+/// [`Outbox::fate`] afterwards without holding the messages (or a spool's lock). A caller may
+/// ask about a message only after the session closed, because its task was first polled then.
+#[derive(Debug, Clone, Default)]
+pub struct Settled {
+    next_seq: u64,
+    /// Every seq below `low` is acknowledged, dropped or lost.
+    low: u64,
+    /// Acknowledged seqs at or above `low`.
+    acked: BTreeSet<u64>,
+    dropped: Vec<Range<u64>>,
+    lost: Vec<Range<u64>>,
+}
+
+impl Settled {
+    /// What became of `seq`.
+    pub fn fate(&self, seq: u64) -> Fate {
+        fate_of(
+            seq,
+            self.next_seq,
+            self.low,
+            &self.acked,
+            &self.dropped,
+            &self.lost,
+        )
+    }
+}
+
+/// The disk spool's bookkeeping read for one seq (a memory queue has no drops or losses).
+fn fate_of(
+    seq: u64,
+    next_seq: u64,
+    low: u64,
+    acked: &BTreeSet<u64>,
+    dropped: &[Range<u64>],
+    lost: &[Range<u64>],
+) -> Fate {
+    let within = |ranges: &[Range<u64>]| ranges.iter().any(|r| r.contains(&seq));
+    if seq >= next_seq {
+        Fate::Pending
+    } else if within(lost) {
+        Fate::Lost
+    } else if seq < low || acked.contains(&seq) {
+        if within(dropped) {
+            Fate::Dropped
+        } else {
+            Fate::Acked
+        }
+    } else {
+        Fate::Pending
+    }
 }
 
 /// Why the outbox could not take or give a message.
@@ -106,6 +161,14 @@ impl Outbox {
         match self {
             Outbox::Memory(q) => q.fate(seq),
             Outbox::Disk(s) => s.fate(seq),
+        }
+    }
+
+    /// The fates of its messages, to keep once the outbox itself is released.
+    pub fn settle(&self) -> Settled {
+        match self {
+            Outbox::Memory(q) => q.settle(),
+            Outbox::Disk(s) => s.settle(),
         }
     }
 

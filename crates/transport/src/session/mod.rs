@@ -30,7 +30,7 @@ pub use options::{EventHook, OptionsError, ResendHook, SessionOptions, StartMode
 
 use crate::error::ConnectError;
 use crate::message::{Message, Qos, Received};
-use crate::outbox::{Dropped, Fate, Outbox, OutboxError};
+use crate::outbox::{Dropped, Fate, Outbox, OutboxError, Settled};
 use crate::topic::{self, TopicError};
 use inbox::Inbox;
 use tracker::Tracker;
@@ -185,13 +185,17 @@ impl Delivery {
         };
         let rx = {
             let mut inner = shared.lock();
-            if inner.released {
-                return Err(DeliveryError::NotConfirmed);
-            }
-            match inner.outbox.fate(self.seq) {
+            let fate = match &inner.released {
+                Some(settled) => settled.fate(self.seq),
+                None => inner.outbox.fate(self.seq),
+            };
+            match fate {
                 Fate::Acked => return Ok(()),
                 Fate::Dropped => return Err(DeliveryError::Dropped),
                 Fate::Lost => return Err(DeliveryError::Lost),
+                Fate::Pending if inner.released.is_some() => {
+                    return Err(DeliveryError::NotConfirmed);
+                }
                 Fate::Pending => {}
             }
             if inner.status.ended.is_some() && !inner.outbox.is_durable() {
@@ -245,10 +249,6 @@ struct SubRequest {
 }
 
 /// Everything shared between handles and the driver, behind one lock.
-#[expect(
-    clippy::struct_excessive_bools,
-    reason = "independent flags of one connection's life, each read on its own"
-)]
 struct Inner {
     outbox: Outbox,
     tracker: Tracker,
@@ -266,8 +266,9 @@ struct Inner {
     connected: bool,
     connection: u64,
     closing: bool,
-    /// `close` released the outbox (it holds a placeholder now).
-    released: bool,
+    /// `close` released the outbox (it holds a placeholder now) and kept what it knew of each
+    /// message's fate, so a `Delivery` first awaited after `close` still learns its ack.
+    released: Option<Settled>,
     /// Spool losses already reported.
     lost_reported: u64,
     /// Every filter this session wants, re-sent on each connection.
@@ -504,7 +505,7 @@ impl Session {
             connected: false,
             connection: 0,
             closing: false,
-            released: false,
+            released: None,
             subscriptions: Vec::new(),
             sub_requests: HashMap::new(),
             orphan_waiters: Vec::new(),
@@ -590,7 +591,7 @@ impl Session {
             {
                 let mut inner = self.shared.lock();
                 if let Some(ended) = &inner.status.ended
-                    && (!inner.outbox.is_durable() || inner.released)
+                    && (!inner.outbox.is_durable() || inner.released.is_some())
                 {
                     return Err(PublishError::Ended(ended.clone()));
                 }
@@ -741,8 +742,8 @@ impl Session {
             dropped: inner.status.dropped,
         };
         // Release the spool (and its lock) now, even while clones of this handle live on.
+        inner.released = Some(inner.outbox.settle());
         drop(std::mem::replace(&mut inner.outbox, Outbox::memory(1)));
-        inner.released = true;
         inner.status.connected = false;
         inner.status.ended.get_or_insert_with(|| "closed".into());
         self.shared.publish_status(&inner);

@@ -315,19 +315,24 @@ impl DiskSpool {
 
     /// What became of `seq`.
     pub fn fate(&self, seq: u64) -> Fate {
-        let within = |ranges: &[Range<u64>]| ranges.iter().any(|r| r.contains(&seq));
-        if seq >= self.next_seq {
-            Fate::Pending
-        } else if within(&self.gone.lost) {
-            Fate::Lost
-        } else if seq < self.low || self.acked.contains(&seq) {
-            if within(&self.gone.dropped) {
-                Fate::Dropped
-            } else {
-                Fate::Acked
-            }
-        } else {
-            Fate::Pending
+        super::fate_of(
+            seq,
+            self.next_seq,
+            self.low,
+            &self.acked,
+            &self.gone.dropped,
+            &self.gone.lost,
+        )
+    }
+
+    /// The fates of its messages (see [`super::Settled`]).
+    pub fn settle(&self) -> super::Settled {
+        super::Settled {
+            next_seq: self.next_seq,
+            low: self.low,
+            acked: self.acked.clone(),
+            dropped: self.gone.dropped.clone(),
+            lost: self.gone.lost.clone(),
         }
     }
 
