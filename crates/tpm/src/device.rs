@@ -227,9 +227,7 @@ impl Tpm {
             .get_capability(tss_esapi::constants::CapabilityType::Handles, handle, 1)
             .map_err(cmd("listing persistent handles (GetCapability)"))?;
         let present = match data {
-            tss_esapi::structures::CapabilityData::Handles(list) => {
-                list.contains(&tpm_handle)
-            }
+            tss_esapi::structures::CapabilityData::Handles(list) => list.contains(&tpm_handle),
             _ => false,
         };
         if !present {

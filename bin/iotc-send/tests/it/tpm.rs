@@ -41,6 +41,32 @@ async fn ek(cfg: &std::path::Path, sw: &Swtpm) -> (String, String) {
     )
 }
 
+/// The operator's enrolment through iot-sim's HTTPS route: (status, body).
+async fn enroll_rest(e: &Env, registration_id: &str, ek_b64: &str) -> (u16, String) {
+    let http = transport::http::Http::new(transport::http::HttpOptions::new(
+        transport::tls::TlsOptions {
+            ca_files: vec![e.dir.path().join("certs/ca.pem")],
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    let body = json!({"attestation": {"type": "tpm", "tpm": {"endorsementKey": ek_b64}}});
+    let resp = http
+        .send(
+            "enrolment",
+            "PUT".parse().unwrap(),
+            &format!("{}/enrollments/{registration_id}", dps_url(e)),
+            // The route reads the body as JSON whatever the content type says.
+            #[allow(clippy::default_trait_access)] // reqwest's HeaderMap is not re-exported
+            Default::default(),
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
 fn readings(e: &Env, n: usize) -> PathBuf {
     let input = e.dir.path().join("tpm-readings.jsonl");
     let lines: Vec<String> = (0..n)
@@ -57,7 +83,14 @@ async fn a_tpm_device_registers_through_dps_and_sends_telemetry() {
     let cfg = tpm_config(&e);
     let (ek_b64, reg) = ek(&cfg, &sw).await;
     assert_eq!(reg, REGISTRATION);
-    e.cloud.dps().enroll(&reg, &ek_b64).unwrap();
+    let (status, body) = enroll_rest(&e, "EDGEWIRE-iotc-key-01", &ek_b64).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("EDGEWIRE-iotc-key-01") && body.contains("auth type 4"),
+        "{body}"
+    );
+    let (status, body) = enroll_rest(&e, &reg, &ek_b64).await;
+    assert_eq!(status, 200, "{body}");
     let input = readings(&e, 3);
     let (tcti, dps) = (sw.tcti(), dps_url(&e));
     let args = [
