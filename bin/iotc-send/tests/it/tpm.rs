@@ -187,15 +187,18 @@ async fn the_tpm_renews_the_sas_token_before_it_expires() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let deadline = tokio::time::Instant::now() + WAIT;
     let (mut renewed, mut connected_after) = (0, false);
-    while let Ok(Some(line)) = tokio::time::timeout_at(deadline, lines.next_line())
-        .await
-        .expect("events before the deadline")
-    {
+    let mut seen = Vec::new();
+    loop {
+        let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await else {
+            panic!("no renewal before the deadline; events: {seen:#?}");
+        };
+        seen.push(line.clone());
         let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
         testkit::schema::validate("iotc-send", line.as_bytes());
         match v["type"].as_str() {
             Some("credentials_renewed") => renewed += 1,
-            Some("connected") if renewed > 0 => connected_after = true,
+            // The new session (with the renewed token) is up once it subscribed again.
+            Some("subscribed") if renewed > 0 => connected_after = true,
             Some("published") if connected_after && renewed >= 2 => break,
             Some("error") => panic!("{line}"),
             _ => {}
