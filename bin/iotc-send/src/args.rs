@@ -34,6 +34,23 @@ pub struct Cli {
     /// Read the symmetric key (auth type 5) from this file.
     #[arg(long, global = true, value_name = "PATH")]
     pub device_key_file: Option<PathBuf>,
+    /// The TPM for auth type 4, as a TCTI (`device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`);
+    /// without it TPM2TOOLS_TCTI or TCTI, as tpm2-tools read them.
+    #[arg(long, global = true, value_name = "TCTI")]
+    pub tpm: Option<String>,
+    /// The Device Provisioning Service for auth type 4 (Azure's global endpoint by default).
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        default_value = "https://global.azure-devices-provisioning.net"
+    )]
+    pub dps_url: String,
+    /// Seconds a SAS token this agent signs (auth types 4 and 5) is valid; it is renewed at five
+    /// sixths of that.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(2..))]
+    pub sas_lifetime: u64,
     /// Seconds allowed for each HTTPS request (discovery, sync, OTA).
     #[arg(long, global = true, value_name = "SECS", default_value_t = 30)]
     pub http_timeout: u64,
@@ -66,6 +83,16 @@ pub enum Cmd {
     /// Create or delete a child of this gateway (message 2.1: 221/222).
     #[command(subcommand)]
     Child(ChildCmd),
+    /// The TPM (auth type 4).
+    #[command(subcommand)]
+    Tpm(TpmCmd),
+}
+
+/// `tpm`.
+#[derive(Debug, Subcommand)]
+pub enum TpmCmd {
+    /// Print the endorsement key (base64) and the registration ids to enrol in DPS.
+    Ek,
 }
 
 /// `child`.

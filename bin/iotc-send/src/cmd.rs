@@ -57,10 +57,10 @@ pub async fn run(
         drop(tx);
     }
     let reconnect = reconnect_with(settings.clone(), setup.config.clone());
-    // Auth type 5: this agent signs the SAS token, so it renews it; the other types use a
-    // certificate or the token the platform hands out.
-    let renew_credentials = (setup.sync.at == Some(5) && settings.password.is_none())
-        .then_some(iotconnect::agent::bootstrap::SAS_RENEW);
+    // Auth types 4 and 5: this agent signs the SAS token (in the TPM, or with the key), so it
+    // renews it; the other types use a certificate or the token the platform hands out.
+    let renew_credentials = (matches!(setup.sync.at, Some(4 | 5)) && settings.password.is_none())
+        .then(|| iotconnect::agent::bootstrap::renew_after(setup.config.sas_lifetime));
     let v21 = setup.device.is_v21();
     let (agent, platform, config) = setup.connect(settings, offline, reporter).await?;
     // One runner for both hooks: `--hook-concurrency` limits them together.

@@ -47,8 +47,64 @@ fn device_key(cli: &Cli) -> Result<Option<String>, AgentError> {
         .map_err(|e| AgentError::Input(format!("device key: {e}")))
 }
 
+/// `tpm ek`: what an operator enrols (no platform needed; the config only names the ids).
+#[cfg(feature = "tpm")]
+fn tpm_ek(cli: &Cli, out: Output) -> Result<u8, AgentError> {
+    use iotconnect::agent::tpm::{TpmOptions, endorsement};
+    let (ek, ek_id) = endorsement(&TpmOptions {
+        tcti: cli.tpm.clone(),
+    })
+    .map_err(|e| AgentError::Tpm(e.to_string()))?;
+    let iotc = Config::load(&cli.config)
+        .ok()
+        .map(|c| iotconnect::protocol::dps::iotconnect_registration_id(&c.cp_id, &c.unique_id));
+    let data = std::collections::BTreeMap::from([
+        ("endorsement_key", Some(ek.clone())),
+        ("registration_id", iotc.clone()),
+        ("ek_registration_id", Some(ek_id.clone())),
+    ]);
+    out.event("tpm_ek", &data, || {
+        format!(
+            "endorsement key (base64): {ek}\nregistration id (IoTConnect, cpId-uniqueId): {}\nregistration id (derived from the EK, Azure SDKs' default): {ek_id}",
+            iotc.as_deref().unwrap_or("(no config file)")
+        )
+    });
+    Ok(exit::OK)
+}
+
+#[cfg(not(feature = "tpm"))]
+fn tpm_ek(_: &Cli, _: Output) -> Result<u8, AgentError> {
+    Err(AgentError::Unsupported(
+        "this iotc-send was built without the `tpm` feature".into(),
+    ))
+}
+
+/// The TPM of auth type 4 (opened only if the device provisions or signs); `None` without the
+/// `tpm` feature, which makes auth type 4 refused with a sentence.
+#[cfg(feature = "tpm")]
+#[allow(clippy::unnecessary_wraps)] // the same signature as without the feature
+fn attestation(cli: &Cli) -> Option<iotconnect::agent::dps::Attestation> {
+    use iotconnect::agent::tpm::{TpmAttestor, TpmOptions};
+    Some(iotconnect::agent::dps::Attestation(Arc::new(
+        TpmAttestor::new(TpmOptions {
+            tcti: cli.tpm.clone(),
+        }),
+    )))
+}
+
+#[cfg(not(feature = "tpm"))]
+fn attestation(_: &Cli) -> Option<iotconnect::agent::dps::Attestation> {
+    None
+}
+
 async fn run(cli: Cli, out: Output) -> Result<u8, AgentError> {
+    if matches!(cli.cmd, Cmd::Tpm(args::TpmCmd::Ek)) {
+        return tpm_ek(&cli, out);
+    }
     let mut config = Config::load(&cli.config)?;
+    config.tpm = attestation(&cli);
+    config.dps_url.clone_from(&cli.dps_url);
+    config.sas_lifetime = Duration::from_secs(cli.sas_lifetime);
     if let Some(key) = device_key(&cli)? {
         config.device_primary_key = Some(key);
     }
@@ -90,5 +146,7 @@ async fn run(cli: Cli, out: Output) -> Result<u8, AgentError> {
         Cmd::Twin(a) => cmd::twin(setup, &settings, a, reporter, out).await,
         Cmd::Ack(a) => cmd::ack(setup, &settings, a, reporter).await,
         Cmd::Child(c) => cmd::child(setup, &settings, c, reporter, out).await,
+        // Answered above, before a config file or a platform was needed.
+        Cmd::Tpm(_) => Ok(exit::OK),
     }
 }

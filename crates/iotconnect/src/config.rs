@@ -1,5 +1,5 @@
 //! The agent's configuration file, `iotconnect.json`, in the shape of the SDK's constructor
-//! arguments: `cpId`, `uniqueId`, `env`, `scopeId` (TPM, accepted and unused), `discoveryUrl`,
+//! arguments: `cpId`, `uniqueId`, `env`, `scopeId` (the DPS id scope of auth type 4), `discoveryUrl`,
 //! and `sdkOptions` with `certificate {SSLKeyPath, SSLCertPath, SSLCaPath}`,
 //! `offlineStorage {disabled, availSpaceInMb, fileCount}`, `discoveryUrl` and
 //! `devicePrimaryKey` (auth type 5). Relative paths resolve against the file's folder. Errors
@@ -142,8 +142,14 @@ pub struct Config {
     pub unique_id: String,
     /// Environment.
     pub env: String,
-    /// DPS scope id (TPM; unused).
+    /// DPS id scope (`scopeId`; auth type 4).
     pub scope_id: Option<String>,
+    /// The DPS endpoint for auth type 4 (Azure's global one unless `--dps-url` says otherwise).
+    pub dps_url: String,
+    /// The TPM for auth type 4 (set by the front end, not read from the file).
+    pub tpm: Option<crate::agent::dps::Attestation>,
+    /// How long a SAS token this agent signs (auth types 4 and 5) is valid.
+    pub sas_lifetime: std::time::Duration,
     /// Discovery service URL.
     pub discovery_url: String,
     /// Client certificate chain (`SSLCertPath`).
@@ -172,6 +178,9 @@ impl std::fmt::Debug for Config {
             .field("unique_id", &self.unique_id)
             .field("env", &self.env)
             .field("scope_id", &self.scope_id)
+            .field("dps_url", &self.dps_url)
+            .field("tpm", &self.tpm)
+            .field("sas_lifetime", &self.sas_lifetime)
             .field("discovery_url", &self.discovery_url)
             .field("cert", &self.cert)
             .field("key", &self.key)
@@ -197,6 +206,9 @@ fn config_debug_never_shows_the_device_key() {
         unique_id: "dev-1".into(),
         env: "DEV".into(),
         scope_id: None,
+        dps_url: String::new(),
+        tpm: None,
+        sas_lifetime: std::time::Duration::from_secs(1),
         discovery_url: "https://discovery.example".into(),
         cert: None,
         key: None,
@@ -350,6 +362,9 @@ impl Config {
             unique_id,
             env,
             scope_id: c.text("scopeId", &raw.scope_id)?,
+            dps_url: crate::protocol::dps::GLOBAL_ENDPOINT.to_owned(),
+            tpm: None,
+            sas_lifetime: crate::agent::bootstrap::SAS_LIFETIME,
             discovery_url,
             cert: file("SSLCertPath")?,
             key: file("SSLKeyPath")?,
@@ -410,6 +425,9 @@ impl Config {
                 .text("env", &raw.env)?
                 .ok_or(c.missing("env", "copy it from Settings → Key Vault"))?,
             scope_id: None,
+            dps_url: crate::protocol::dps::GLOBAL_ENDPOINT.to_owned(),
+            tpm: None,
+            sas_lifetime: crate::agent::bootstrap::SAS_LIFETIME,
             discovery_url,
             cert: None,
             key: None,

@@ -10,6 +10,8 @@
 )]
 
 mod secrets;
+#[cfg(feature = "tpm")]
+mod tpm;
 mod v21;
 
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! (`POST {baseUrl}sync`), and turning the sync answer into session options: broker URL from
 //! `p.h`/`p.p`, client id `p.id`, and the credentials the auth type (`at`) calls for — an X.509
 //! client certificate (2, 3), the SAS token `sync` sends (1), or one signed with the device's
-//! primary key (5). TPM (4) is not supported.
+//! primary key (5), or one signed inside the TPM with the key DPS issued (4, see [`super::dps`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +34,11 @@ pub const SAS_LIFETIME: Duration = Duration::from_secs(3600);
 /// When the agent renews its SAS token (by reconnecting): 50 minutes after signing, so a
 /// reconnect that takes a while still finishes before IoT Hub drops the old token.
 pub const SAS_RENEW: Duration = Duration::from_secs(3000);
+
+/// When to renew a token valid for `lifetime`: at five sixths of it ([`SAS_RENEW`] for an hour).
+pub fn renew_after(lifetime: Duration) -> Duration {
+    lifetime * 5 / 6
+}
 
 /// An HTTPS client for discovery, sync and OTA downloads.
 pub fn http_client(tls: &TlsOptions, timeout: Duration) -> Result<Http, AgentError> {
@@ -151,6 +156,19 @@ pub async fn identify(
 impl Platform {
     /// `sync` for `scope`.
     pub async fn sync(&self, cfg: &Config, scope: SyncScope) -> Result<SyncData, AgentError> {
+        let data = self.sync_unchecked(cfg, scope).await?;
+        if scope == SyncScope::All {
+            data.check(&cfg.unique_id)?;
+        }
+        Ok(data)
+    }
+
+    /// `sync` without the status check: auth type 4 reads `ds` 1 as "register with DPS".
+    pub async fn sync_unchecked(
+        &self,
+        cfg: &Config,
+        scope: SyncScope,
+    ) -> Result<SyncData, AgentError> {
         let url = self.discovery.sync_url();
         let body = SyncRequest {
             unique_id: cfg.unique_id.clone(),
@@ -159,11 +177,7 @@ impl Platform {
         };
         let body = serde_json::to_vec(&body).unwrap_or_default();
         let reply = fetch(&self.http, "sync", reqwest::Method::POST, &url, Some(body)).await?;
-        let data = SyncData::parse_reply(&reply)?;
-        if scope == SyncScope::All {
-            data.check(&cfg.unique_id)?;
-        }
-        Ok(data)
+        Ok(SyncData::parse_reply(&reply)?)
     }
 }
 
@@ -226,6 +240,24 @@ pub fn session_options(
                     .filter(|s| !s.is_empty())
                     .map(Into::into),
             }),
+            4 => {
+                let tpm = cfg.tpm.as_ref().ok_or(AgentError::Unsupported(
+                    "auth type 4 (TPM via Azure DPS) needs a TPM: this iotc-send was built without the `tpm` feature".into(),
+                ))?;
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let resource = format!("{}/devices/{}", p.h, opts.client_id);
+                let token =
+                    sas::build_signed(&resource, now + cfg.sas_lifetime.as_secs(), None, |d| {
+                        tpm.0.sign(d)
+                    })
+                    .map_err(|e| AgentError::Tpm(format!("signing the IoT Hub SAS token: {e}")))?;
+                Some(Credentials {
+                    username,
+                    password: Some(token.into()),
+                })
+            }
             5 => {
                 let key = cfg.device_primary_key.as_deref().ok_or(AgentError::Unsupported(
                     "auth type 5 (symmetric key) needs sdkOptions.devicePrimaryKey or --device-key-env/--device-key-file".into(),
@@ -237,7 +269,7 @@ pub fn session_options(
                 Some(Credentials {
                     username,
                     password: Some(
-                        sas::build(&resource, key, now + SAS_LIFETIME.as_secs())?.into(),
+                        sas::build(&resource, key, now + cfg.sas_lifetime.as_secs())?.into(),
                     ),
                 })
             }
@@ -257,10 +289,6 @@ pub fn session_options(
                 cfg.path.display()
             )))
         }
-        4 => Err(AgentError::Unsupported(
-            "auth type 4 (TPM via Azure DPS) is not supported yet; use X.509 (2/3) or a key (1/5)"
-                .into(),
-        )),
         _ => Ok(opts),
     }
 }

@@ -140,6 +140,15 @@ pub enum Event {
         /// As a sentence.
         message: String,
     },
+    /// DPS attested the TPM and assigned the device to a hub (auth type 4).
+    Provisioned {
+        /// The DPS registration id.
+        registration_id: String,
+        /// The assigned IoT hub.
+        hub: String,
+        /// The device id there.
+        device_id: String,
+    },
     /// The agent signed a fresh SAS token and reconnected with it, before the old one expired.
     CredentialsRenewed {
         /// Seconds the new token is valid.
@@ -285,6 +294,13 @@ impl Event {
                 None => "heartbeat stopped".into(),
             },
             Event::Child { ct, ec, message } => format!("child request {ct}: {message} (ec {ec})"),
+            Event::Provisioned {
+                registration_id,
+                hub,
+                device_id,
+            } => format!(
+                "DPS attested the TPM of {registration_id} and assigned device {device_id} on {hub}"
+            ),
             Event::CredentialsRenewed { valid_secs } => {
                 format!("renewed the SAS token (valid {valid_secs} s) and reconnected")
             }

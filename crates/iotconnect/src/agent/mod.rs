@@ -12,12 +12,15 @@
 //! made while disconnected are dropped (and reported), as the SDK does.
 
 pub mod bootstrap;
+pub mod dps;
 pub mod events;
 pub mod hook;
 pub mod ota;
 mod run;
 pub mod setup;
 pub mod source;
+#[cfg(feature = "tpm")]
+pub mod tpm;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +93,12 @@ pub enum AgentError {
     /// A SAS token could not be made.
     #[error(transparent)]
     Sas(#[from] SasError),
+    /// DPS refused the registration or answered badly.
+    #[error(transparent)]
+    Dps(#[from] crate::protocol::dps::DpsError),
+    /// The TPM (auth type 4).
+    #[error("TPM: {0}")]
+    Tpm(String),
     /// Something this agent does not do.
     #[error("{0}")]
     Unsupported(String),
@@ -111,6 +120,7 @@ impl AgentError {
             | AgentError::Sas(_)
             | AgentError::Input(_) => Outcome::Usage,
             AgentError::Sync(SyncError::Refused { .. } | SyncError::Status { .. })
+            | AgentError::Dps(crate::protocol::dps::DpsError::Refused { .. })
             | AgentError::V2(
                 crate::protocol::v2::V2Error::Refused { .. }
                 | crate::protocol::v2::V2Error::Code { .. },

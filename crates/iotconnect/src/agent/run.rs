@@ -238,7 +238,10 @@ impl Agent {
         let new = make(self.device.sync())?;
         self.reconnect(new).await?;
         self.reporter.event(Event::CredentialsRenewed {
-            valid_secs: super::bootstrap::SAS_LIFETIME.as_secs(),
+            valid_secs: opts
+                .renew_credentials
+                .map_or(super::bootstrap::SAS_LIFETIME, |d| d * 6 / 5)
+                .as_secs(),
         });
         Ok(Vec::new())
     }

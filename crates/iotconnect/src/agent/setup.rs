@@ -112,7 +112,14 @@ pub async fn setup(
         (platform, device)
     } else {
         let platform = bootstrap::discover(&config, http).await?;
-        let sync = platform.sync(&config, SyncScope::All).await?;
+        let mut sync = platform.sync_unchecked(&config, SyncScope::All).await?;
+        // Auth type 4 with `ds` 1 (not registered): DPS first, then sync again, as the TPM
+        // SDK's `init_provisioning_client` does.
+        if sync.at == Some(4) && sync.ds == Some(1) {
+            provision(&config, &platform, reporter).await?;
+            sync = platform.sync_unchecked(&config, SyncScope::All).await?;
+        }
+        sync.check(&config.unique_id)?;
         (platform, Device::new(id, sync, df, Duration::ZERO)?)
     };
     let sync = device.sync().clone();
@@ -125,6 +132,39 @@ pub async fn setup(
         sync,
         device,
     })
+}
+
+/// DPS registration with the config's TPM, id scope and DPS URL; reports `provisioned`.
+async fn provision(
+    config: &Config,
+    platform: &Platform,
+    reporter: &dyn Reporter,
+) -> Result<(), AgentError> {
+    let tpm = config.tpm.as_ref().ok_or(AgentError::Unsupported(
+        "auth type 4 (TPM via Azure DPS) needs a TPM: this iotc-send was built without the `tpm` feature".into(),
+    ))?;
+    let id_scope = config.scope_id.clone().ok_or_else(|| {
+        AgentError::Input(format!(
+            "auth type 4 needs the DPS id scope: set `scopeId` in `{}` (IoTConnect: Settings → Key Vault → DPS Info)",
+            config.path.display()
+        ))
+    })?;
+    let opts = super::dps::DpsOptions {
+        url: config.dps_url.clone(),
+        id_scope,
+        registration_id: crate::protocol::dps::iotconnect_registration_id(
+            &config.cp_id,
+            &config.unique_id,
+        ),
+        max_polls: 20,
+    };
+    let a = super::dps::register(&platform.http, &opts, tpm.0.as_ref()).await?;
+    reporter.event(Event::Provisioned {
+        registration_id: opts.registration_id,
+        hub: a.hub,
+        device_id: a.device_id,
+    });
+    Ok(())
 }
 
 /// New session options after a protocol re-sync (0x12), from the same settings and config.

@@ -29,13 +29,13 @@ const KEEP: usize = 50;
 pub struct Endpoints {
     /// URL of the client-certificate listener (auth 2, 3).
     pub mtls: Option<String>,
-    /// URL of the password listener (auth 1, 5).
+    /// URL of the password listener (auth 1, 4, 5).
     pub password: Option<String>,
 }
 
 impl Endpoints {
     pub(crate) fn host_port(&self, auth: i64) -> (String, u16) {
-        let first = if matches!(auth, 1 | 5) {
+        let first = if matches!(auth, 1 | 4 | 5) {
             [&self.password, &self.mtls]
         } else {
             [&self.mtls, &self.password]

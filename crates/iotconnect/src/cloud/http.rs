@@ -29,6 +29,8 @@ pub struct Shared {
     pub state: Arc<Mutex<CloudState>>,
     /// Broker endpoints for sync answers.
     pub endpoints: Arc<RwLock<Endpoints>>,
+    /// DPS: an auth type 4 device syncs `ds` 1 until DPS assigned it.
+    pub dps: Arc<Mutex<super::dps::DpsState>>,
 }
 
 /// The router (relative to `/iotconnect`).
@@ -177,6 +179,17 @@ async fn sync(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .sync(&req, &endpoints, now);
+    let mut d = d;
+    if d.at == Some(4)
+        && !s
+            .dps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_assigned(&req.unique_id)
+    {
+        // The TPM SDK registers with DPS on `ds` 1 (DEV_NOT_REG) and syncs again.
+        d.ds = Some(1);
+    }
     Json(SyncResponse { d }).into_response()
 }
 

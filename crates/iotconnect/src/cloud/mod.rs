@@ -9,6 +9,7 @@
 //! `--broker`.
 
 pub mod admin;
+pub mod dps;
 pub mod handler;
 pub mod http;
 pub mod policy;
@@ -31,16 +32,19 @@ pub struct IotConnectCloud {
     template: Arc<TemplateFile>,
     state: Arc<Mutex<CloudState>>,
     endpoints: Arc<RwLock<Endpoints>>,
+    dps: dps::Dps,
 }
 
 impl IotConnectCloud {
     /// A platform serving `template`.
     pub fn new(template: TemplateFile) -> Self {
         let template = Arc::new(template);
+        let endpoints = Arc::new(RwLock::new(Endpoints::default()));
         IotConnectCloud {
             state: Arc::new(Mutex::new(CloudState::new(template.clone()))),
+            dps: dps::Dps::new(template.clone(), endpoints.clone()),
             template,
-            endpoints: Arc::new(RwLock::new(Endpoints::default())),
+            endpoints,
         }
     }
 
@@ -57,6 +61,12 @@ impl IotConnectCloud {
             }
         });
         IotConnectCloud::new(t)
+    }
+
+    /// The emulated Device Provisioning Service (auth type 4): enrol TPMs with
+    /// [`dps::Dps::enroll`].
+    pub fn dps(&self) -> &dps::Dps {
+        &self.dps
     }
 
     /// The template.
@@ -122,7 +132,9 @@ impl CloudSide for IotConnectCloud {
     }
 
     fn policy(&self) -> Option<Arc<dyn AccessPolicy>> {
-        Some(Arc::new(policy::Policy::new(self.template.clone())))
+        Some(Arc::new(
+            policy::Policy::new(self.template.clone()).with_dps(self.dps.state.clone()),
+        ))
     }
 
     fn report(&self) -> Report {
@@ -133,10 +145,14 @@ impl CloudSide for IotConnectCloud {
     }
 
     fn router(&self) -> Option<axum::Router> {
-        Some(http::router(http::Shared {
-            state: self.state.clone(),
-            endpoints: self.endpoints.clone(),
-        }))
+        Some(
+            http::router(http::Shared {
+                state: self.state.clone(),
+                endpoints: self.endpoints.clone(),
+                dps: self.dps.state.clone(),
+            })
+            .merge(self.dps.clone().router()),
+        )
     }
 
     fn on_start(&self, listeners: &[Listener], _pki_dir: &std::path::Path) {

@@ -20,12 +20,23 @@ use crate::protocol::v1::topics;
 #[derive(Debug, Clone)]
 pub struct Policy {
     template: Arc<TemplateFile>,
+    dps: Option<Arc<std::sync::Mutex<super::dps::DpsState>>>,
 }
 
 impl Policy {
     /// A policy for the devices of `template`.
     pub fn new(template: Arc<TemplateFile>) -> Self {
-        Policy { template }
+        Policy {
+            template,
+            dps: None,
+        }
+    }
+
+    /// Checks auth type 4 devices' SAS tokens with the keys DPS issued them.
+    #[must_use]
+    pub fn with_dps(mut self, dps: Arc<std::sync::Mutex<super::dps::DpsState>>) -> Self {
+        self.dps = Some(dps);
+        self
     }
 
     fn device_in_username(&self, username: &str) -> Option<&DeviceEntry> {
@@ -79,10 +90,25 @@ impl AccessPolicy for Policy {
         let Some(dev) = self.device_in_username(username) else {
             return Verdict::Abstain;
         };
-        let Some(key) = dev
+        let dps_key = (dev.auth == 4)
+            .then(|| {
+                self.dps.as_ref().and_then(|d| {
+                    d.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .hub_key(&dev.unique_id)
+                })
+            })
+            .flatten();
+        if dev.auth == 4 && dps_key.is_none() {
+            return Verdict::Deny(format!(
+                "IoTConnect device `{}` (TPM) has not been assigned by DPS",
+                dev.unique_id
+            ));
+        }
+        let Some(key) = dps_key.as_deref().or(dev
             .primary_key
             .as_deref()
-            .filter(|_| matches!(dev.auth, 1 | 5))
+            .filter(|_| matches!(dev.auth, 1 | 5)))
         else {
             return Verdict::Deny(format!(
                 "IoTConnect device `{}` does not use key authentication",
@@ -138,7 +164,7 @@ impl AccessPolicy for Policy {
                     who.client_id
                 )),
             },
-            ListenerKind::TlsPassword | ListenerKind::Wss if matches!(dev.auth, 1 | 5) => {
+            ListenerKind::TlsPassword | ListenerKind::Wss if matches!(dev.auth, 1 | 4 | 5) => {
                 if who.client_id == *id
                     && who.username.as_deref().is_some_and(|u| {
                         self.device_in_username(u)

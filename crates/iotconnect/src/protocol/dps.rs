@@ -2,6 +2,14 @@
 //! 4), as data: the request, the TPM challenge answer, the operation status, the SAS token's
 //! resource. Pure: no sockets, no TPM; the signature comes in through a closure.
 //!
+//! TPM attestation runs over DPS's HTTPS REST API ("Device Registration - Register Device",
+//! <https://learn.microsoft.com/en-us/rest/api/iot-dps/device/runtime-registration/register-device>,
+//! and "Operation Status Lookup"), as azure-iot-sdk-node's `azure-iot-provisioning-device-http`
+//! does: `PUT {idScope}/registrations/{registrationId}/register?api-version=...` with the EK and
+//! SRK, answered 401 with `authenticationKey` and `keyName`; the same PUT with
+//! `Authorization: SharedAccessSignature sr=...&skn=registration` signed by the imported key,
+//! answered 202 with `operationId`; then `GET .../operations/{operationId}` until `assigned`.
+//!
 //! Sources: "Communicate with DPS using the MQTT protocol"
 //! (<https://learn.microsoft.com/en-us/azure/iot/iot-mqtt-connect-to-iot-dps>) for topics,
 //! username and the SAS token (`sr={idScope}/registrations/{registrationId}`, `skn=registration`);
@@ -42,6 +50,35 @@ pub enum DpsError {
         /// `message`.
         message: String,
     },
+}
+
+/// The global DPS endpoint Azure's SDKs and IoTConnect's TPM SDK use.
+pub const GLOBAL_ENDPOINT: &str = "https://global.azure-devices-provisioning.net";
+
+/// The registration id IoTConnect's TPM SDKs register with: `{cpId}-{uniqueId}`.
+pub fn iotconnect_registration_id(cp_id: &str, unique_id: &str) -> String {
+    format!("{cp_id}-{unique_id}")
+}
+
+/// `PUT` target of a registration: `{base}/{idScope}/registrations/{registrationId}/register`.
+pub fn register_url(base: &str, id_scope: &str, registration_id: &str) -> String {
+    format!(
+        "{}/{id_scope}/registrations/{registration_id}/register?api-version={API_VERSION}",
+        base.trim_end_matches('/')
+    )
+}
+
+/// `GET` target of an operation's status.
+pub fn operation_url(
+    base: &str,
+    id_scope: &str,
+    registration_id: &str,
+    operation_id: &str,
+) -> String {
+    format!(
+        "{}/{id_scope}/registrations/{registration_id}/operations/{operation_id}?api-version={API_VERSION}",
+        base.trim_end_matches('/')
+    )
 }
 
 /// The MQTT username: `{idScope}/registrations/{registrationId}/api-version=...`.
@@ -125,13 +162,41 @@ pub fn parse_answer(
     payload: &[u8],
     registration_id: &str,
 ) -> Result<Answer, DpsError> {
+    let (status, _, retry) = parse_response_topic(topic).ok_or_else(|| DpsError::Malformed {
+        topic: topic.to_owned(),
+        detail: "not $dps/registrations/res/{status}/?$rid=N".into(),
+    })?;
+    parse_status_answer(topic, status, retry, payload, registration_id)
+}
+
+/// Reads an HTTPS answer of status `status` (with its `Retry-After` header, seconds) to a
+/// request on `what` (the URL without its query, for errors).
+pub fn parse_http_answer(
+    what: &str,
+    status: u16,
+    retry_after: Option<u64>,
+    body: &[u8],
+    registration_id: &str,
+) -> Result<Answer, DpsError> {
+    parse_status_answer(what, status, retry_after, body, registration_id)
+}
+
+fn parse_status_answer(
+    topic: &str,
+    status: u16,
+    retry: Option<u64>,
+    payload: &[u8],
+    registration_id: &str,
+) -> Result<Answer, DpsError> {
     let bad = |detail: String| DpsError::Malformed {
         topic: topic.to_owned(),
         detail,
     };
-    let (status, _, retry) = parse_response_topic(topic)
-        .ok_or_else(|| bad("not $dps/registrations/res/{status}/?$rid=N".into()))?;
-    let v: Value = serde_json::from_slice(payload).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let v: Value = if payload.is_empty() && status >= 400 {
+        Value::Null
+    } else {
+        serde_json::from_slice(payload).map_err(|e| bad(format!("not JSON: {e}")))?
+    };
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     match status {
         401 if s(&v, "authenticationKey").is_some() => Ok(Answer::Challenge {
@@ -205,6 +270,48 @@ mod tests {
             parse_response_topic("$dps/registrations/res/x/?$rid=7"),
             None
         );
+    }
+
+    #[test]
+    fn https_urls_and_answers() {
+        assert_eq!(
+            register_url("https://dps.example/", "0ne00", "CP-dev1"),
+            "https://dps.example/0ne00/registrations/CP-dev1/register?api-version=2019-03-31"
+        );
+        assert_eq!(
+            operation_url("https://dps.example", "0ne00", "CP-dev1", "4.op"),
+            "https://dps.example/0ne00/registrations/CP-dev1/operations/4.op?api-version=2019-03-31"
+        );
+        assert_eq!(iotconnect_registration_id("CP", "dev1"), "CP-dev1");
+        let a = parse_http_answer(
+            "u",
+            401,
+            None,
+            br#"{"message":"challenge","authenticationKey":"QUJD","keyName":"registration"}"#,
+            "r",
+        );
+        assert_eq!(
+            a,
+            Ok(Answer::Challenge {
+                authentication_key: "QUJD".into()
+            })
+        );
+        let a = parse_http_answer(
+            "u",
+            202,
+            Some(1),
+            br#"{"operationId":"o","status":"assigning"}"#,
+            "r",
+        );
+        assert_eq!(
+            a,
+            Ok(Answer::Assigning {
+                operation_id: "o".into(),
+                retry_after: 1
+            })
+        );
+        let err = parse_http_answer("u", 404, None, b"", "r").unwrap_err();
+        assert!(err.to_string().contains("status 404"), "{err}");
     }
 
     #[test]

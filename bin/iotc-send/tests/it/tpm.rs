@@ -1,0 +1,212 @@
+//! Auth type 4 through the binary: a software TPM per test (swtpm), iot-sim playing DPS over
+//! HTTPS and the IoT Hub side. The TPM's EK is read with `iotc-send tpm ek`, enrolled, and the
+//! device registers (challenge, activation in the TPM, signed registration), connects with SAS
+//! tokens its TPM signs, sends telemetry and renews its token through the TPM.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+use testkit::Swtpm;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::{Env, WAIT, cmd, env, has, run};
+
+const DEVICE: &str = "iotc-tpm-01";
+const REGISTRATION: &str = "EDGEWIRE-iotc-tpm-01";
+
+fn tpm_config(e: &Env) -> PathBuf {
+    let v = json!({"cpId": "EDGEWIRE", "uniqueId": DEVICE, "env": "DEV",
+        "scopeId": iotconnect::cloud::dps::ID_SCOPE,
+        "discoveryUrl": format!("{}/iotconnect", e.sim.https_base().unwrap()),
+        "sdkOptions": {"certificate": {"SSLCaPath": "certs/ca.pem"}}});
+    let path = e.dir.path().join(format!("{DEVICE}.json"));
+    std::fs::write(&path, v.to_string()).unwrap();
+    path
+}
+
+fn dps_url(e: &Env) -> String {
+    format!("{}/iotconnect/dps", e.sim.https_base().unwrap())
+}
+
+/// `iotc-send tpm ek` on this TPM: (EK base64, registration id).
+async fn ek(cfg: &std::path::Path, sw: &Swtpm) -> (String, String) {
+    let (code, ev) = run(cfg, &["tpm", "ek", "--tpm", &sw.tcti()]).await;
+    assert_eq!(code, 0, "{ev:?}");
+    let d = has(&ev, "tpm_ek").expect("a tpm_ek event");
+    assert_eq!(d["ek_registration_id"].as_str().unwrap().len(), 52, "{d}");
+    (
+        d["endorsement_key"].as_str().unwrap().to_owned(),
+        d["registration_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The operator's enrolment through iot-sim's HTTPS route: (status, body).
+async fn enroll_rest(e: &Env, registration_id: &str, ek_b64: &str) -> (u16, String) {
+    let http = transport::http::Http::new(transport::http::HttpOptions::new(
+        transport::tls::TlsOptions {
+            ca_files: vec![e.dir.path().join("certs/ca.pem")],
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    let body = json!({"attestation": {"type": "tpm", "tpm": {"endorsementKey": ek_b64}}});
+    let resp = http
+        .send(
+            "enrolment",
+            "PUT".parse().unwrap(),
+            &format!("{}/enrollments/{registration_id}", dps_url(e)),
+            // The route reads the body as JSON whatever the content type says.
+            #[allow(clippy::default_trait_access)] // reqwest's HeaderMap is not re-exported
+            Default::default(),
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+fn readings(e: &Env, n: usize) -> PathBuf {
+    let input = e.dir.path().join("tpm-readings.jsonl");
+    let lines: Vec<String> = (0..n)
+        .map(|i| format!(r#"[{{"uniqueId":"{DEVICE}","data":{{"temperature":{i}}}}}]"#))
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    input
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tpm_device_registers_through_dps_and_sends_telemetry() {
+    let e = env().await;
+    let sw = Swtpm::start();
+    let cfg = tpm_config(&e);
+    let (ek_b64, reg) = ek(&cfg, &sw).await;
+    assert_eq!(reg, REGISTRATION);
+    let (status, body) = enroll_rest(&e, "EDGEWIRE-iotc-key-01", &ek_b64).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("EDGEWIRE-iotc-key-01") && body.contains("auth type 4"),
+        "{body}"
+    );
+    let (status, body) = enroll_rest(&e, &reg, &ek_b64).await;
+    assert_eq!(status, 200, "{body}");
+    let input = readings(&e, 3);
+    let (tcti, dps) = (sw.tcti(), dps_url(&e));
+    let args = [
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--df",
+        "0",
+        "--exit-after-input",
+        "--tpm",
+        &tcti,
+        "--dps-url",
+        &dps,
+    ];
+    let (code, ev) = run(&cfg, &args).await;
+    assert_eq!(code, 0, "{ev:?}");
+    let p = has(&ev, "provisioned").expect("provisioned");
+    assert_eq!(p["device_id"], DEVICE, "{p}");
+    assert_eq!(p["registration_id"], REGISTRATION, "{p}");
+    assert_eq!(has(&ev, "synced").unwrap()["auth_type"], 4);
+    assert_eq!(e.eventually("telemetry_messages", 3).await, 3);
+
+    // Restarted, the device is assigned already: it syncs `ds` 0 and signs with the key
+    // persisted in its TPM, without registering again.
+    let (code, ev) = run(&cfg, &args).await;
+    assert_eq!(code, 0, "{ev:?}");
+    assert!(has(&ev, "provisioned").is_none(), "{ev:?}");
+    assert_eq!(e.eventually("telemetry_messages", 6).await, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tpm_whose_ek_is_not_enrolled_is_refused_with_dps_sentence() {
+    let e = env().await;
+    let enrolled = Swtpm::start();
+    let other = Swtpm::start();
+    let cfg = tpm_config(&e);
+    let (ek_b64, reg) = ek(&cfg, &enrolled).await;
+    e.cloud.dps().enroll(&reg, &ek_b64).unwrap();
+    let (tcti, dps) = (other.tcti(), dps_url(&e));
+    let (code, ev) = run(
+        &cfg,
+        &[
+            "run",
+            "--exit-after-input",
+            "--tpm",
+            &tcti,
+            "--dps-url",
+            &dps,
+        ],
+    )
+    .await;
+    assert_eq!(code, 3, "a refusal exits with the rejected code: {ev:?}");
+    let msg = has(&ev, "error").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        msg.contains(REGISTRATION)
+            && msg.contains("The device is unauthorized.")
+            && msg.contains("401"),
+        "{msg}"
+    );
+    assert_eq!(e.report("telemetry_messages"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tpm_renews_the_sas_token_before_it_expires() {
+    let e = env().await;
+    let sw = Swtpm::start();
+    let cfg = tpm_config(&e);
+    let (ek_b64, reg) = ek(&cfg, &sw).await;
+    e.cloud.dps().enroll(&reg, &ek_b64).unwrap();
+    let (tcti, dps) = (sw.tcti(), dps_url(&e));
+    let mut child = cmd(
+        &cfg,
+        &[
+            "run",
+            "--simulate",
+            "--interval",
+            "0.3",
+            "--df",
+            "0",
+            "--sas-lifetime",
+            "3",
+            "--tpm",
+            &tcti,
+            "--dps-url",
+            &dps,
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (mut renewed, mut connected_after) = (0, false);
+    let mut seen = Vec::new();
+    loop {
+        let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await else {
+            panic!("no renewal before the deadline; events: {seen:#?}");
+        };
+        seen.push(line.clone());
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        testkit::schema::validate("iotc-send", line.as_bytes());
+        match v["type"].as_str() {
+            Some("credentials_renewed") => renewed += 1,
+            // The new session (with the renewed token) is up once it subscribed again.
+            Some("subscribed") if renewed > 0 => connected_after = true,
+            Some("published") if connected_after && renewed >= 2 => break,
+            Some("error") => panic!("{line}"),
+            _ => {}
+        }
+    }
+    assert!(renewed >= 2 && connected_after, "renewed {renewed} times");
+    // The hub accepted the renewed tokens: telemetry keeps arriving.
+    let before = e.report("telemetry_messages");
+    assert!(e.eventually("telemetry_messages", before + 2).await >= before + 2);
+    child.kill().await.unwrap();
+}
