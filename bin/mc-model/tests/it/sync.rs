@@ -55,6 +55,14 @@ async fn sync_creates_then_sends_nothing_then_only_what_is_missing() {
         (Some(true), Some(8)),
         "{s}"
     );
+    let first = env.cloud.v4_model("edgewire_mqttagent").unwrap();
+    let first_ids = mindconnect::protocol::v4::reference_ids(&first);
+    assert_eq!(first_ids.len(), 8);
+    assert_eq!(
+        saved_ids(&cwd),
+        first_ids,
+        "cloud_asset_model.json is the cloud model after the sync, not the one before"
+    );
     let r = env.cloud.report();
     assert_eq!(
         (
@@ -77,14 +85,6 @@ async fn sync_creates_then_sends_nothing_then_only_what_is_missing() {
     assert!(
         ini.contains("owner = me") && ini.contains("[extra]\nk = v"),
         "kept: {ini}"
-    );
-    let first = env.cloud.v4_model("edgewire_mqttagent").unwrap();
-    let first_ids = mindconnect::protocol::v4::reference_ids(&first);
-    assert_eq!(first_ids.len(), 8);
-    assert_eq!(
-        saved_ids(&cwd),
-        first_ids,
-        "cloud_asset_model.json is the cloud model after the sync, not the one before"
     );
 
     let out = mc_model(&cwd, &args);
