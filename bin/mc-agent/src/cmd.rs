@@ -40,7 +40,7 @@ pub async fn run(cli: Cli, out: Output) -> Result<u8, AgentError> {
     };
     match cli.command {
         Command::Run { run: args, .. } => {
-            let opts = args.options(&config, settings.clone())?;
+            let opts = args.options(&config, settings.clone(), &report)?;
             mindconnect::agent::run::run(opts, cli::signal::shutdown_signal(), report).await?;
             Ok(exit::OK)
         }

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use clap::Args;
 use cli::args::{HookArgs, SpoolArgs};
-use mindconnect::agent::AgentError;
 use mindconnect::agent::oneshot::EventSource;
 use mindconnect::agent::run::RunOptions;
 use mindconnect::agent::source::ValueSource;
-use mindconnect::config::Settings;
+use mindconnect::agent::{AgentError, Event, Reporter};
+use mindconnect::config::{ModelApi, Settings};
 use mindconnect::protocol::event::EventInput;
 use mindconnect::protocol::machine::{Plan, Task};
 use mindconnect_cli::{ConfigArgs, parse_interval};
@@ -34,6 +34,12 @@ fn hook(s: &str) -> Result<(String, String), String> {
             "`{s}` is not TYPE=PROGRAM (e.g. firmware_update=./update.sh, or *=./any.sh)"
         )),
     }
+}
+
+fn model_api(s: &str) -> Result<ModelApi, String> {
+    ModelApi::parse(s).ok_or_else(|| {
+        format!("`{s}` is not an asset model generation; use v3 (amo_v3, instance.conf) or v4 (amo_v4, agent.ini)")
+    })
 }
 
 fn point(s: &str) -> Result<(String, String), String> {
@@ -143,6 +149,10 @@ pub struct RunArgs {
     /// The asset already exists: write instance.conf as CREATED instead of instantiating the model.
     #[arg(long)]
     pub assume_instantiated: bool,
+    /// Asset model generation: v3 (amo_v3 instantiation, instance.conf) or v4 (amo_v4
+    /// synchronisation, agent.ini). Overrides MODEL_API; without both, v4 when agent.ini exists.
+    #[arg(long, value_name = "v3|v4", value_parser = model_api)]
+    pub model_api: Option<ModelApi>,
     /// With --count: do not stop before N commands were answered.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub wait_commands: u64,
@@ -183,7 +193,26 @@ pub struct RunArgs {
 
 impl RunArgs {
     /// The library's run options.
-    pub fn options(&self, cfg: &ConfigArgs, settings: Settings) -> Result<RunOptions, AgentError> {
+    pub fn options(
+        &self,
+        cfg: &ConfigArgs,
+        settings: Settings,
+        report: &Reporter,
+    ) -> Result<RunOptions, AgentError> {
+        let (api, chosen_by) = ModelApi::choose(
+            self.model_api,
+            settings.file.model_api,
+            cfg.agent_ini.is_file(),
+        );
+        report(&Event::ModelApi {
+            api: api.as_str().into(),
+            chosen_by: chosen_by.into(),
+        });
+        if api == ModelApi::V4 && self.assume_instantiated {
+            return Err(AgentError::Input(format!(
+                "--assume-instantiated is for v3 (instance.conf); the v4 synchronisation (chosen by {chosen_by}) downloads the cloud model and sends only what is missing, so an existing asset needs no flag"
+            )));
+        }
         let intervals: BTreeMap<Task, Duration> = [
             (Task::Timeseries, self.ts_interval.0),
             (Task::Event, self.event_interval.0),
@@ -221,8 +250,7 @@ impl RunArgs {
                 .open(1024)
                 .map_err(|e| AgentError::Input(e.to_string()))?,
             assume_instantiated: self.assume_instantiated,
-            // v4 when agent.ini exists (the 2024 sample ships it); v3 with instance.conf otherwise.
-            model_sync: if cfg.agent_ini.is_file() {
+            model_sync: if api == ModelApi::V4 {
                 Some(mindconnect::agent::sync::SyncOptions {
                     local_model: cfg.local_model()?,
                     agent_ini: cfg.agent_ini.clone(),

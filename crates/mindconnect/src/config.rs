@@ -2,7 +2,7 @@
 //! section (`"AWS"`, older `"AWS_PROD"`) or flat, with the keys `IOT_HOST`, `CLIENT_ID`,
 //! `DEVICE_NAME`, `TENANT_ID`, `CA_PATH`, `DEVICE_CERT_PATH`, `DEVICE_KET_PATH` (sic; the
 //! correct spelling is accepted too), `MODEL_NAME`, `GW_URL`, `SGW_URL`, `PLATFORM`, plus our
-//! optional `HTTP_CA_PATH`. Flags override values. Relative paths resolve against the config
+//! optional `HTTP_CA_PATH` and `MODEL_API`. Flags override values. Relative paths resolve against the config
 //! file's folder, then its parent (the seed keeps `agent_cert/` next to `configs/`), then the
 //! current folder. At the end, the certificate identity rule:
 //! `CLIENT_ID == TENANT_ID + "_" + <certificate CN>`.
@@ -23,7 +23,7 @@ pub const DEFAULT_SECTION: &str = "AWS";
 /// The broker port the sample hard-codes.
 pub const DEFAULT_PORT: u16 = 8883;
 
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 17] = [
     "IOT_HOST",
     "CLIENT_ID",
     "DEVICE_NAME",
@@ -37,11 +37,66 @@ const KEYS: [&str; 16] = [
     "SGW_URL",
     "PLATFORM",
     "HTTP_CA_PATH",
+    // edgewire's: which asset model generation `mc-agent run` speaks (see [`ModelApi`]).
+    "MODEL_API",
     // The 2024 sample's keys: checked below (the custom data format is refused, not ignored).
     "USE_CUSTOM_TIMESERIES",
     "CUSTOM_TOPIC",
     "TENANT_CERT_PATH",
 ];
+
+/// The asset model generation `mc-agent run` speaks: the 2023 sample's `amo_v3` (model and
+/// instance, `instance.conf`) or the 2024 sample's `amo_v4` synchronisation (`agent.ini`).
+/// Neither sample has a setting for it (each speaks one generation), so edgewire adds the key
+/// `MODEL_API` and the flag `--model-api`; without them the presence of `agent.ini` decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelApi {
+    /// `amo_v3`.
+    V3,
+    /// `amo_v4`.
+    V4,
+}
+
+impl ModelApi {
+    /// `v3` or `v4`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelApi::V3 => "v3",
+            ModelApi::V4 => "v4",
+        }
+    }
+
+    /// `v3`, `v4`, `amo_v3` or `amo_v4`, in any case.
+    pub fn parse(s: &str) -> Option<ModelApi> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "v3" | "amo_v3" => Some(ModelApi::V3),
+            "v4" | "amo_v4" => Some(ModelApi::V4),
+            _ => None,
+        }
+    }
+
+    /// The generation to speak and why: `flag` (`--model-api`) over `key` (`MODEL_API`),
+    /// else v4 when `agent_ini_exists` (the 2024 sample ships the file), else v3.
+    pub fn choose(
+        flag: Option<ModelApi>,
+        key: Option<ModelApi>,
+        agent_ini_exists: bool,
+    ) -> (ModelApi, &'static str) {
+        match (flag, key) {
+            (Some(a), _) => (a, "--model-api"),
+            (None, Some(a)) => (a, "MODEL_API"),
+            (None, None) if agent_ini_exists => (ModelApi::V4, "agent.ini exists"),
+            (None, None) => (ModelApi::V3, "no agent.ini"),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Why the configuration cannot be used. Every variant names the file, key or flag.
 #[derive(Debug, thiserror::Error)]
@@ -218,6 +273,8 @@ pub struct ConfigFile {
     /// `CUSTOM_TOPIC` when `USE_CUSTOM_TIMESERIES` is `"True"` (the 2024 sample's custom data
     /// format; `mc-model register-topic` and `mc-agent custom` use it).
     pub custom_topic: Option<String>,
+    /// `MODEL_API` (`"v3"` or `"v4"`; edgewire's key, see [`ModelApi`]).
+    pub model_api: Option<ModelApi>,
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -355,6 +412,16 @@ impl ConfigFile {
             }
             (false, None) => None,
         };
+        let model_api = match get("MODEL_API")? {
+            None => None,
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => Some(ModelApi::parse(&v).ok_or_else(|| ConfigError::Unsupported {
+                path: p(),
+                key: "MODEL_API",
+                value: v.chars().take(40).collect(),
+                why: "expected \"v3\" (amo_v3 model and instance, instance.conf) or \"v4\" (amo_v4 model synchronisation, agent.ini)",
+            })?),
+        };
         if map.get("TENANT_CERT_PATH").is_some_and(|v| !v.is_null()) {
             tracing::info!(
                 "config file `{}`: TENANT_CERT_PATH is not needed: the agent authenticates with DEVICE_CERT_PATH alone",
@@ -379,6 +446,7 @@ impl ConfigFile {
             platform: get("PLATFORM")?,
             http_ca_path: get("HTTP_CA_PATH")?,
             custom_topic,
+            model_api,
             section,
         })
     }

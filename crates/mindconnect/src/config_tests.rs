@@ -327,3 +327,37 @@ fn plain_http_gateway_urls_to_another_machine_are_refused_naming_key_and_file() 
     let s = Settings::resolve(load(), &o).unwrap();
     assert!(s.allow_plaintext);
 }
+
+#[test]
+fn model_api_is_read_refused_or_left_to_agent_ini() {
+    use ModelApi::{V3, V4};
+    let with = |extra: &str| {
+        SEED.replace(
+            "\"PLATFORM\": \"AWS\"",
+            &format!("\"PLATFORM\": \"AWS\", {extra}"),
+        )
+    };
+    for (text, want) in [
+        (r#""MODEL_API": "v4""#, Some(ModelApi::V4)),
+        (r#""MODEL_API": "AMO_V3""#, Some(ModelApi::V3)),
+        (r#""MODEL_API": """#, None),
+        (r#""CLIENT_ID2": "x""#, None),
+    ] {
+        let c = ConfigFile::parse(&with(text), &p(), None).unwrap();
+        assert_eq!(c.model_api, want, "{text}");
+    }
+    let e = ConfigFile::parse(&with(r#""MODEL_API": "v5""#), &p(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("config file `configs/mqtt-config.json`: MODEL_API v5: expected \"v3\""),
+        "{e}"
+    );
+    assert_eq!(ModelApi::choose(None, None, false), (V3, "no agent.ini"));
+    assert_eq!(ModelApi::choose(None, None, true), (V4, "agent.ini exists"));
+    assert_eq!(ModelApi::choose(None, Some(V3), true), (V3, "MODEL_API"));
+    assert_eq!(
+        ModelApi::choose(Some(V4), Some(V3), false),
+        (V4, "--model-api")
+    );
+}

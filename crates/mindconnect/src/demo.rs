@@ -15,11 +15,14 @@ use tokio::sync::mpsc;
 use transport::{Outbox, Qos, Session};
 
 use crate::agent::model::{SendOptions, prepare_model, send};
+use crate::agent::oneshot::OneShot;
 use crate::agent::run::{RunOptions, run as run_agent};
 use crate::agent::source::ValueSource;
+use crate::agent::sync::SyncOptions;
 use crate::agent::{Event, Reporter, instance_created};
 use crate::cloud::{DEMO_AGENT, DEMO_TENANT, MindConnectCloud};
 use crate::config::{ConfigFile, Overrides, Settings};
+use crate::protocol::custom::Mapping;
 use crate::protocol::machine::{Plan, Task};
 use crate::protocol::template::Kind;
 use crate::templates::{TemplateDir, write_builtin};
@@ -30,38 +33,68 @@ fn io<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
+/// What a seed-layout folder points at: the broker, its CA, the agent's certificate and key
+/// (CN [`DEMO_AGENT`], client id `<DEMO_TENANT>_<DEMO_AGENT>`), and the HTTPS side.
+#[derive(Debug, Clone)]
+pub struct Layout<'a> {
+    /// `IOT_HOST` (a `mqtts://` URL or `host:port`).
+    pub broker_url: &'a str,
+    /// CA of the broker (`CA_PATH`).
+    pub broker_ca: &'a Path,
+    /// The agent's certificate.
+    pub cert: &'a Path,
+    /// The agent's key.
+    pub key: &'a Path,
+    /// `GW_URL` and `SGW_URL` (`<base>/mindconnect`), when HTTPS runs.
+    pub https_base: Option<&'a str>,
+    /// CA of the HTTPS side (`HTTP_CA_PATH`).
+    pub https_ca: &'a Path,
+}
+
 /// Writes the seed layout into `dir` for `broker_url`; returns the config file path.
 pub fn write_seed_layout(
     dir: &Path,
     env: &DemoEnv,
     broker_url: &str,
 ) -> Result<std::path::PathBuf, String> {
+    write_layout(
+        dir,
+        &Layout {
+            broker_url,
+            broker_ca: &env.ca,
+            cert: &env.cert_dir.join(format!("{DEMO_AGENT}.pem")),
+            key: &env.cert_dir.join(format!("{DEMO_AGENT}.key")),
+            https_base: env.https_base.as_deref(),
+            https_ca: &env.ca,
+        },
+    )
+}
+
+/// Writes `configs/mqtt-config.json`, `agent_cert/` and `example_json/` into `dir` for `l`
+/// (any broker: iot-sim's or a mosquitto with its own PKI); returns the config file path.
+pub fn write_layout(dir: &Path, l: &Layout<'_>) -> Result<std::path::PathBuf, String> {
     let certs = dir.join("agent_cert");
     std::fs::create_dir_all(&certs).map_err(io("create agent_cert"))?;
     std::fs::create_dir_all(dir.join("configs")).map_err(io("create configs"))?;
     let client_id = format!("{DEMO_TENANT}_{DEMO_AGENT}");
-    std::fs::copy(&env.ca, certs.join("ca.pem")).map_err(io("copy the CA"))?;
-    std::fs::copy(
-        env.cert_dir.join(format!("{DEMO_AGENT}.pem")),
-        certs.join(format!("{client_id}.pem")),
-    )
-    .map_err(io("copy the agent certificate"))?;
+    std::fs::copy(l.broker_ca, certs.join("ca.pem")).map_err(io("copy the CA"))?;
+    std::fs::copy(l.https_ca, certs.join("https-ca.pem")).map_err(io("copy the HTTPS CA"))?;
+    std::fs::copy(l.cert, certs.join(format!("{client_id}.pem")))
+        .map_err(io("copy the agent certificate"))?;
     let key = certs.join(format!("{client_id}.key"));
-    std::fs::copy(env.cert_dir.join(format!("{DEMO_AGENT}.key")), &key)
-        .map_err(io("copy the agent key"))?;
+    std::fs::copy(l.key, &key).map_err(io("copy the agent key"))?;
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
             .map_err(io("chmod the key"))?;
     }
     write_builtin(&dir.join("example_json")).map_err(io("write example_json"))?;
-    let base = env
+    let base = l
         .https_base
-        .as_deref()
         .map(|b| format!("{b}/mindconnect"))
         .unwrap_or_default();
     let cfg = json!({"AWS": {
-        "IOT_HOST": broker_url.trim_start_matches("mqtts://"),
+        "IOT_HOST": l.broker_url.trim_start_matches("mqtts://"),
         "CLIENT_ID": client_id,
         "DEVICE_NAME": DEMO_AGENT,
         "TENANT_ID": DEMO_TENANT,
@@ -72,7 +105,7 @@ pub fn write_seed_layout(
         "GW_URL": base,
         "SGW_URL": base,
         "PLATFORM": "AWS",
-        "HTTP_CA_PATH": "agent_cert/ca.pem"
+        "HTTP_CA_PATH": "agent_cert/https-ca.pem"
     }});
     let path = dir.join("configs/mqtt-config.json");
     std::fs::write(
@@ -267,6 +300,8 @@ async fn check(env: &DemoEnv) -> Result<Vec<DemoRow>, String> {
         ],
     )
     .await;
+    let v4 = v4_and_custom(&settings, &dir, &reporter, &mut notes).await;
+    let r4 = wait_for(&env.report, &[("custom_messages", 1)]).await;
     let note = (!notes.is_empty()).then(|| notes.join("; "));
     let row = |check: &str, expected: u64, got: u64| {
         DemoRow::new(VENDOR, check, expected, got, note.clone())
@@ -326,5 +361,105 @@ async fn check(env: &DemoEnv) -> Result<Vec<DemoRow>, String> {
             2,
             r.get("commands_executing") + r.get("commands_executed"),
         ),
+        row(
+            "v4 model synchronised (amo_v4/m → mi Success)",
+            1,
+            r4.get("v4_instantiations_succeeded"),
+        ),
+        row(
+            "v4 model sent once over two syncs (agent.ini sha)",
+            1,
+            r4.get("v4_instantiations_received"),
+        ),
+        row(
+            "cloud_asset_model.json holds the synchronised model (referenceIds)",
+            8,
+            v4.saved_ids,
+        ),
+        row(
+            "custom topic and mapping registered (REST 201)",
+            2,
+            r4.get("custom_topics") + r4.get("custom_mappings"),
+        ),
+        row(
+            "custom data kept on its registration (clouddatastore/<client>/ts)",
+            1,
+            r4.get("custom_messages"),
+        ),
     ])
+}
+
+/// What the v4 and custom part of the check saw on the device side.
+struct V4Seen {
+    saved_ids: u64,
+}
+
+/// The 2024 sample's flows on the same agent: `mc-model sync` twice (the second must send
+/// nothing), then `mc-model register-topic` and `mc-agent custom` with the sample's document.
+async fn v4_and_custom(
+    settings: &Settings,
+    dir: &Path,
+    reporter: &Reporter,
+    notes: &mut Vec<String>,
+) -> V4Seen {
+    let mut seen = V4Seen { saved_ids: 0 };
+    let v4 = dir.join("v4");
+    let local = v4.join(crate::agent::sync::LOCAL_MODEL);
+    let model =
+        include_str!("../tests/vectors/v4_local_model.json").replace("tenantid.", "<tenantId>.");
+    if let Err(e) = std::fs::create_dir_all(&v4).and_then(|()| std::fs::write(&local, model)) {
+        notes.push(format!("v4: cannot write `{}`: {e}", local.display()));
+        return seen;
+    }
+    let opts = SyncOptions {
+        local_model: local,
+        agent_ini: v4.join("agent.ini"),
+        timeout: Duration::from_secs(15),
+        qos: Qos::AtLeastOnce,
+        force: false,
+    };
+    for round in ["first", "second"] {
+        if let Err(e) = crate::agent::sync::sync(settings, &opts, reporter).await {
+            notes.push(format!("v4 {round} sync: {e}"));
+        }
+    }
+    if let Ok(bytes) = std::fs::read(crate::agent::sync::cloud_model_path(&opts))
+        && let Ok(m) = crate::protocol::v4::decode_named::<crate::protocol::v4::V4Model>(
+            "cloud_asset_model.json",
+            &bytes,
+        )
+    {
+        seen.saved_ids = crate::protocol::v4::reference_ids(&m).len() as u64;
+    }
+    let one = OneShot {
+        settings: settings.clone(),
+        timeout: Duration::from_secs(15),
+        qos: Qos::AtLeastOnce,
+        instance_conf: dir.join("instance.conf"),
+    };
+    let topic = format!("clouddatastore/{}/ts", settings.topics.client_id());
+    let mapping = Mapping {
+        asset_id: "demo".into(),
+        aspect_name: "Moisture".into(),
+        variable_name: "moisture".into(),
+        variable_value_expression: "machines[].sources[].tags[?Key == 'moisture'].Values[][0]"
+            .into(),
+        variable_timestamp_expression: "machines[].sources[].tags[?Key == 'moisture'].timestamp[]"
+            .into(),
+        time_converter: Some("fromISO8601".into()),
+    };
+    if let Err(e) = crate::agent::custom::register(&one, Some(&topic), &[mapping], reporter).await {
+        notes.push(format!("custom topic registration: {e}"));
+        return seen;
+    }
+    let doc = json!({"machines": [{"sources": [{"tags": [
+        {"Key": "moisture", "Values": [41.5], "timestamp": ["2026-12-03T06:00:00Z"]}
+    ]}]}]});
+    if let Err(e) =
+        crate::agent::custom::publish(&one, &topic, vec![doc.to_string().into_bytes()], reporter)
+            .await
+    {
+        notes.push(format!("custom data: {e}"));
+    }
+    seen
 }

@@ -61,7 +61,7 @@ fn demo_exits_zero_with_every_check_passed_and_one_when_broken() {
         ("transport", 10),
         ("gooee", 16),
         ("hdm", 6),
-        ("mindconnect", 12),
+        ("mindconnect", 17),
         ("iotconnect", 21),
         ("mqtt-sink", 3),
     ];

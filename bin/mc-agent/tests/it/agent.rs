@@ -12,7 +12,7 @@ use mindconnect::templates::TemplateDir;
 use serde_json::json;
 use transport::{Outbox, Qos, Session};
 
-use super::{Env, mc_agent, mc_agent_with_stdin, spawn};
+use super::{CUSTOM_DOC, Env, mc_agent, mc_agent_with_stdin, spawn};
 
 async fn publish_model(env: &Env) {
     let cfg = env.agent().join("configs/mqtt-config.json");
@@ -532,24 +532,10 @@ async fn a_command_hook_never_sees_the_agents_secrets() {
 async fn custom_data_arrives_unchanged_on_the_registered_topic() {
     let env = Env::start().await;
     let cwd = env.agent();
-    let settings = Settings::resolve(
-        ConfigFile::load(&cwd.join("configs/mqtt-config.json"), None).unwrap(),
-        &Overrides::default(),
-    )
-    .unwrap();
-    let one = mindconnect::agent::oneshot::OneShot {
-        settings,
-        timeout: Duration::from_secs(15),
-        qos: Qos::AtLeastOnce,
-        instance_conf: cwd.join("instance.conf"),
-    };
     let topic = "clouddatastore/edgewire_mqttagent/ts";
-    let reg = mindconnect::agent::custom::register(&one, Some(topic), &[], &silent())
-        .await
-        .unwrap();
-    assert!(reg.created);
+    env.register_custom_topic(topic).await;
 
-    let doc = r#"{"machines": [{"sources": [{"tags": [{"Key": "moisture", "Values": [41.5], "timestamp": ["2026-12-03T06:00:00Z"]}]}]}]}"#;
+    let doc = CUSTOM_DOC;
     std::fs::write(cwd.join("custom.json"), doc).unwrap();
     let out = mc_agent(&cwd, &["custom", "--topic", topic, "--data", "custom.json"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");

@@ -18,15 +18,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use cloudkit::CloudSide;
-use mindconnect::cloud::MindConnectCloud;
+use mindconnect::agent::silent;
+use mindconnect::cloud::{DEMO_AGENT, MindConnectCloud};
+use mindconnect::config::{ConfigFile, Overrides, Settings};
 use sim::engine::{Sim, SimOptions};
+use transport::Qos;
 
 /// A local cloud and a seed-layout folder pointing at it.
 pub(crate) struct Env {
     pub(crate) sim: Sim,
     pub(crate) cloud: Arc<MindConnectCloud>,
     pub(crate) dir: tempfile::TempDir,
+    /// The mosquitto of [`Env::mosquitto`], kept running while the test holds the Env.
+    _broker: Option<testkit::Broker>,
 }
 
 impl Env {
@@ -41,13 +48,77 @@ impl Env {
         let agent = dir.path().join("agent");
         let env = sim.demo_env(Some(cloud.clone() as Arc<dyn CloudSide>), &agent, 1);
         mindconnect::demo::write_seed_layout(&agent, &env, &url).unwrap();
-        Env { sim, cloud, dir }
+        Env {
+            sim,
+            cloud,
+            dir,
+            _broker: None,
+        }
+    }
+
+    /// The same layout on a real mosquitto (mTLS, a client certificate from its own PKI):
+    /// iot-sim's engine runs the platform side against it (as `--broker` does) and serves
+    /// the HTTPS endpoints.
+    pub(crate) async fn mosquitto() -> Env {
+        let broker =
+            tokio::task::block_in_place(|| testkit::Broker::start(testkit::BrokerOpts::new()));
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(MindConnectCloud::new());
+        let options = SimOptions {
+            external: Some(transport::SessionOptions::new(
+                broker.url_plain().parse().unwrap(),
+            )),
+            ..SimOptions::in_dir(dir.path())
+        };
+        let sim = Sim::start(options, vec![cloud.clone() as Arc<dyn CloudSide>])
+            .await
+            .unwrap();
+        let cert = tokio::task::block_in_place(|| broker.pki().client(DEMO_AGENT));
+        let layout = mindconnect::demo::Layout {
+            broker_url: &broker.url_mtls(),
+            broker_ca: &broker.pki().ca_cert(),
+            cert: &cert.cert,
+            key: &cert.key,
+            https_base: sim.https_base(),
+            https_ca: &sim.pki().ca,
+        };
+        mindconnect::demo::write_layout(&dir.path().join("agent"), &layout).unwrap();
+        Env {
+            sim,
+            cloud,
+            dir,
+            _broker: Some(broker),
+        }
     }
 
     pub(crate) fn agent(&self) -> PathBuf {
         self.dir.path().join("agent")
     }
+
+    /// Registers the custom topic `topic` (no mappings) as `mc-model register-topic` does,
+    /// through a library call: mc-model is another binary.
+    pub(crate) async fn register_custom_topic(&self, topic: &str) {
+        let cwd = self.agent();
+        let settings = Settings::resolve(
+            ConfigFile::load(&cwd.join("configs/mqtt-config.json"), None).unwrap(),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let one = mindconnect::agent::oneshot::OneShot {
+            settings,
+            timeout: Duration::from_secs(15),
+            qos: Qos::AtLeastOnce,
+            instance_conf: cwd.join("instance.conf"),
+        };
+        let reg = mindconnect::agent::custom::register(&one, Some(topic), &[], &silent())
+            .await
+            .unwrap();
+        assert!(reg.created);
+    }
 }
+
+/// The 2024 sample's `custom_timeseries.json` shape, one tag.
+pub(crate) const CUSTOM_DOC: &str = r#"{"machines": [{"sources": [{"tags": [{"Key": "moisture", "Values": [41.5], "timestamp": ["2026-12-03T06:00:00Z"]}]}]}]}"#;
 
 fn command(cwd: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mc-agent"));

@@ -91,6 +91,13 @@ pub enum Event {
         /// Elements with a new referenceId.
         created: usize,
     },
+    /// The asset model generation `mc-agent run` speaks, and what chose it.
+    ModelApi {
+        /// `v3` (`amo_v3`, `instance.conf`) or `v4` (`amo_v4`, `agent.ini`).
+        api: String,
+        /// `--model-api`, `MODEL_API`, `agent.ini exists` or `no agent.ini`.
+        chosen_by: String,
+    },
     /// The broker confirmed a publish (PUBACK for QoS 1, written for QoS 0).
     Published {
         /// `timeseries`, `event`, `file`, `command status`, ...
@@ -187,6 +194,7 @@ impl Event {
             Event::InstanceCreated { .. } => "instance_created",
             Event::InstanceExists { .. } => "instance_exists",
             Event::ModelSynced { .. } => "model_synced",
+            Event::ModelApi { .. } => "model_api",
             Event::Published { .. } => "published",
             Event::TokenReceived { .. } => "token_received",
             Event::Token { .. } => "token",
@@ -263,6 +271,15 @@ impl std::fmt::Display for Event {
             } => write!(
                 f,
                 "model synchronised: sent {elements} element(s) ({reused} referenceIds reused, {created} new); {path} updated"
+            ),
+            Event::ModelApi { api, chosen_by } => write!(
+                f,
+                "asset model {api} ({}), chosen by {chosen_by}",
+                if api == "v4" {
+                    "amo_v4 synchronisation, agent.ini"
+                } else {
+                    "amo_v3 instantiation, instance.conf"
+                }
             ),
             Event::Published { what, topic, bytes } => {
                 write!(f, "{what} confirmed on {topic} ({bytes} bytes)")

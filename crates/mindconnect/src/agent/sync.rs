@@ -231,53 +231,7 @@ async fn run_sync(
     ini: &mut Ini,
 ) -> Result<(), AgentError> {
     ini.set(ModelState::InitiateModelDownload, None)?;
-    let id = request_id();
-    let topic = settings.topics.topic(Channel::V4Download);
-    publish_confirmed(
-        session,
-        Message::new(topic.clone(), encode(&DownloadRequest { id: id.clone() })).with_qos(opts.qos),
-        "model download request",
-        opts.timeout,
-        report,
-    )
-    .await?;
-    report(&Event::Requested {
-        what: "model download".into(),
-        request_id: id.clone(),
-        topic,
-    });
-    ini.set(ModelState::InitiatedModelDownload, None)?;
-    let mut content = None;
-    answer(
-        session,
-        incoming,
-        settings.topics.topic(Channel::V4Model),
-        "model download",
-        opts.timeout,
-        other,
-        |p| match decode_named::<DownloadReply>("model download answer", p) {
-            Ok(r) if r.request_id.as_deref().is_none_or(|r| r == id) => {
-                content = Some(r.data.content);
-                Some(Ok(true))
-            }
-            Ok(_) => None,
-            Err(e) => {
-                report(&Event::Warning {
-                    message: e.to_string(),
-                });
-                None
-            }
-        },
-    )
-    .await?;
-    let cloud = match content {
-        Some(Content::Inline(m)) => *m,
-        Some(Content::Url(u)) => fetch(settings, &u, opts.timeout).await?,
-        None => V4Model::default(),
-    };
-    if let Some(dir) = opts.agent_ini.parent() {
-        let _ = std::fs::write(dir.join(CLOUD_MODEL), encode(&cloud));
-    }
+    let cloud = download(session, incoming, settings, opts, report, other, Some(ini)).await?;
     ini.set(ModelState::ModelDownloaded, None)?;
     let plan = plan_sync(local, &cloud, &mut || {
         uuid::Uuid::new_v4().simple().to_string()
@@ -350,9 +304,20 @@ async fn run_sync(
     .await?;
     ini.rec.sha = Some(sha.to_owned());
     ini.set(
-        ModelState::ModelSynchronizationFinished,
+        ModelState::ModelSynchronizationSuccessful,
         Some(ModelState::ModelSynchronizationSuccessful),
     )?;
+    // Like the sample, download again so cloud_asset_model.json shows the model as the
+    // platform now has it (with the ids it gave); the synchronisation stands either way.
+    if let Err(e) = download(session, incoming, settings, opts, report, other, None).await {
+        report(&Event::Warning {
+            message: format!(
+                "the model synchronisation succeeded, but downloading the updated cloud model failed ({e}); `{}` still holds the model from before the update",
+                cloud_model_path(opts).display()
+            ),
+        });
+    }
+    ini.set(ModelState::ModelSynchronizationFinished, None)?;
     report(&Event::ModelSynced {
         path: opts.agent_ini.display().to_string(),
         sent: true,
@@ -361,6 +326,75 @@ async fn run_sync(
         created: plan.created,
     });
     Ok(())
+}
+
+/// `cloud_asset_model.json` next to `agent.ini`.
+pub fn cloud_model_path(opts: &SyncOptions) -> PathBuf {
+    opts.agent_ini
+        .parent()
+        .map_or_else(|| PathBuf::from(CLOUD_MODEL), |d| d.join(CLOUD_MODEL))
+}
+
+/// Asks for the cloud model (`o/amo_v4/m`), follows `data.content` and saves the model as
+/// `cloud_asset_model.json`; `ini` (the first download) records the sample's states.
+async fn download(
+    session: &Session,
+    incoming: &mut Incoming,
+    settings: &Settings,
+    opts: &SyncOptions,
+    report: &Reporter,
+    other: &mut Vec<transport::Received>,
+    ini: Option<&mut Ini>,
+) -> Result<V4Model, AgentError> {
+    let id = request_id();
+    let topic = settings.topics.topic(Channel::V4Download);
+    publish_confirmed(
+        session,
+        Message::new(topic.clone(), encode(&DownloadRequest { id: id.clone() })).with_qos(opts.qos),
+        "model download request",
+        opts.timeout,
+        report,
+    )
+    .await?;
+    report(&Event::Requested {
+        what: "model download".into(),
+        request_id: id.clone(),
+        topic,
+    });
+    if let Some(ini) = ini {
+        ini.set(ModelState::InitiatedModelDownload, None)?;
+    }
+    let mut content = None;
+    answer(
+        session,
+        incoming,
+        settings.topics.topic(Channel::V4Model),
+        "model download",
+        opts.timeout,
+        other,
+        |p| match decode_named::<DownloadReply>("model download answer", p) {
+            Ok(r) if r.request_id.as_deref().is_none_or(|r| r == id) => {
+                content = Some(r.data.content);
+                Some(Ok(true))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                report(&Event::Warning {
+                    message: e.to_string(),
+                });
+                None
+            }
+        },
+    )
+    .await?;
+    let cloud = match content {
+        Some(Content::Inline(m)) => *m,
+        Some(Content::Url(u)) => fetch(settings, &u, opts.timeout).await?,
+        None => V4Model::default(),
+    };
+    let path = cloud_model_path(opts);
+    std::fs::write(&path, encode(&cloud)).map_err(|source| AgentError::Write { path, source })?;
+    Ok(cloud)
 }
 
 /// GETs the cloud model from `data.content` with the HTTPS policy (https only, loopback
