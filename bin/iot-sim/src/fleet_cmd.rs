@@ -20,6 +20,10 @@ pub enum Profile {
     /// camelCase events to basic ingest at `--rate`); needs --issuer-cert/--issuer-key (CN =
     /// thing name = client id, default `hdm-fleet-%i`).
     Hdm,
+    /// Gooee: each device runs gooee-pub's agent (login as `authorization` with the API token
+    /// from GOOEE_TOKEN or --password-env/--password-file; its meta list on
+    /// `devices/{client id}/meta` at `--rate`, checked against the topic table and confirmed).
+    Gooee,
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +151,7 @@ pub async fn run(args: FleetArgs, out: Output) -> u8 {
                 Profile::Raw => "fleet-%i",
                 // HDM's broker rules take `hdm-…` thing names.
                 Profile::Hdm => "hdm-fleet-%i",
+                Profile::Gooee => "gooee-fleet-%i",
             }
             .into(),
         );
@@ -165,6 +170,7 @@ pub async fn run(args: FleetArgs, out: Output) -> u8 {
     };
     let profile = match args.profile {
         Profile::Raw => fleet::Profile::Raw,
+        Profile::Gooee => fleet::Profile::Gooee,
         Profile::Hdm => fleet::Profile::Hdm(fleet::HdmProfile {
             stage: args.hdm_stage,
             shadow: !args.no_shadow,

@@ -6,19 +6,20 @@
 //! agent reports.
 
 use std::sync::Mutex;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use hdm::agent::run::{Plan, ShadowPlan};
-use hdm::agent::{AgentError, Event, EventSource, Provisioned, TelemetryPlan};
+use hdm::agent::{AgentError, Event, EventSource, Provisioned, Reporter, TelemetryPlan};
 use hdm::protocol::envelope::Header;
 use hdm::protocol::shadow::device::DeviceConfig;
 use hdm::protocol::shadow::gate::initial_state;
 use tokio::sync::watch;
-use tokio::time::Instant;
 use transport::session::StartError;
 use transport::{Outbox, Outcome, SessionOptions};
 
-use crate::{Ctx, FleetError, HdmProfile, device_options, event_hook};
+use crate::stats::Counters;
+use crate::{Ctx, FleetError, HdmProfile, Retry, device_options, event_hook};
 
 /// `eventType` and `eventSubType` of the fleet's events, so a backend can tell load-test
 /// traffic from a press's.
@@ -102,6 +103,38 @@ fn plan(ctx: &Ctx, p: &HdmProfile, topic: &str, thing: &str, id: u64) -> Plan {
     }
 }
 
+/// Counts what one device's agent reports; the connecting slot goes back once connected.
+struct Counting<'a> {
+    c: &'a Counters,
+    id: u64,
+    permit: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+impl Reporter for Counting<'_> {
+    fn report(&self, e: Event) {
+        match e {
+            Event::Connected { .. } => {
+                self.permit
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+            }
+            Event::Sent { .. } => {
+                self.c.published.fetch_add(1, Relaxed);
+            }
+            Event::Refused { reason } => {
+                self.c.publish_errors.fetch_add(1, Relaxed);
+                tracing::debug!("device {}: {reason}", self.id);
+            }
+            _ => {}
+        }
+    }
+
+    fn confirmed(&self, latency: Duration) {
+        self.c.latency(latency);
+    }
+}
+
 /// Runs device `id` until its plan is done, it fails for good or the fleet stops. The first
 /// connection is retried like a raw device's (each failure counted by cause); after it, the
 /// agent's session reconnects by itself.
@@ -113,11 +146,7 @@ pub(crate) async fn run_device(
     stop: &mut watch::Receiver<bool>,
 ) {
     let c = &ctx.counters;
-    let first_try = Instant::now();
-    let mut backoff = transport::backoff::Backoff::new(
-        Duration::from_millis(200),
-        ctx.opts.settings.reconnect_max.max(Duration::from_secs(1)),
-    );
+    let mut retry = Retry::new(ctx);
     let mut base = None;
     loop {
         let permit = tokio::select! {
@@ -132,7 +161,7 @@ pub(crate) async fn run_device(
                 Ok(so) => base = Some(so),
                 Err(e) => {
                     tracing::warn!("device {id}: {e}");
-                    c.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    c.failed.fetch_add(1, Relaxed);
                     return;
                 }
             }
@@ -142,24 +171,10 @@ pub(crate) async fn run_device(
         let thing = so.client_id.clone();
         let plan = plan(ctx, p, topic, &thing, id);
         // The connecting slot is given back once connected (the agent reports it first).
-        let permit = Mutex::new(Some(permit));
-        let reporter = |e: Event| match e {
-            Event::Connected { .. } => {
-                permit
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .take();
-            }
-            Event::Sent { .. } => {
-                c.published
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            Event::Refused { reason } => {
-                c.publish_errors
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::debug!("device {id}: {reason}");
-            }
-            _ => {}
+        let reporter = Counting {
+            c,
+            id,
+            permit: Mutex::new(Some(permit)),
         };
         let mut stopped = stop.clone();
         let outbox = Outbox::memory(usize::from(ctx.opts.settings.inflight).max(16) * 2);
@@ -173,11 +188,10 @@ pub(crate) async fn run_device(
             &reporter,
         )
         .await;
-        drop(permit);
+        drop(reporter);
         let err = match r {
             Ok(s) => {
-                c.confirmed
-                    .fetch_add(s.events_confirmed, std::sync::atomic::Ordering::Relaxed);
+                c.confirmed.fetch_add(s.events_confirmed, Relaxed);
                 if s.outcome() != Outcome::Ok && !s.interrupted {
                     tracing::warn!(
                         "device {id} ({thing}) ended short: {} sent, {} confirmed, {} blocked, {} refused{}",
@@ -189,28 +203,19 @@ pub(crate) async fn run_device(
                             .map(|e| format!("; shadow: {e}"))
                             .unwrap_or_default()
                     );
-                    c.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    c.failed.fetch_add(1, Relaxed);
                 }
                 return;
             }
             Err(AgentError::Connect(StartError::Connect(e))) => e,
             Err(e) => {
                 tracing::warn!("device {id} ({thing}): {e}");
-                c.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                c.failed.fetch_add(1, Relaxed);
                 return;
             }
         };
-        c.connect_error(err.cause());
-        if err.is_permanent() || first_try.elapsed() >= ctx.give_up {
-            tracing::warn!("device {id} failed for good: {err}");
-            c.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !retry.again(ctx, id, &err, stop).await {
             return;
-        }
-        tracing::debug!("device {id}: {err}");
-        let delay = backoff.next_delay(fastrand::f64());
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            _ = stop.wait_for(|s| *s) => return,
         }
     }
 }

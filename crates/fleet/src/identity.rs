@@ -16,6 +16,21 @@ pub fn expand(pattern: &str, id: u64) -> String {
     pattern.replace("%i", &id.to_string())
 }
 
+/// Where the device files go: `TMPDIR` when set, else `/dev/shm` where there is one. Creating two
+/// files per device on ext4 (inode allocation in one large directory) took most of an
+/// issued-certificate fleet's CPU, and a memory file system connected 2.5 times as many devices
+/// per second (docs/benchmarks.md, "Fleet"); the keys never reach a disk either.
+fn files_dir() -> PathBuf {
+    if let Some(t) = std::env::var_os("TMPDIR").filter(|t| !t.is_empty()) {
+        return t.into();
+    }
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        return shm.to_path_buf();
+    }
+    std::env::temp_dir()
+}
+
 /// Issues device certificates from a CA certificate and its key.
 pub(crate) struct CertFactory {
     issuer: Issuer<'static, KeyPair>,
@@ -49,9 +64,14 @@ impl CertFactory {
                 path: cert.to_path_buf(),
                 problem: format!("not a PEM CA certificate: {e}"),
             })?;
-        let dir = tempfile::Builder::new()
-            .prefix("edgewire-fleet-")
-            .tempdir()
+        let builder = {
+            let mut b = tempfile::Builder::new();
+            b.prefix("edgewire-fleet-");
+            b
+        };
+        let dir = builder
+            .tempdir_in(files_dir())
+            .or_else(|_| builder.tempdir())
             .map_err(|e| FleetError::Io(format!("cannot create a folder for device keys: {e}")))?;
         Ok(CertFactory {
             issuer,

@@ -9,6 +9,7 @@
 //!
 //! This is the client side only: it links no broker and no cloud side.
 
+mod gooee_profile;
 mod hdm_profile;
 mod identity;
 mod stats;
@@ -104,6 +105,11 @@ pub enum Profile {
     /// HDM on AWS IoT: each device runs HDM's agent loop (shadow sync and gate, the camelCase
     /// envelope to basic ingest); `topic` is not used.
     Hdm(HdmProfile),
+    /// Gooee: each device is Gooee's agent (`gooee-pub`'s code), logging in as `authorization`
+    /// with the API token and publishing its meta list on `devices/{client id}/meta`, each
+    /// checked against the topic table and payload rules, confirmed before the next; `topic`
+    /// is not used.
+    Gooee,
 }
 
 /// The HDM profile's settings.
@@ -358,8 +364,13 @@ pub async fn run(
     let hdm = match &opts.profile {
         Profile::Raw => None,
         Profile::Hdm(p) => Some((p.clone(), hdm_profile::check(&opts, p)?)),
+        Profile::Gooee => {
+            gooee_profile::check(&opts, range.start + opts.id_offset)?;
+            None
+        }
     };
     let first = device_options(&opts, certs.as_ref(), range.start + opts.id_offset)?;
+    check_bind_families(&opts.bind, &first.endpoint).await?;
     let tls = TlsShare::new(&first, certs.is_some())?;
     // The shared parts are checked here, once; a device's own certificate is checked when it
     // is made.
@@ -423,11 +434,58 @@ pub async fn run(
     Ok(ctx.counters.summary(n, elapsed, interrupted))
 }
 
+/// Refuses a `--bind` address of a family the broker has no address in: every connection from
+/// it would fail, and retrying would not help.
+async fn check_bind_families(
+    bind: &[std::net::IpAddr],
+    endpoint: &transport::Endpoint,
+) -> Result<(), FleetError> {
+    if bind.is_empty() {
+        return Ok(());
+    }
+    // A name that does not resolve now is the devices' own (counted, retried) DNS failure.
+    let Ok(addrs) = tokio::net::lookup_host((endpoint.host(), endpoint.port())).await else {
+        return Ok(());
+    };
+    let addrs: Vec<_> = addrs.map(|a| a.ip()).collect();
+    if addrs.is_empty() {
+        return Ok(());
+    }
+    let family = |ip: &std::net::IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    if let Some(bad) = bind
+        .iter()
+        .find(|b| !addrs.iter().any(|a| a.is_ipv4() == b.is_ipv4()))
+    {
+        let theirs = family(&addrs[0]);
+        let list = addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(FleetError::Invalid(format!(
+            "--bind {bad} is an {} address but the broker {} has only {theirs} addresses ({list}); give source addresses of the broker's family",
+            family(bad),
+            endpoint.host(),
+        )));
+    }
+    Ok(())
+}
+
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// The connection settings of device `id`: the fleet's, with its client id.
+fn device_settings(opts: &FleetOptions, id: u64) -> ConnectSettings {
+    let mut settings = opts.settings.clone();
+    settings.client_id = Some(expand(
+        settings.client_id.as_deref().unwrap_or("fleet-%i"),
+        id,
+    ));
+    settings
 }
 
 /// The session options of device `id`: its client id, its certificate, its credentials.
@@ -436,17 +494,20 @@ fn device_options(
     certs: Option<&CertFactory>,
     id: u64,
 ) -> Result<transport::SessionOptions, FleetError> {
-    let mut settings = opts.settings.clone();
-    settings.client_id = Some(expand(
-        settings.client_id.as_deref().unwrap_or("fleet-%i"),
-        id,
-    ));
+    let mut settings = device_settings(opts, id);
     if let Some(certs) = certs {
         let (cert, key) = certs.issue(id)?;
         settings.tls.client_cert = Some(cert);
         settings.tls.client_key = Some(key);
     }
     let mut so = settings.session_options(None)?;
+    tune(opts, &mut so, id);
+    Ok(so)
+}
+
+/// What every device's session gets, whatever its profile made of the settings: the fleet's
+/// pacing, a small inbox, its source address.
+fn tune(opts: &FleetOptions, so: &mut transport::SessionOptions, id: u64) {
     // The fleet paces and retries first connections itself (it counts each failure's cause);
     // once connected, the session reconnects on its own.
     so.start_mode = StartMode::RequireConnection;
@@ -459,7 +520,49 @@ fn device_options(
     if !opts.bind.is_empty() {
         so.bind = Some(opts.bind[(id % opts.bind.len() as u64) as usize]);
     }
-    Ok(so)
+}
+
+/// A device's first-connection retries: back-off, each failure counted by cause, and the
+/// verdict whether to try again.
+struct Retry {
+    first_try: Instant,
+    backoff: transport::backoff::Backoff,
+}
+
+impl Retry {
+    fn new(ctx: &Ctx) -> Self {
+        Retry {
+            first_try: Instant::now(),
+            backoff: transport::backoff::Backoff::new(
+                Duration::from_millis(200),
+                ctx.opts.settings.reconnect_max.max(Duration::from_secs(1)),
+            ),
+        }
+    }
+
+    /// Counts `err`; waits the back-off and says `true` (try again), or says `false` when the
+    /// device failed for good (counted) or the fleet stopped.
+    async fn again(
+        &mut self,
+        ctx: &Ctx,
+        id: u64,
+        err: &transport::ConnectError,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let c = &ctx.counters;
+        c.connect_error(err.cause());
+        if err.is_permanent() || self.first_try.elapsed() >= ctx.give_up {
+            tracing::warn!("device {id} failed for good: {err}");
+            c.failed.fetch_add(1, Relaxed);
+            return false;
+        }
+        tracing::debug!("device {id}: {err}");
+        let delay = self.backoff.next_delay(fastrand::f64());
+        tokio::select! {
+            () = tokio::time::sleep(delay) => true,
+            _ = stop.wait_for(|s| *s) => false,
+        }
+    }
 }
 
 async fn device(ctx: Arc<Ctx>, id: u64, at: Instant, mut stop: watch::Receiver<bool>) {
@@ -471,6 +574,10 @@ async fn device(ctx: Arc<Ctx>, id: u64, at: Instant, mut stop: watch::Receiver<b
     c.started.fetch_add(1, Relaxed);
     if let Some((p, topic)) = &ctx.hdm {
         hdm_profile::run_device(&ctx, p, topic, id, &mut stop).await;
+        return;
+    }
+    if ctx.opts.profile == Profile::Gooee {
+        gooee_profile::run_device(&ctx, id, &mut stop).await;
         return;
     }
     let Some((session, _incoming)) = connect(&ctx, id, &mut stop).await else {
@@ -532,11 +639,7 @@ async fn connect(
     stop: &mut watch::Receiver<bool>,
 ) -> Option<(Session, transport::session::Incoming)> {
     let c = &ctx.counters;
-    let first_try = Instant::now();
-    let mut backoff = transport::backoff::Backoff::new(
-        Duration::from_millis(200),
-        ctx.opts.settings.reconnect_max.max(Duration::from_secs(1)),
-    );
+    let mut retry = Retry::new(ctx);
     let mut base = None;
     loop {
         let permit = tokio::select! {
@@ -575,17 +678,8 @@ async fn connect(
                 return None;
             }
         };
-        c.connect_error(err.cause());
-        if err.is_permanent() || first_try.elapsed() >= ctx.give_up {
-            tracing::warn!("device {id} failed for good: {err}");
-            c.failed.fetch_add(1, Relaxed);
+        if !retry.again(ctx, id, &err, stop).await {
             return None;
-        }
-        tracing::debug!("device {id}: {err}");
-        let delay = backoff.next_delay(fastrand::f64());
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            _ = stop.wait_for(|s| *s) => return None,
         }
     }
 }

@@ -270,6 +270,10 @@ fn shadow_text(e: &ShadowEvent) -> String {
 pub trait Reporter: Send + Sync {
     /// Takes one event.
     fn report(&self, event: Event);
+
+    /// A telemetry event was confirmed (PUBACK) `latency` after it was handed to the session.
+    /// Load tests (`iot-sim fleet`) time them; an agent's own output has no use for it.
+    fn confirmed(&self, _latency: std::time::Duration) {}
 }
 
 impl<F: Fn(Event) + Send + Sync> Reporter for F {

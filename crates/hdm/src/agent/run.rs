@@ -144,7 +144,8 @@ struct Loop<'a> {
     summary: Summary,
     machine: Option<DeviceShadow>,
     telemetry: Option<Telemetry>,
-    deliveries: JoinSet<bool>,
+    /// Each telemetry event's time to its PUBACK (`None`: not confirmed).
+    deliveries: JoinSet<Option<Duration>>,
     sync_deadline: Option<tokio::time::Instant>,
     sync_waived: bool,
     subscribing: bool,
@@ -301,7 +302,7 @@ impl<'a> Loop<'a> {
                 () = tokio::time::sleep_until(tick_at), if deadline.is_some() => self.on_tick().await,
                 () = tokio::time::sleep_until(sync_at), if sync_pending => Ok(Flow::Continue),
                 Some(done) = self.deliveries.join_next(), if !self.deliveries.is_empty() => {
-                    self.summary.events_confirmed += u64::from(done.unwrap_or(false));
+                    self.delivered(done.ok().flatten());
                     Ok(Flow::Continue)
                 }
                 item = next_input(self.telemetry.as_mut(), next_at), if tele_ready => {
@@ -492,14 +493,22 @@ impl<'a> Loop<'a> {
             .publish(Message::new(t.topic.clone(), built.bytes))
             .await?;
         self.summary.events_sent += 1;
+        let at = Instant::now();
         self.deliveries
-            .spawn(async move { d.confirmed().await.is_ok() });
+            .spawn(async move { d.confirmed().await.ok().map(|()| at.elapsed()) });
         self.reporter.report(Event::Sent {
             n: self.summary.events_sent,
             event_type: built.event_type,
             uuid: built.uuid,
         });
         Ok(Flow::Continue)
+    }
+
+    fn delivered(&mut self, latency: Option<Duration>) {
+        if let Some(l) = latency {
+            self.summary.events_confirmed += 1;
+            self.reporter.confirmed(l);
+        }
     }
 
     fn refused(&mut self, reason: String) {
@@ -557,7 +566,7 @@ impl<'a> Loop<'a> {
         self.telemetry = None;
         let closed = self.session.close(Duration::from_secs(2)).await;
         while let Some(done) = self.deliveries.join_next().await {
-            self.summary.events_confirmed += u64::from(done.unwrap_or(false));
+            self.delivered(done.ok().flatten());
         }
         outcome?;
         let mut summary = self.summary;
