@@ -242,7 +242,7 @@ pub fn session_options(
             }),
             4 => {
                 let tpm = cfg.tpm.as_ref().ok_or(AgentError::Unsupported(
-                    "auth type 4 (TPM via Azure DPS) needs a TPM: this iotc-send was built without the `tpm` feature".into(),
+                    "auth type 4 (TPM via Azure DPS) needs a TPM: this iotc-send was built without the `tpm` feature (build it with `cargo install --locked --path bin/iotc-send --features tpm`, see docs/iotconnect.md)".into(),
                 ))?;
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)

@@ -141,7 +141,7 @@ async fn provision(
     reporter: &dyn Reporter,
 ) -> Result<(), AgentError> {
     let tpm = config.tpm.as_ref().ok_or(AgentError::Unsupported(
-        "auth type 4 (TPM via Azure DPS) needs a TPM: this iotc-send was built without the `tpm` feature".into(),
+        "auth type 4 (TPM via Azure DPS) needs a TPM: this iotc-send was built without the `tpm` feature (build it with `cargo install --locked --path bin/iotc-send --features tpm`, see docs/iotconnect.md)".into(),
     ))?;
     let id_scope = config.scope_id.clone().ok_or_else(|| {
         AgentError::Input(format!(
