@@ -28,6 +28,27 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Sends an operator request to the IoTConnect cloud side through iot-sim's plain listener
+/// and waits for what it announces (`sent`; with a command, its acknowledgements).
+async fn admin(e: &Env, req: &Request) -> admin::Sent {
+    let mut o = e
+        .sim
+        .listeners()
+        .iter()
+        .find(|l| l.name == "plain")
+        .unwrap()
+        .session_options()
+        .unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    o.client_id = format!("test-bin-{}-{nanos}", req.kind());
+    admin::send(o, req, WAIT)
+        .await
+        .unwrap_or_else(|err| panic!("{req:?}: {err}"))
+        .0
+}
+
 struct Env {
     sim: Sim,
     cloud: Arc<IotConnectCloud>,

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use testkit::Swtpm;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{Env, WAIT, cmd, env, has, run};
+use iotconnect::cloud::admin::Request;
+
+use super::{Env, WAIT, admin, cmd, env, has, run};
 
 const DEVICE: &str = "iotc-tpm-01";
 const REGISTRATION: &str = "EDGEWIRE-iotc-tpm-01";
@@ -41,8 +43,8 @@ async fn ek(cfg: &std::path::Path, sw: &Swtpm) -> (String, String) {
     )
 }
 
-/// The operator's enrolment through iot-sim's HTTPS route: (status, body).
-async fn enroll_rest(e: &Env, registration_id: &str, ek_b64: &str) -> (u16, String) {
+/// A request to iot-sim's DPS routes over HTTPS, as an operator makes it: (status, body).
+async fn dps_rest(e: &Env, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
     let http = transport::http::Http::new(transport::http::HttpOptions::new(
         transport::tls::TlsOptions {
             ca_files: vec![e.dir.path().join("certs/ca.pem")],
@@ -50,21 +52,57 @@ async fn enroll_rest(e: &Env, registration_id: &str, ek_b64: &str) -> (u16, Stri
         },
     ))
     .unwrap();
-    let body = json!({"attestation": {"type": "tpm", "tpm": {"endorsementKey": ek_b64}}});
     let resp = http
         .send(
-            "enrolment",
-            "PUT".parse().unwrap(),
-            &format!("{}/enrollments/{registration_id}", dps_url(e)),
+            "DPS",
+            method.parse().unwrap(),
+            &format!("{}/{path}", dps_url(e)),
             // The route reads the body as JSON whatever the content type says.
             #[allow(clippy::default_trait_access)] // reqwest's HeaderMap is not re-exported
             Default::default(),
-            Some(body.to_string().into_bytes()),
+            body.map(|b| b.to_string().into_bytes()),
         )
         .await
         .unwrap();
     let status = resp.status().as_u16();
     (status, resp.text().await.unwrap())
+}
+
+/// The operator's enrolment through iot-sim's HTTPS route: (status, body).
+async fn enroll_rest(e: &Env, registration_id: &str, ek_b64: &str) -> (u16, String) {
+    let body = json!({"attestation": {"type": "tpm", "tpm": {"endorsementKey": ek_b64}}});
+    dps_rest(
+        e,
+        "PUT",
+        &format!("enrollments/{registration_id}"),
+        Some(body),
+    )
+    .await
+}
+
+/// Reads NDJSON events until one of type `until` comes after `after` events of type
+/// `counted` (schema-checked, kept in `seen`); panics at the deadline.
+async fn read_until(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    seen: &mut Vec<Value>,
+    (counted, after): (&str, usize),
+    until: &str,
+) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await else {
+            panic!("no `{until}` after {after} `{counted}` before the deadline; events: {seen:#?}");
+        };
+        testkit::schema::validate("iotc-send", line.as_bytes());
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        assert_ne!(v["type"], "error", "{line}");
+        let n = seen.iter().filter(|e| e["type"] == counted).count();
+        let done = v["type"] == until && n >= after;
+        seen.push(v);
+        if done {
+            return;
+        }
+    }
 }
 
 fn readings(e: &Env, n: usize) -> PathBuf {
@@ -208,5 +246,62 @@ async fn the_tpm_renews_the_sas_token_before_it_expires() {
     // The hub accepted the renewed tokens: telemetry keeps arriving.
     let before = e.report("telemetry_messages");
     assert!(e.eventually("telemetry_messages", before + 2).await >= before + 2);
+    child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_whose_registration_was_deleted_registers_again_on_the_next_resync() {
+    let e = env().await;
+    let sw = Swtpm::start();
+    let cfg = tpm_config(&e);
+    let (ek_b64, reg) = ek(&cfg, &sw).await;
+    e.cloud.dps().enroll(&reg, &ek_b64).unwrap();
+    let (tcti, dps) = (sw.tcti(), dps_url(&e));
+    let mut child = cmd(
+        &cfg,
+        &[
+            "run",
+            "--simulate",
+            "--interval",
+            "0.3",
+            "--df",
+            "0",
+            "--tpm",
+            &tcti,
+            "--dps-url",
+            &dps,
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    read_until(&mut lines, &mut seen, ("provisioned", 1), "published").await;
+
+    // The operator deletes the registration state (the device moves): the hub refuses the
+    // old key from now on, and the next re-sync answers `ds` 1.
+    let (status, body) = dps_rest(&e, "DELETE", &format!("registrations/{reg}"), None).await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = dps_rest(&e, "DELETE", "registrations/EDGEWIRE-nobody", None).await;
+    assert_eq!(status, 404, "{body}");
+    admin(
+        &e,
+        &Request::Resync {
+            unique_id: DEVICE.into(),
+            cmd_type: "0x12".into(),
+        },
+    )
+    .await;
+    read_until(&mut lines, &mut seen, ("provisioned", 2), "subscribed").await;
+    let before = e.report("telemetry_messages");
+    read_until(&mut lines, &mut seen, ("provisioned", 2), "published").await;
+    assert!(
+        e.eventually("telemetry_messages", before + 2).await >= before + 2,
+        "the hub takes the tokens of the new key"
+    );
+    let provisioned: Vec<_> = seen.iter().filter(|v| v["type"] == "provisioned").collect();
+    assert_eq!(provisioned.len(), 2, "{seen:#?}");
+    assert_eq!(provisioned[1]["data"]["device_id"], DEVICE, "{seen:#?}");
     child.kill().await.unwrap();
 }

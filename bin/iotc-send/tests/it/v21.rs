@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex};
 
 use cloudkit::CloudSide;
 use iotconnect::cloud::IotConnectCloud;
-use iotconnect::cloud::admin::{self, Request};
+use iotconnect::cloud::admin::Request;
 use iotconnect::cloud::template::{BUILTIN, TemplateFile};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{Env, WAIT, cmd, env, env_with, has, run};
+use super::{Env, WAIT, admin, cmd, env, env_with, has, run};
 
 const GW: &str = "iotc-gateway-01";
 
@@ -28,28 +28,6 @@ fn config_21(e: &Env, unique_id: &str, pf: &str) -> PathBuf {
     let path = e.dir.path().join(format!("{unique_id}-{pf}.json"));
     std::fs::write(&path, v.to_string()).unwrap();
     path
-}
-
-async fn admin(e: &Env, req: &Request) -> admin::Sent {
-    let mut o = e
-        .sim
-        .listeners()
-        .iter()
-        .find(|l| l.name == "plain")
-        .unwrap()
-        .session_options()
-        .unwrap();
-    o.client_id = format!("test-bin21-{}-{}", req.kind(), fastrand_id());
-    admin::send(o, req, WAIT)
-        .await
-        .unwrap_or_else(|err| panic!("{req:?}: {err}"))
-        .0
-}
-
-fn fastrand_id() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
 }
 
 /// `iotc-send run` in the background, its NDJSON lines collected as they come.

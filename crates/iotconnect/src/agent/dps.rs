@@ -2,7 +2,7 @@
 //! type 4): the exchange of [`crate::protocol::dps`] driven through the agent's HTTPS client
 //! (its policy: https off loopback, TLS verified, no secret header across origins). The TPM is
 //! behind [`Attestor`], so this crate links no TPM library unless the `tpm` feature asks for
-//! one ([`super::tpm::TpmAttestor`]).
+//! one (`agent::tpm::TpmAttestor`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

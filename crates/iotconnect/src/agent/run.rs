@@ -81,7 +81,11 @@ pub enum RunOutcome {
 enum Done {
     Subscribed(Result<(), transport::session::SubscribeError>),
     Acks(Vec<(AckKind, AckData)>, Vec<(String, Downloaded)>),
-    Resynced(SyncScope, Box<Result<SyncData, AgentError>>),
+    /// A re-sync's answer, with the `provisioned` event when it had to register with DPS.
+    Resynced(
+        SyncScope,
+        Box<Result<(SyncData, Option<Event>), AgentError>>,
+    ),
     Nothing,
 }
 
@@ -380,7 +384,15 @@ impl Agent {
                 }
             }
             Done::Resynced(scope, r) if r.is_ok() => {
-                let Ok(data) = *r else { return Ok(Vec::new()) };
+                let Ok((data, provisioned)) = *r else {
+                    return Ok(Vec::new());
+                };
+                // A new DPS assignment means a new identity key (and maybe a new hub): the
+                // current connection's token was signed with the old one.
+                let reassigned = provisioned.is_some();
+                if let Some(p) = provisioned {
+                    self.reporter.event(p);
+                }
                 let old_p = self.device.sync().p.clone();
                 self.device.apply_sync(scope, data, self.now())?;
                 for w in self.device.take_warnings() {
@@ -390,7 +402,7 @@ impl Agent {
                     scope: format!("{scope:?}").to_lowercase(),
                 });
                 self.tell_catalog(opts);
-                if self.device.sync().p != old_p
+                if (reassigned || self.device.sync().p != old_p)
                     && let Some(make) = &opts.reconnect
                 {
                     let new = make(self.device.sync())?;
@@ -617,7 +629,8 @@ impl Agent {
             Some((platform, cfg)) => {
                 let (platform, cfg) = (platform.clone(), cfg.clone());
                 tasks.spawn(async move {
-                    Done::Resynced(scope, Box::new(platform.sync(&cfg, scope).await))
+                    let r = super::setup::sync_registered(&cfg, &platform, scope).await;
+                    Done::Resynced(scope, Box::new(r))
                 });
             }
             None => self.reporter.event(Event::Warning {

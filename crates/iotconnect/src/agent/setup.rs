@@ -112,14 +112,10 @@ pub async fn setup(
         (platform, device)
     } else {
         let platform = bootstrap::discover(&config, http).await?;
-        let mut sync = platform.sync_unchecked(&config, SyncScope::All).await?;
-        // Auth type 4 with `ds` 1 (not registered): DPS first, then sync again, as the TPM
-        // SDK's `init_provisioning_client` does.
-        if sync.at == Some(4) && sync.ds == Some(1) {
-            provision(&config, &platform, reporter).await?;
-            sync = platform.sync_unchecked(&config, SyncScope::All).await?;
+        let (sync, provisioned) = sync_registered(&config, &platform, SyncScope::All).await?;
+        if let Some(p) = provisioned {
+            reporter.event(p);
         }
-        sync.check(&config.unique_id)?;
         (platform, Device::new(id, sync, df, Duration::ZERO)?)
     };
     let sync = device.sync().clone();
@@ -134,12 +130,29 @@ pub async fn setup(
     })
 }
 
-/// DPS registration with the config's TPM, id scope and DPS URL; reports `provisioned`.
-async fn provision(
+/// `sync` for `scope`; when auth type 4 answers `ds` 1 (not registered), DPS first and then
+/// sync again, as the TPM SDK's `init_provisioning_client` does. At start and on every re-sync:
+/// a platform that moved the device (a new hub, a new key) answers `ds` 1 again. The
+/// `provisioned` event comes back for the caller to report.
+pub(crate) async fn sync_registered(
     config: &Config,
     platform: &Platform,
-    reporter: &dyn Reporter,
-) -> Result<(), AgentError> {
+    scope: SyncScope,
+) -> Result<(SyncData, Option<Event>), AgentError> {
+    let mut sync = platform.sync_unchecked(config, scope).await?;
+    let mut provisioned = None;
+    if sync.at == Some(4) && sync.ds == Some(1) {
+        provisioned = Some(provision(config, platform).await?);
+        sync = platform.sync_unchecked(config, scope).await?;
+    }
+    if scope == SyncScope::All {
+        sync.check(&config.unique_id)?;
+    }
+    Ok((sync, provisioned))
+}
+
+/// DPS registration with the config's TPM, id scope and DPS URL: the `provisioned` event.
+async fn provision(config: &Config, platform: &Platform) -> Result<Event, AgentError> {
     let tpm = config.tpm.as_ref().ok_or(AgentError::Unsupported(
         "auth type 4 (TPM via Azure DPS) needs a TPM: this iotc-send was built without the `tpm` feature (build it with `cargo install --locked --path bin/iotc-send --features tpm`, see docs/iotconnect.md)".into(),
     ))?;
@@ -159,12 +172,11 @@ async fn provision(
         max_polls: 20,
     };
     let a = super::dps::register(&platform.http, &opts, tpm.0.as_ref()).await?;
-    reporter.event(Event::Provisioned {
+    Ok(Event::Provisioned {
         registration_id: opts.registration_id,
         hub: a.hub,
         device_id: a.device_id,
-    });
-    Ok(())
+    })
 }
 
 /// New session options after a protocol re-sync (0x12), from the same settings and config.

@@ -22,7 +22,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{delete, get, put};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
@@ -129,6 +129,23 @@ impl Dps {
         Ok(())
     }
 
+    /// Deletes the registration state of `registration_id`, as DPS's service API "Delete
+    /// Device Registration State" does: the device's sync answers `ds` 1 again, and the hub
+    /// refuses its tokens until it has registered anew (a new challenge, a new key). `false`
+    /// when the device was not assigned.
+    pub fn delete_registration(&self, registration_id: &str) -> bool {
+        let mut s = self.lock();
+        let Some(device_id) = s
+            .enrollments
+            .get(registration_id)
+            .map(|e| e.device_id.clone())
+        else {
+            return false;
+        };
+        s.operations.retain(|_, reg| reg != registration_id);
+        s.assigned.remove(&device_id).is_some()
+    }
+
     /// The routes (relative to `/iotconnect`).
     pub fn router(self) -> axum::Router {
         axum::Router::new()
@@ -138,6 +155,7 @@ impl Dps {
                 get(operation),
             )
             .route("/dps/enrollments/{reg}", put(enroll))
+            .route("/dps/registrations/{reg}", delete(delete_registration))
             .with_state(self)
     }
 }
@@ -191,6 +209,18 @@ async fn enroll(
         }))
         .into_response(),
         Err(e) => refuse(StatusCode::BAD_REQUEST, 400_004, e.to_string()),
+    }
+}
+
+async fn delete_registration(State(d): State<Dps>, Path(reg): Path<String>) -> Response {
+    if d.delete_registration(&reg) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        refuse(
+            StatusCode::NOT_FOUND,
+            404_201,
+            format!("registration `{reg}` is not assigned"),
+        )
     }
 }
 
