@@ -262,24 +262,13 @@ async fn hard_stop_exits_with_rejected_and_a_clear_message() {
             break;
         }
     }
-    let mut o = e
-        .sim
-        .listeners()
-        .iter()
-        .find(|l| l.name == "plain")
-        .unwrap()
-        .session_options()
-        .unwrap();
-    o.client_id = "test-bin-admin".into();
-    admin::send(
-        o,
+    admin(
+        &e,
         &Request::Stop {
             unique_id: "iotc-gateway-01".into(),
         },
-        WAIT,
     )
-    .await
-    .unwrap();
+    .await;
     let mut barred = None;
     while let Ok(Some(line)) = tokio::time::timeout_at(deadline, lines.next_line())
         .await

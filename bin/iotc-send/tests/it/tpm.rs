@@ -80,10 +80,41 @@ async fn enroll_rest(e: &Env, registration_id: &str, ek_b64: &str) -> (u16, Stri
     .await
 }
 
+type EventLines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
+/// A TPM enrolled with iot-sim's DPS and its device running `run --simulate` every 0.3 s with
+/// `extra` flags: the TPM (keep it alive), the process and its NDJSON lines.
+async fn enrolled_simulating(
+    e: &Env,
+    extra: &[&str],
+) -> (Swtpm, tokio::process::Child, EventLines) {
+    let sw = Swtpm::start();
+    let cfg = tpm_config(e);
+    let (ek_b64, reg) = ek(&cfg, &sw).await;
+    e.cloud.dps().enroll(&reg, &ek_b64).unwrap();
+    let (tcti, dps) = (sw.tcti(), dps_url(e));
+    let mut args = vec![
+        "run",
+        "--simulate",
+        "--interval",
+        "0.3",
+        "--df",
+        "0",
+        "--tpm",
+        &tcti,
+        "--dps-url",
+        &dps,
+    ];
+    args.extend_from_slice(extra);
+    let mut child = cmd(&cfg, &args).stdout(Stdio::piped()).spawn().unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (sw, child, lines)
+}
+
 /// Reads NDJSON events until one of type `until` comes after `after` events of type
 /// `counted` (schema-checked, kept in `seen`); panics at the deadline.
 async fn read_until(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    lines: &mut EventLines,
     seen: &mut Vec<Value>,
     (counted, after): (&str, usize),
     until: &str,
@@ -197,32 +228,7 @@ async fn a_tpm_whose_ek_is_not_enrolled_is_refused_with_dps_sentence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tpm_renews_the_sas_token_before_it_expires() {
     let e = env().await;
-    let sw = Swtpm::start();
-    let cfg = tpm_config(&e);
-    let (ek_b64, reg) = ek(&cfg, &sw).await;
-    e.cloud.dps().enroll(&reg, &ek_b64).unwrap();
-    let (tcti, dps) = (sw.tcti(), dps_url(&e));
-    let mut child = cmd(
-        &cfg,
-        &[
-            "run",
-            "--simulate",
-            "--interval",
-            "0.3",
-            "--df",
-            "0",
-            "--sas-lifetime",
-            "3",
-            "--tpm",
-            &tcti,
-            "--dps-url",
-            &dps,
-        ],
-    )
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (_sw, mut child, mut lines) = enrolled_simulating(&e, &["--sas-lifetime", "3"]).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     let (mut renewed, mut connected_after) = (0, false);
     let mut seen = Vec::new();
@@ -252,30 +258,8 @@ async fn the_tpm_renews_the_sas_token_before_it_expires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_whose_registration_was_deleted_registers_again_on_the_next_resync() {
     let e = env().await;
-    let sw = Swtpm::start();
-    let cfg = tpm_config(&e);
-    let (ek_b64, reg) = ek(&cfg, &sw).await;
-    e.cloud.dps().enroll(&reg, &ek_b64).unwrap();
-    let (tcti, dps) = (sw.tcti(), dps_url(&e));
-    let mut child = cmd(
-        &cfg,
-        &[
-            "run",
-            "--simulate",
-            "--interval",
-            "0.3",
-            "--df",
-            "0",
-            "--tpm",
-            &tcti,
-            "--dps-url",
-            &dps,
-        ],
-    )
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (_sw, mut child, mut lines) = enrolled_simulating(&e, &[]).await;
+    let reg = REGISTRATION;
     let mut seen = Vec::new();
     read_until(&mut lines, &mut seen, ("provisioned", 1), "published").await;
 
