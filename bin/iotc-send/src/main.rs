@@ -75,7 +75,7 @@ fn tpm_ek(cli: &Cli, out: Output) -> Result<u8, AgentError> {
 #[cfg(not(feature = "tpm"))]
 fn tpm_ek(_: &Cli, _: Output) -> Result<u8, AgentError> {
     Err(AgentError::Unsupported(
-        "this iotc-send was built without the `tpm` feature (build it with `cargo install --locked --path bin/iotc-send --features tpm`, see docs/iotconnect.md)".into(),
+        iotconnect::agent::NO_TPM_FEATURE.into(),
     ))
 }
 

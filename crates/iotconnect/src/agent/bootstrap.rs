@@ -241,9 +241,10 @@ pub fn session_options(
                     .map(Into::into),
             }),
             4 => {
-                let tpm = cfg.tpm.as_ref().ok_or(AgentError::Unsupported(
-                    "auth type 4 (TPM via Azure DPS) needs a TPM: this iotc-send was built without the `tpm` feature (build it with `cargo install --locked --path bin/iotc-send --features tpm`, see docs/iotconnect.md)".into(),
-                ))?;
+                let tpm = cfg.tpm.as_ref().ok_or(AgentError::Unsupported(format!(
+                    "auth type 4 (TPM via Azure DPS) needs a TPM: {}",
+                    super::NO_TPM_FEATURE
+                )))?;
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());

@@ -19,6 +19,9 @@ pub mod ota;
 mod run;
 pub mod setup;
 pub mod source;
+
+/// Why auth type 4 is refused by a build without the `tpm` feature, and what to do.
+pub const NO_TPM_FEATURE: &str = "this iotc-send was built without the `tpm` feature, which auth type 4 needs (docs/iotconnect.md, \"TPM (auth type 4, Azure DPS)\", says how to build it)";
 #[cfg(feature = "tpm")]
 pub mod tpm;
 

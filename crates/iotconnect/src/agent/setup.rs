@@ -153,9 +153,10 @@ pub(crate) async fn sync_registered(
 
 /// DPS registration with the config's TPM, id scope and DPS URL: the `provisioned` event.
 async fn provision(config: &Config, platform: &Platform) -> Result<Event, AgentError> {
-    let tpm = config.tpm.as_ref().ok_or(AgentError::Unsupported(
-        "auth type 4 (TPM via Azure DPS) needs a TPM: this iotc-send was built without the `tpm` feature (build it with `cargo install --locked --path bin/iotc-send --features tpm`, see docs/iotconnect.md)".into(),
-    ))?;
+    let tpm = config.tpm.as_ref().ok_or(AgentError::Unsupported(format!(
+        "auth type 4 (TPM via Azure DPS) needs a TPM: {}",
+        super::NO_TPM_FEATURE
+    )))?;
     let id_scope = config.scope_id.clone().ok_or_else(|| {
         AgentError::Input(format!(
             "auth type 4 needs the DPS id scope: set `scopeId` in `{}` (IoTConnect: Settings → Key Vault → DPS Info)",
