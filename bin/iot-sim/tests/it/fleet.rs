@@ -357,8 +357,22 @@ fn cloud_counters(dir: &std::path::Path, cloud: &str) -> serde_json::Value {
     events(&out.stdout)[0].1["clouds"][cloud]["counters"].clone()
 }
 
-fn hdm_counters(dir: &std::path::Path) -> serde_json::Value {
-    cloud_counters(dir, "hdm")
+/// `cloud`'s counters once `done` holds for them (re-read as `iot-sim status` reports them);
+/// panics with the last ones after 30 s.
+fn counters_when(
+    dir: &std::path::Path,
+    cloud: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = cloud_counters(dir, cloud);
+        if done(&c) {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "{cloud} counters: {c}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn stop_sim(up: &mut Running) {
@@ -411,15 +425,9 @@ fn thirty_gooee_devices_log_in_with_the_token_and_the_platform_accepts_every_met
     assert_eq!(s["latency_ms"]["count"], 90, "{s}");
     // The platform side validated each meta list (a bad one counts as meta_rejected) and
     // relayed its two entries to the per-name subtopics.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let counters = loop {
-        let c = cloud_counters(dir.path(), "gooee");
-        if c["meta_accepted"] == 90 && c["meta_relayed"] == 180 {
-            break c;
-        }
-        assert!(Instant::now() < deadline, "gooee counters: {c}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let counters = counters_when(dir.path(), "gooee", |c| {
+        c["meta_accepted"] == 90 && c["meta_relayed"] == 180
+    });
     let bad: Vec<_> = counters
         .as_object()
         .unwrap()
@@ -500,18 +508,11 @@ fn a_hundred_hdm_devices_sync_their_shadows_and_pass_the_hdm_cloud_sides_checks(
     // telemetry_invalid, a foreign topic or org as unknown_rule/wrong_org) and created one
     // shadow per thing: 100 distinct devices, each synced before it sent (a first `get`
     // finds no shadow, 404, and the device creates it by reporting its state).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let counters = loop {
-        let c = hdm_counters(dir.path());
-        if c["telemetry_accepted"] == 200
+    let counters = counters_when(dir.path(), "hdm", |c| {
+        c["telemetry_accepted"] == 200
             && c["shadow_created"] == 100
             && c["shadow_rejected_404"] == 100
-        {
-            break c;
-        }
-        assert!(Instant::now() < deadline, "hdm counters: {c}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    });
     let bad: Vec<_> = counters
         .as_object()
         .unwrap()
