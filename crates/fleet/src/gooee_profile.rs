@@ -64,7 +64,7 @@ pub(crate) async fn run_device(ctx: &Ctx, id: u64, stop: &mut watch::Receiver<bo
             _ = stop.wait_for(|s| *s) => return,
         };
         let so = match session_options(&ctx.opts, id)
-            .and_then(|mut so| ctx.tls.apply(&mut so).map(|()| so))
+            .and_then(|mut so| ctx.tls.apply(&mut so, id).map(|()| so))
         {
             Ok(mut so) => {
                 so.on_event = Some(crate::event_hook(ctx));

@@ -43,27 +43,21 @@ pub(crate) fn check(opts: &crate::FleetOptions, p: &HdmProfile) -> Result<String
 /// Device `id`'s session options as the HDM agent connects (`hdm::agent::connect`): client id
 /// = thing name = its certificate's CN, the reference client's keep-alive, ALPN on port 443.
 fn session_options(ctx: &Ctx, id: u64) -> Result<SessionOptions, FleetError> {
-    let mut so = device_options(&ctx.opts, ctx.certs.as_ref(), id)?;
-    let (Some(cert), Some(key)) = (so.tls.client_cert.clone(), so.tls.client_key.clone()) else {
-        return Err(FleetError::Invalid(
-            "--profile hdm needs a certificate per device".into(),
-        ));
-    };
+    let mut so = device_options(&ctx.opts, id)?;
+    // The device's certificate is issued in memory (`TlsShare::apply`): no files to name.
     let device = Provisioned {
-        dir: cert
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default(),
+        dir: std::path::PathBuf::new(),
         thing: so.client_id.clone(),
         root_ca: so.tls.ca_files.first().cloned().unwrap_or_default(),
-        cert,
-        key,
+        cert: std::path::PathBuf::new(),
+        key: std::path::PathBuf::new(),
         org_id: None,
         properties: None,
     };
     hdm::agent::connect::complete(&mut so, &device, false);
+    (so.tls.client_cert, so.tls.client_key) = (None, None);
     so.keep_alive = hdm::agent::connect::KEEP_ALIVE;
-    ctx.tls.apply(&mut so)?;
+    ctx.tls.apply(&mut so, id)?;
     Ok(so)
 }
 

@@ -1,13 +1,17 @@
 //! Who each device is: its client id, and its certificate when the fleet issues one per device
 //! from an issuer CA (ECDSA P-256, made when the device is about to connect, so a 10,000-device
-//! fleet does not spend its first seconds signing certificates nobody uses yet).
+//! fleet does not spend its first seconds signing certificates nobody uses yet). Issued
+//! certificates and keys stay in memory: writing two files per device was most of an issued
+//! fleet's CPU on ext4 (docs/benchmarks.md, "Fleet"), and a key that is never written cannot
+//! be left behind by a killed fleet.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rcgen::{
     CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose,
     PKCS_ECDSA_P256_SHA256,
 };
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::FleetError;
 
@@ -16,27 +20,16 @@ pub fn expand(pattern: &str, id: u64) -> String {
     pattern.replace("%i", &id.to_string())
 }
 
-/// Where the device files go: `TMPDIR` when set, else `/dev/shm` where there is one. Creating two
-/// files per device on ext4 (inode allocation in one large directory) took most of an
-/// issued-certificate fleet's CPU, and a memory file system connected 2.5 times as many devices
-/// per second (docs/benchmarks.md, "Fleet"); the keys never reach a disk either.
-fn files_dir() -> PathBuf {
-    if let Some(t) = std::env::var_os("TMPDIR").filter(|t| !t.is_empty()) {
-        return t.into();
-    }
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        return shm.to_path_buf();
-    }
-    std::env::temp_dir()
-}
-
 /// Issues device certificates from a CA certificate and its key.
 pub(crate) struct CertFactory {
     issuer: Issuer<'static, KeyPair>,
     cn_pattern: String,
-    /// Where the device files go (mode 0600 keys); removed when the fleet ends.
-    dir: tempfile::TempDir,
+}
+
+/// One device's certificate (the chain rustls sends) and its private key.
+pub(crate) struct Issued {
+    pub(crate) chain: Vec<CertificateDer<'static>>,
+    pub(crate) key: PrivateKeyDer<'static>,
 }
 
 impl CertFactory {
@@ -64,26 +57,20 @@ impl CertFactory {
                 path: cert.to_path_buf(),
                 problem: format!("not a PEM CA certificate: {e}"),
             })?;
-        let builder = {
-            let mut b = tempfile::Builder::new();
-            b.prefix("edgewire-fleet-");
-            b
-        };
-        let dir = builder
-            .tempdir_in(files_dir())
-            .or_else(|_| builder.tempdir())
-            .map_err(|e| FleetError::Io(format!("cannot create a folder for device keys: {e}")))?;
         Ok(CertFactory {
             issuer,
             cn_pattern: cn_pattern.to_owned(),
-            dir,
         })
     }
 
-    /// Issues the certificate of device `id` and writes it and its key (0600); returns the
-    /// two paths.
-    pub(crate) fn issue(&self, id: u64) -> Result<(PathBuf, PathBuf), FleetError> {
-        let cn = expand(&self.cn_pattern, id);
+    /// The common name of device `id`'s certificate.
+    pub(crate) fn cn(&self, id: u64) -> String {
+        expand(&self.cn_pattern, id)
+    }
+
+    /// Issues the certificate of device `id`.
+    pub(crate) fn issue(&self, id: u64) -> Result<Issued, FleetError> {
+        let cn = self.cn(id);
         let fail = |problem: String| FleetError::Issue {
             cn: cn.clone(),
             problem,
@@ -105,13 +92,10 @@ impl CertFactory {
         let cert = params
             .signed_by(&key, &self.issuer)
             .map_err(|e| fail(e.to_string()))?;
-        let cert_path = self.dir.path().join(format!("{id}.pem"));
-        let key_path = self.dir.path().join(format!("{id}.key"));
-        let io = |e: std::io::Error| fail(format!("cannot write its files: {e}"));
-        std::fs::write(&cert_path, cert.pem()).map_err(io)?;
-        transport::auth::write_secret_file(&key_path, key.serialize_pem().as_bytes())
-            .map_err(io)?;
-        Ok((cert_path, key_path))
+        Ok(Issued {
+            chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        })
     }
 }
 

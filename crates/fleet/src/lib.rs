@@ -233,9 +233,6 @@ pub enum FleetError {
         /// What is wrong.
         problem: String,
     },
-    /// Local I/O.
-    #[error("{0}")]
-    Io(String),
 }
 
 /// What the devices' TLS set-ups share: parsing a root store, a certificate chain and a key,
@@ -247,44 +244,63 @@ enum TlsShare {
     /// One certificate (or none) for every device: one config, one resumption cache (every
     /// device is the same client to the broker).
     Config(Arc<rustls::ClientConfig>),
-    /// A certificate per device: one root store, and no resumption (a shared ticket cache
-    /// would carry one device's identity into another's connection).
-    Roots(Arc<rustls::RootCertStore>),
+    /// A certificate per device, issued in memory when the device is about to connect: one
+    /// root store, and no resumption (a shared ticket cache would carry one device's identity
+    /// into another's connection).
+    Issued {
+        roots: Arc<rustls::RootCertStore>,
+        certs: Box<CertFactory>,
+    },
 }
 
 impl TlsShare {
-    fn new(first: &transport::SessionOptions, per_device: bool) -> Result<Self, FleetError> {
+    fn new(
+        first: &transport::SessionOptions,
+        certs: Option<CertFactory>,
+    ) -> Result<Self, FleetError> {
         if !first.endpoint.scheme().is_tls() {
+            if certs.is_some() {
+                return Err(FleetError::Invalid(format!(
+                    "--issuer-cert issues device certificates for TLS, but the broker `{}` is not a TLS one; use mqtts:// or wss://",
+                    first.endpoint
+                )));
+            }
             return Ok(TlsShare::None);
         }
         let tls_err = |e| FleetError::Session(transport::session::OptionsError::Tls(e));
-        if per_device {
-            return Ok(TlsShare::Roots(
-                transport::tls::roots(&first.tls.ca_files).map_err(tls_err)?,
-            ));
+        if let Some(certs) = certs {
+            return Ok(TlsShare::Issued {
+                roots: transport::tls::roots(&first.tls.ca_files).map_err(tls_err)?,
+                certs: Box::new(certs),
+            });
         }
         Ok(TlsShare::Config(
             transport::tls::client_config(&first.tls).map_err(tls_err)?,
         ))
     }
 
-    /// Sets `so.tls_config` for one device.
-    fn apply(&self, so: &mut transport::SessionOptions) -> Result<(), FleetError> {
+    /// Sets `so.tls_config` for device `id` (issuing its certificate, when the fleet issues
+    /// them).
+    fn apply(&self, so: &mut transport::SessionOptions, id: u64) -> Result<(), FleetError> {
         match self {
             TlsShare::None => {}
             TlsShare::Config(c) => so.tls_config = Some(c.clone()),
-            TlsShare::Roots(roots) => {
-                let mut config = transport::tls::client_config_with_roots(&so.tls, roots.clone())
-                    .map_err(|e| {
-                    FleetError::Session(transport::session::OptionsError::Tls(e))
+            TlsShare::Issued { roots, certs } => {
+                let issued = certs.issue(id)?;
+                let mut config = transport::tls::client_config_with_identity(
+                    roots.clone(),
+                    Some((issued.chain, issued.key)),
+                    &so.tls.alpn,
+                )
+                .map_err(|e| FleetError::Issue {
+                    cn: certs.cn(id),
+                    problem: e.to_string(),
                 })?;
-                if let Some(c) = Arc::get_mut(&mut config) {
-                    // Its own cache would size itself for 256 servers and keep each ticket with
-                    // the server's chain (6 KiB a device, docs/benchmarks.md); a reconnect makes
-                    // a full handshake instead.
-                    c.resumption = rustls::client::Resumption::disabled();
-                }
-                so.tls_config = Some(config);
+                // Its own cache would size itself for 256 servers and keep each ticket with the
+                // server's chain (6 KiB a device, docs/benchmarks.md); a reconnect makes a full
+                // handshake instead.
+                config.resumption = rustls::client::Resumption::disabled();
+                so.tls_config = Some(Arc::new(config));
             }
         }
         Ok(())
@@ -293,7 +309,6 @@ impl TlsShare {
 
 struct Ctx {
     opts: FleetOptions,
-    certs: Option<CertFactory>,
     tls: TlsShare,
     /// `--profile hdm` and its telemetry topic.
     hdm: Option<(HdmProfile, String)>,
@@ -369,12 +384,12 @@ pub async fn run(
             None
         }
     };
-    let first = device_options(&opts, certs.as_ref(), range.start + opts.id_offset)?;
+    let first_id = range.start + opts.id_offset;
+    let first = device_options(&opts, first_id)?;
     check_bind_families(&opts.bind, &first.endpoint).await?;
-    let tls = TlsShare::new(&first, certs.is_some())?;
-    // The shared parts are checked here, once; a device's own certificate is checked when it
-    // is made.
-    tls.apply(&mut first.clone())?;
+    let tls = TlsShare::new(&first, certs)?;
+    // The shared parts (and issuing) are checked here, once, with the first device.
+    tls.apply(&mut first.clone(), first_id)?;
     let limit = raise_open_file_limit();
     let n = range.end - range.start;
     if n + 64 > limit {
@@ -389,7 +404,6 @@ pub async fn run(
         connecting: Arc::new(Semaphore::new(opts.max_connecting.max(1))),
         counters: Arc::new(Counters::new()),
         start: Instant::now(),
-        certs,
         tls,
         hdm,
         opts,
@@ -488,19 +502,10 @@ fn device_settings(opts: &FleetOptions, id: u64) -> ConnectSettings {
     settings
 }
 
-/// The session options of device `id`: its client id, its certificate, its credentials.
-fn device_options(
-    opts: &FleetOptions,
-    certs: Option<&CertFactory>,
-    id: u64,
-) -> Result<transport::SessionOptions, FleetError> {
-    let mut settings = device_settings(opts, id);
-    if let Some(certs) = certs {
-        let (cert, key) = certs.issue(id)?;
-        settings.tls.client_cert = Some(cert);
-        settings.tls.client_key = Some(key);
-    }
-    let mut so = settings.session_options(None)?;
+/// The session options of device `id`: its client id, its credentials; its TLS set-up (and
+/// issued certificate) comes from [`TlsShare::apply`].
+fn device_options(opts: &FleetOptions, id: u64) -> Result<transport::SessionOptions, FleetError> {
+    let mut so = device_settings(opts, id).session_options(None)?;
     tune(opts, &mut so, id);
     Ok(so)
 }
@@ -649,8 +654,8 @@ async fn connect(
         // Made (and its certificate issued) once per device, under the permit, so that
         // issuing is bounded like the handshakes and a retry reuses the certificate.
         if base.is_none() {
-            match device_options(&ctx.opts, ctx.certs.as_ref(), id)
-                .and_then(|mut so| ctx.tls.apply(&mut so).map(|()| so))
+            match device_options(&ctx.opts, id)
+                .and_then(|mut so| ctx.tls.apply(&mut so, id).map(|()| so))
             {
                 Ok(so) => base = Some(so),
                 Err(e) => {

@@ -128,26 +128,56 @@ pub fn client_config_with_roots(
     roots: Arc<RootCertStore>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
     check_pair(opts)?;
+    let (identity, files) = match (&opts.client_cert, &opts.client_key) {
+        (Some(cert), Some(key)) => (Some((load_chain(cert)?, load_key(key)?)), Some((cert, key))),
+        _ => (None, None),
+    };
+    client_config_with_identity(roots, identity, &opts.alpn)
+        .map(Arc::new)
+        .map_err(|e| match (e, files) {
+            (ConfigError::ClientAuth(reason), Some((cert, key))) => TlsError::ClientAuth {
+                cert: cert.clone(),
+                key: key.clone(),
+                reason,
+            },
+            (ConfigError::ClientAuth(reason) | ConfigError::Setup(reason), _) => {
+                TlsError::Setup(reason)
+            }
+        })
+}
+
+/// Why [`client_config_with_identity`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The certificate and key do not go together, or rustls cannot use the key.
+    #[error("the client certificate and key cannot be used: {0}")]
+    ClientAuth(String),
+    /// The protocol versions of the crypto provider.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Builds a client config over parsed trust anchors, with a client identity already in memory
+/// (a certificate chain and its key, e.g. issued by the caller) or none, offering `alpn`.
+/// Returned unshared so the caller can tune it (resumption, for instance) before sharing it.
+pub fn client_config_with_identity(
+    roots: Arc<RootCertStore>,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    alpn: &[String],
+) -> Result<ClientConfig, ConfigError> {
     let builder = ClientConfig::builder_with_provider(crypto_provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Setup(e.to_string()))?
+        .map_err(|e| ConfigError::Setup(e.to_string()))?
         .with_root_certificates(roots);
-    let mut config = match (&opts.client_cert, &opts.client_key) {
-        (Some(cert), Some(key)) => {
-            let chain = load_chain(cert)?;
-            let private = load_key(key)?;
-            builder
-                .with_client_auth_cert(chain, private)
-                .map_err(|e| TlsError::ClientAuth {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                    reason: e.to_string(),
-                })?
-        }
-        _ => builder.with_no_client_auth(),
+    let mut config = match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| ConfigError::ClientAuth(e.to_string()))?,
+        None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-    Ok(Arc::new(config))
+    config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    Ok(config)
 }
 
 fn root_store(ca_files: &[PathBuf]) -> Result<RootCertStore, TlsError> {

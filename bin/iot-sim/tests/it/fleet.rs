@@ -549,6 +549,30 @@ fn hdm_devices_without_a_certificate_each_are_refused_before_connecting() {
 }
 
 #[test]
+fn issued_certificates_for_a_broker_without_tls_are_a_usage_error() {
+    let b = Broker::start(BrokerOpts::new());
+    let pki = b.pki();
+    let ca_key = pki.dir().join("ca.key");
+    let out = run(iot_sim().args([
+        "fleet",
+        "-b",
+        &b.url_plain(),
+        "--issuer-cert",
+        pki.ca_cert().to_str().unwrap(),
+        "--issuer-key",
+        ca_key.to_str().unwrap(),
+        "-n",
+        "2",
+    ]));
+    assert_eq!(out.status.code(), Some(i32::from(exit::USAGE)));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--issuer-cert") && err.contains("mqtts://"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bound_source_addresses_are_used_in_turn_and_the_broker_sees_both() {
     let b = Broker::start(BrokerOpts::new());
     let out = run(iot_sim().args([
