@@ -49,8 +49,10 @@ pub struct FleetArgs {
     /// First connections started per second (0 = as fast as --connecting allows).
     #[arg(long, value_name = "R", default_value_t = 0.0, help_heading = "Fleet")]
     connect_rate: f64,
-    /// Connection attempts (TCP + TLS + CONNECT) in progress at once, at most.
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Fleet")]
+    /// Connection attempts (TCP + TLS + CONNECT) in progress at once, at most. More than the
+    /// broker's listen backlog (mosquitto's is 100) makes its kernel drop connects, which wait
+    /// a second to try again; raise it for a distant broker (in flight = rate x handshake time).
+    #[arg(long, value_name = "N", default_value_t = fleet::DEFAULT_MAX_CONNECTING as u64, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Fleet")]
     connecting: u64,
     /// Messages per device per second (0 = none, unless --count asks for some).
     #[arg(long, value_name = "M", default_value_t = 0.0, help_heading = "Fleet")]

@@ -36,6 +36,11 @@ use stats::Counters;
 /// How long a device may go without a connection before it counts as failed for good, when
 /// `ConnectSettings::give_up_after` says nothing.
 pub const DEFAULT_GIVE_UP: Duration = Duration::from_secs(60);
+/// Connection attempts in flight at once by default: under mosquitto's listen backlog (100), whose
+/// overflow drops SYNs that the kernel retries only after a second; at 256 a 1,000-device
+/// fleet connected at 790/s and at 32 to 64 at 1,200 to 1,430/s on the same broker
+/// (docs/benchmarks.md, "Fleet").
+pub const DEFAULT_MAX_CONNECTING: usize = 64;
 /// How long closing waits for in-flight PUBACKs; with the session's own 1 s wait for the
 /// broker to close, a stopped fleet ends within 5 s.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -183,7 +188,7 @@ impl Default for FleetOptions {
             shard: None,
             id_offset: 0,
             connect_rate: 0.0,
-            max_connecting: 256,
+            max_connecting: DEFAULT_MAX_CONNECTING,
             rate: 0.0,
             size: 16,
             qos: Qos::AtLeastOnce,
