@@ -247,10 +247,12 @@ impl CloudState {
         endpoints: &Endpoints,
         now: &str,
     ) -> Value {
-        let found = self
-            .template
-            .device(unique_id)
-            .and_then(|d| Some((d.clone().into_owned(), self.template.template_of(&d)?.clone())));
+        let found = self.template.device(unique_id).and_then(|d| {
+            Some((
+                d.clone().into_owned(),
+                self.template.template_of(&d)?.clone(),
+            ))
+        });
         let Some((dev, tpl)) = found else {
             self.report.add("identity_refused", 1);
             return json!({"d": {"ec": 1, "ct": 200}, "status": 200,
@@ -264,10 +266,12 @@ impl CloudState {
     }
 
     fn on_d2c_21(&mut self, pf: Platform, id: &str, kind: &str, payload: &[u8]) -> Vec<Message> {
-        let found = self
-            .template
-            .device(id)
-            .and_then(|d| Some((d.clone().into_owned(), self.template.template_of(&d)?.clone())));
+        let found = self.template.device(id).and_then(|d| {
+            Some((
+                d.clone().into_owned(),
+                self.template.template_of(&d)?.clone(),
+            ))
+        });
         let Some((dev, tpl)) = found else {
             return self.reject(&format!("2.1 D2C from unknown device `{id}`"));
         };

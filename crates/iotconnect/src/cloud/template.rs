@@ -298,7 +298,12 @@ mod tests {
         let t = TemplateFile::builtin().unwrap();
         let d = t.device("iotc-fleet-42").unwrap();
         assert_eq!((d.auth, d.template.as_str()), (2, "basic"));
-        for not in ["iotc-fleet-042", "iotc-fleet-", "iotc-fleet-1000000", "iotc-fleet-4x"] {
+        for not in [
+            "iotc-fleet-042",
+            "iotc-fleet-",
+            "iotc-fleet-1000000",
+            "iotc-fleet-4x",
+        ] {
             assert!(t.device(not).is_none(), "{not}");
         }
         // A key device's primary key is the one derived from the group key (what a fleet
@@ -326,9 +331,18 @@ mod tests {
     fn a_bulk_range_without_its_key_or_with_two_patterns_is_refused() {
         let base = r#"{"cpId": "C", "env": "E", "templates": {"t": {"dtg": "g"}}, "devices": [],"#;
         for (bulk, says) in [
-            (r#""bulk": [{"uniqueId": "k-%i", "count": 5, "template": "t", "auth": 5}]}"#, "groupKey"),
-            (r#""bulk": [{"uniqueId": "k-%i-%i", "count": 5, "template": "t"}]}"#, "one %i"),
-            (r#""bulk": [{"uniqueId": "k-%i", "count": 5, "template": "nope"}]}"#, "nope"),
+            (
+                r#""bulk": [{"uniqueId": "k-%i", "count": 5, "template": "t", "auth": 5}]}"#,
+                "groupKey",
+            ),
+            (
+                r#""bulk": [{"uniqueId": "k-%i-%i", "count": 5, "template": "t"}]}"#,
+                "one %i",
+            ),
+            (
+                r#""bulk": [{"uniqueId": "k-%i", "count": 5, "template": "nope"}]}"#,
+                "nope",
+            ),
         ] {
             let e = TemplateFile::parse(Path::new("t.json"), &format!("{base}{bulk}")).unwrap_err();
             assert!(e.to_string().contains(says), "{e}");
