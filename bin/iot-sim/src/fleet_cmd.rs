@@ -24,6 +24,12 @@ pub enum Profile {
     /// from GOOEE_TOKEN or --password-env/--password-file; its meta list on
     /// `devices/{client id}/meta` at `--rate`, checked against the topic table and confirmed).
     Gooee,
+    /// IoTConnect: each device runs iotc-send's agent (discovery and identity over HTTPS, or
+    /// sync with --iotc-protocol 1.0; the broker the platform names; telemetry records at
+    /// `--rate`; commands acknowledged); unique id = client id (default `iotc-fleet-%i`);
+    /// needs --issuer-cert/--issuer-key (auth type 2, CN = unique id) or --iotc-group-key-env /
+    /// --iotc-group-key-file (auth type 5, default ids `iotc-fleet-key-%i`).
+    Iotconnect,
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +140,41 @@ pub struct FleetArgs {
     /// `--profile hdm`: leave the device shadow alone (no sync, no gate).
     #[arg(long, help_heading = "Fleet profiles")]
     no_shadow: bool,
+    /// `--profile iotconnect`: the company id (cpId).
+    #[arg(
+        long,
+        value_name = "CPID",
+        default_value = "EDGEWIRE",
+        help_heading = "Fleet profiles"
+    )]
+    iotc_cp_id: String,
+    /// `--profile iotconnect`: the environment.
+    #[arg(
+        long,
+        value_name = "ENV",
+        default_value = "DEV",
+        help_heading = "Fleet profiles"
+    )]
+    iotc_env: String,
+    /// `--profile iotconnect`: the message protocol, 2.1 or 1.0.
+    #[arg(long, value_name = "VERSION", default_value = "2.1", value_parser = ["2.1", "1.0"], help_heading = "Fleet profiles")]
+    iotc_protocol: String,
+    /// `--profile iotconnect`: the discovery service (default: `$EDGEWIRE_SIM_HTTPS/iotconnect`
+    /// when that is set, as `iot-sim env` sets it; else IoTConnect's).
+    #[arg(long, value_name = "URL", help_heading = "Fleet profiles")]
+    iotc_discovery_url: Option<String>,
+    /// `--profile iotconnect`, auth type 5: read the group key (base64) from this environment
+    /// variable; each device's key is derived from it as Azure DPS group enrolments do.
+    #[arg(
+        long,
+        value_name = "VAR",
+        conflicts_with = "iotc_group_key_file",
+        help_heading = "Fleet profiles"
+    )]
+    iotc_group_key_env: Option<String>,
+    /// `--profile iotconnect`, auth type 5: read the group key from this file.
+    #[arg(long, value_name = "PATH", help_heading = "Fleet profiles")]
+    iotc_group_key_file: Option<PathBuf>,
     /// Also write the summary (JSON) to this file, for `iot-sim fleet-report`.
     #[arg(long, value_name = "PATH", help_heading = "Fleet")]
     summary_file: Option<PathBuf>,
@@ -154,6 +195,13 @@ pub async fn run(args: FleetArgs, out: Output) -> u8 {
                 // HDM's broker rules take `hdm-…` thing names.
                 Profile::Hdm => "hdm-fleet-%i",
                 Profile::Gooee => "gooee-fleet-%i",
+                // iot-sim's bulk devices (configs/iotconnect/template.json).
+                Profile::Iotconnect
+                    if args.iotc_group_key_env.is_some() || args.iotc_group_key_file.is_some() =>
+                {
+                    "iotc-fleet-key-%i"
+                }
+                Profile::Iotconnect => "iotc-fleet-%i",
             }
             .into(),
         );
@@ -177,6 +225,14 @@ pub async fn run(args: FleetArgs, out: Output) -> u8 {
             stage: args.hdm_stage,
             shadow: !args.no_shadow,
         }),
+        Profile::Iotconnect => fleet::Profile::Iotconnect(iotc_profile(
+            args.iotc_cp_id,
+            args.iotc_env,
+            &args.iotc_protocol,
+            args.iotc_discovery_url,
+            args.iotc_group_key_env,
+            args.iotc_group_key_file,
+        )),
     };
     let opts = FleetOptions {
         profile,
@@ -247,6 +303,34 @@ pub async fn run(args: FleetArgs, out: Output) -> u8 {
         exit::FAILURE
     } else {
         exit::OK
+    }
+}
+
+fn iotc_profile(
+    cp_id: String,
+    env: String,
+    protocol: &str,
+    discovery_url: Option<String>,
+    key_env: Option<String>,
+    key_file: Option<PathBuf>,
+) -> fleet::IotcProfile {
+    let defaults = fleet::IotcProfile::default();
+    let sim = std::env::var("EDGEWIRE_SIM_HTTPS")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(|u| format!("{}/iotconnect", u.trim_end_matches('/')));
+    fleet::IotcProfile {
+        cp_id,
+        env,
+        protocol: if protocol == "1.0" {
+            fleet::IotcProtocol::V10
+        } else {
+            fleet::IotcProtocol::V21
+        },
+        discovery_url: discovery_url.or(sim).unwrap_or(defaults.discovery_url),
+        group_key: key_env
+            .map(fleet::KeySource::Env)
+            .or(key_file.map(fleet::KeySource::File)),
     }
 }
 

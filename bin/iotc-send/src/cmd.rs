@@ -78,6 +78,7 @@ pub async fn run(
         renew_credentials,
         catalog,
         answer_desired: v21,
+        on_confirmed: None,
     };
     let outcome = agent.run(rx, opts, cli::signal::shutdown_signal()).await;
     sources.abort_all();

@@ -12,6 +12,7 @@
 mod gooee_profile;
 mod hdm_profile;
 mod identity;
+mod iotconnect_profile;
 mod stats;
 
 use std::future::Future;
@@ -115,6 +116,10 @@ pub enum Profile {
     /// checked against the topic table and payload rules, confirmed before the next; `topic`
     /// is not used.
     Gooee,
+    /// IoTConnect: each device runs `iotc-send run`'s agent (HTTPS bootstrap, the MQTT session
+    /// the platform points it at, telemetry records at `rate`, commands acknowledged); `topic`
+    /// is not used.
+    Iotconnect(IotcProfile),
 }
 
 /// The HDM profile's settings.
@@ -136,6 +141,7 @@ impl Default for HdmProfile {
 }
 
 pub use hdm_profile::{EVENT_SUBTYPE as HDM_EVENT_SUBTYPE, EVENT_TYPE as HDM_EVENT_TYPE};
+pub use iotconnect_profile::{IotcProfile, IotcProtocol, KeySource};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -317,6 +323,8 @@ struct Ctx {
     tls: TlsShare,
     /// `--profile hdm` and its telemetry topic.
     hdm: Option<(HdmProfile, String)>,
+    /// `--profile iotconnect`, checked.
+    iotc: Option<iotconnect_profile::Prepared>,
     counters: Arc<Counters>,
     payload: Bytes,
     start: Instant,
@@ -381,8 +389,19 @@ pub async fn run(
     };
     // Check the settings once, with the first device, so a bad URL or password source is one
     // error and not one per device.
+    let mut opts = opts;
+    let mut iotc = None;
+    if let Profile::Iotconnect(p) = &opts.profile {
+        let (prepared, broker) =
+            iotconnect_profile::check(&opts, p, range.start + opts.id_offset).await?;
+        iotc = Some(prepared);
+        // The platform says where its devices connect (a --broker still wins).
+        if opts.settings.broker.is_none() {
+            opts.settings.broker = broker;
+        }
+    }
     let hdm = match &opts.profile {
-        Profile::Raw => None,
+        Profile::Raw | Profile::Iotconnect(_) => None,
         Profile::Hdm(p) => Some((p.clone(), hdm_profile::check(&opts, p)?)),
         Profile::Gooee => {
             gooee_profile::check(&opts, range.start + opts.id_offset)?;
@@ -411,6 +430,7 @@ pub async fn run(
         start: Instant::now(),
         tls,
         hdm,
+        iotc,
         opts,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -584,6 +604,10 @@ async fn device(ctx: Arc<Ctx>, id: u64, at: Instant, mut stop: watch::Receiver<b
     c.started.fetch_add(1, Relaxed);
     if let Some((p, topic)) = &ctx.hdm {
         hdm_profile::run_device(&ctx, p, topic, id, &mut stop).await;
+        return;
+    }
+    if let Some(p) = &ctx.iotc {
+        iotconnect_profile::run_device(&ctx, p, id, &mut stop).await;
         return;
     }
     if ctx.opts.profile == Profile::Gooee {

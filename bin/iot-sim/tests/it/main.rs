@@ -9,6 +9,7 @@
 )]
 
 mod fleet;
+mod fleet_iotconnect;
 mod pipeline;
 mod publish;
 mod secrets;

@@ -185,6 +185,12 @@ impl Platform {
 pub const SPOOL_FULL_HINT: &str =
     "raise sdkOptions.offlineStorage.availSpaceInMb or fileCount in the config file to keep more";
 
+/// The broker the sync (or 2.1 identity) answer points at (`p.h`, `p.p`, 8883 by default).
+pub fn broker_url(sync: &SyncData) -> Option<String> {
+    let p = sync.p.as_ref()?;
+    (!p.h.is_empty()).then(|| format!("mqtts://{}:{}", p.h, if p.p == 0 { 8883 } else { p.p }))
+}
+
 /// Session options from the user's settings, the config file and the sync answer: the
 /// settings win, then the config (`SSLCaPath`, `SSLCertPath`, `SSLKeyPath`), then sync (`p`).
 pub fn session_options(
@@ -207,8 +213,7 @@ pub fn session_options(
     if settings.tls.client_key.is_none() {
         settings.tls.client_key.clone_from(&cfg.key);
     }
-    let default_broker =
-        (!p.h.is_empty()).then(|| format!("mqtts://{}:{}", p.h, if p.p == 0 { 8883 } else { p.p }));
+    let default_broker = broker_url(sync);
     if settings.broker.is_none() && default_broker.is_none() {
         return Err(crate::protocol::v1::sync::SyncError::Missing { field: "d.p.h" }.into());
     }

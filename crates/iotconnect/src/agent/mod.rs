@@ -34,7 +34,7 @@ use transport::settings::SettingsError;
 use transport::{Message, Outbox, Outcome, Qos, Session, SessionOptions, SpoolConfig, StartMode};
 
 pub use events::{Collect, Event, Reporter};
-pub use run::{Reconnect, RunOptions, RunOutcome};
+pub use run::{Confirmed, Reconnect, RunOptions, RunOutcome};
 
 use crate::config::ConfigError;
 use crate::protocol::device::{Action, Device, DeviceError, OutKind, Outgoing};

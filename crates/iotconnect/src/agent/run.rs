@@ -35,6 +35,11 @@ use crate::protocol::v1::sync::{SyncData, SyncScope};
 /// Makes new session options after a protocol re-sync changed `p`.
 pub type Reconnect = Arc<dyn Fn(&SyncData) -> Result<SessionOptions, AgentError> + Send + Sync>;
 
+/// Told of each message the serve loop published (telemetry, edge aggregates, rule matches) once
+/// the broker confirmed it: its kind (`reporting`, `edge`, ...) and the time from publish to
+/// confirmation.
+pub type Confirmed = Arc<dyn Fn(&str, Duration) + Send + Sync>;
+
 /// How `run` behaves.
 #[derive(Clone, Default)]
 pub struct RunOptions {
@@ -65,6 +70,9 @@ pub struct RunOptions {
     /// Answer desired settings with reported ones (2.1 `run`, as the 2.1 SDK's sample does in
     /// its twin callback); each is checked against the 202 settings first.
     pub answer_desired: bool,
+    /// Told of each confirmation (`iot-sim fleet` counts them and times them); `None`: the
+    /// confirmations are not awaited one by one.
+    pub on_confirmed: Option<Confirmed>,
 }
 
 /// Why `run` returned.
@@ -430,7 +438,19 @@ impl Agent {
         for a in actions {
             match a {
                 Action::Publish(out) => {
-                    self.publish(out).await?;
+                    let kind = out.kind.name();
+                    let at = tokio::time::Instant::now();
+                    let delivery = self.publish(out).await?;
+                    if let (Some(d), Some(told)) = (delivery, &opts.on_confirmed) {
+                        // In the JoinSet, so that the end of the input waits for it too.
+                        let told = told.clone();
+                        tasks.spawn(async move {
+                            if d.confirmed().await.is_ok() {
+                                told(kind, at.elapsed());
+                            }
+                            Done::Nothing
+                        });
+                    }
                 }
                 Action::Command { command, raw } => {
                     let cmd_type = if self.device.is_v21() { "0" } else { "0x01" };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use transport::tls::TlsOptions;
-use transport::{ConnectSettings, SpoolConfig};
+use transport::{ConnectSettings, SessionOptions, SpoolConfig};
 
 use super::bootstrap::{self, Platform};
 use super::{Agent, AgentError, Event, Reporter};
@@ -193,14 +193,35 @@ impl Setup {
         self.config.offline.spool(dir)
     }
 
-    /// Connects: session options from the settings, the config and sync; reports `synced`.
+    /// Connects: session options from the settings, the config and sync ([`Setup::session_options`]),
+    /// then [`Setup::start`].
     pub async fn connect(
         self,
         settings: &ConnectSettings,
         offline: Option<SpoolConfig>,
         reporter: Arc<dyn Reporter>,
     ) -> Result<(Agent, Platform, Config), AgentError> {
-        let opts = bootstrap::session_options(settings, &self.config, &self.sync)?;
+        let opts = self.session_options(settings)?;
+        // Boxed: the setup moves into the start, and callers' futures stay small.
+        Box::pin(self.start(opts, offline, reporter)).await
+    }
+
+    /// The session options from the settings, the config and sync.
+    pub fn session_options(
+        &self,
+        settings: &ConnectSettings,
+    ) -> Result<SessionOptions, AgentError> {
+        bootstrap::session_options(settings, &self.config, &self.sync)
+    }
+
+    /// Reports `synced` and starts the session with `opts` (from [`Setup::session_options`],
+    /// perhaps tuned: `iot-sim fleet` sets its pacing and shared TLS config).
+    pub async fn start(
+        self,
+        opts: SessionOptions,
+        offline: Option<SpoolConfig>,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<(Agent, Platform, Config), AgentError> {
         reporter.event(Event::Synced {
             cp_id: self.config.cp_id.clone(),
             unique_id: self.config.unique_id.clone(),

@@ -112,13 +112,14 @@ impl CloudState {
     fn owner(&self, id: &str) -> Option<DeviceEntry> {
         self.template
             .device(id)
+            .map(std::borrow::Cow::into_owned)
             .or_else(|| {
                 self.template
                     .devices
                     .iter()
                     .find(|d| self.refs(d).iter().any(|r| r.id == id))
+                    .cloned()
             })
-            .cloned()
     }
 
     /// Keeps what a successful 221 (create) or 222 (delete) changed.
@@ -186,7 +187,7 @@ impl CloudState {
     }
 
     fn on_d2c(&mut self, id: &str, payload: &[u8]) -> Vec<Message> {
-        let Some(dev) = self.template.device(id).cloned() else {
+        let Some(dev) = self.template.device(id).map(std::borrow::Cow::into_owned) else {
             return self.reject(&format!("D2C from unknown device `{id}`"));
         };
         let msg = match D2c::decode(payload) {
@@ -246,10 +247,12 @@ impl CloudState {
         endpoints: &Endpoints,
         now: &str,
     ) -> Value {
-        let found = self
-            .template
-            .device(unique_id)
-            .and_then(|d| Some((d.clone(), self.template.template_of(d)?.clone())));
+        let found = self.template.device(unique_id).and_then(|d| {
+            Some((
+                d.clone().into_owned(),
+                self.template.template_of(&d)?.clone(),
+            ))
+        });
         let Some((dev, tpl)) = found else {
             self.report.add("identity_refused", 1);
             return json!({"d": {"ec": 1, "ct": 200}, "status": 200,
@@ -263,10 +266,12 @@ impl CloudState {
     }
 
     fn on_d2c_21(&mut self, pf: Platform, id: &str, kind: &str, payload: &[u8]) -> Vec<Message> {
-        let found = self
-            .template
-            .device(id)
-            .and_then(|d| Some((d.clone(), self.template.template_of(d)?.clone())));
+        let found = self.template.device(id).and_then(|d| {
+            Some((
+                d.clone().into_owned(),
+                self.template.template_of(&d)?.clone(),
+            ))
+        });
         let Some((dev, tpl)) = found else {
             return self.reject(&format!("2.1 D2C from unknown device `{id}`"));
         };
@@ -404,7 +409,7 @@ impl CloudState {
         let defs = self
             .template
             .device(id)
-            .and_then(|d| self.template.template_of(d))
+            .and_then(|d| self.template.template_of(&d).cloned())
             .and_then(|t| crate::protocol::validate::settings(&t.settings));
         let desired = self
             .twins
@@ -765,12 +770,10 @@ impl CloudState {
         if self.template.device(&req.unique_id).is_some() && self.take_registering(&req.unique_id) {
             return refused(2);
         }
-        let (Some(dev), Some(tpl)) = (
-            self.template.device(&req.unique_id),
-            self.template
-                .device(&req.unique_id)
-                .and_then(|d| self.template.template_of(d)),
-        ) else {
+        let Some((dev, tpl)) = self.template.device(&req.unique_id).and_then(|d| {
+            let tpl = self.template.template_of(&d)?.clone();
+            Some((d.into_owned(), tpl))
+        }) else {
             self.report.add("sync_refused", 1);
             return refused(3);
         };
@@ -810,7 +813,7 @@ impl CloudState {
                 log: Value::Null,
             }),
             p: o.protocol.then_some(p),
-            d: o.device.then(|| self.refs(dev)),
+            d: o.device.then(|| self.refs(&dev)),
             att: o.attribute.then(|| tpl.attributes.clone()),
             set: o.setting.then(|| tpl.settings.clone()),
             r: o.rule.then(|| tpl.rules.clone()),

@@ -58,6 +58,7 @@ impl IotConnectCloud {
                 env: String::new(),
                 templates: std::collections::BTreeMap::default(),
                 devices: Vec::new(),
+                bulk: Vec::new(),
             }
         });
         IotConnectCloud::new(t)

@@ -6,6 +6,7 @@
 //! topics. Everyone else is not this policy's business (it abstains), except that operator
 //! requests (`iotconnect-sim/…`) are accepted only on the loopback listener.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -39,7 +40,7 @@ impl Policy {
         self
     }
 
-    fn device_in_username(&self, username: &str) -> Option<&DeviceEntry> {
+    fn device_in_username(&self, username: &str) -> Option<Cow<'_, DeviceEntry>> {
         // `{hub}/{deviceId}/?api-version=...`
         let mut parts = username.split('/');
         let _hub = parts.next()?;
@@ -47,7 +48,7 @@ impl Policy {
         self.template.device(id)
     }
 
-    fn device_of(&self, who: &Identity) -> Option<&DeviceEntry> {
+    fn device_of(&self, who: &Identity) -> Option<Cow<'_, DeviceEntry>> {
         self.template
             .device(&who.client_id)
             .or_else(|| {

@@ -1,9 +1,12 @@
 //! The device template file the emulated platform serves discovery and `sync` from: the company
 //! (`cpId`, `env`), device templates (template guid `dtg`, `df`, edge flag, attributes in the
 //! `att` shape with types, `dv` ranges, `tw` and `agt`, edge rules, settings) and devices (unique
-//! id, template, tag, auth type, children, primary key for SAS). See
-//! `configs/iotconnect/template.json`. Parsing and lookups only.
+//! id, template, tag, auth type, children, primary key for SAS), and devices created in bulk
+//! ([`Bulk`]: a unique-id pattern with `%i`, as IoTConnect's device import creates many, for
+//! `iot-sim fleet --profile iotconnect`). See `configs/iotconnect/template.json`. Parsing and
+//! lookups only.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -83,6 +86,54 @@ pub struct DeviceEntry {
     pub children: Vec<Child>,
 }
 
+/// Devices created in bulk: every unique id `unique_id` with `%i` replaced by a number below
+/// `count` (written without leading zeros) is a plain device of `template`, known before its
+/// first sync. Auth type 5 devices' primary keys are derived from `groupKey` as Azure DPS
+/// derives a group enrolment's ([`crate::protocol::sas::derive_device_key`]), so a fleet holds
+/// one secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bulk {
+    /// The unique id pattern, with one `%i`.
+    #[serde(rename = "uniqueId")]
+    pub unique_id: String,
+    /// How many: numbers `0..count`.
+    pub count: u64,
+    /// Template name.
+    pub template: String,
+    /// Auth type: 2 CA-signed certificate (CN = unique id) or 5 symmetric key.
+    #[serde(default = "default_auth")]
+    pub auth: i64,
+    /// Base64 group key the devices' primary keys derive from (auth 5).
+    #[serde(rename = "groupKey", default, skip_serializing_if = "Option::is_none")]
+    pub group_key: Option<String>,
+}
+
+impl Bulk {
+    /// Device `id`, when it is one of this range.
+    pub fn entry(&self, id: &str) -> Option<DeviceEntry> {
+        let (prefix, suffix) = self.unique_id.split_once("%i")?;
+        let n = id.strip_prefix(prefix)?.strip_suffix(suffix)?;
+        let canonical = !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+            && (n == "0" || !n.starts_with('0'));
+        if !canonical || n.parse::<u64>().ok()? >= self.count {
+            return None;
+        }
+        let primary_key = match (&self.group_key, self.auth) {
+            (Some(k), 5) => Some(crate::protocol::sas::derive_device_key(k, id).ok()?),
+            _ => None,
+        };
+        Some(DeviceEntry {
+            unique_id: id.to_owned(),
+            template: self.template.clone(),
+            tag: String::new(),
+            auth: self.auth,
+            primary_key,
+            children: Vec::new(),
+        })
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TemplateFile {
@@ -95,6 +146,9 @@ pub struct TemplateFile {
     pub templates: BTreeMap<String, DeviceTemplate>,
     /// Devices.
     pub devices: Vec<DeviceEntry>,
+    /// Devices created in bulk.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bulk: Vec<Bulk>,
 }
 
 /// Why a template file is not usable.
@@ -150,6 +204,36 @@ impl TemplateFile {
                 }
             }
         }
+        for b in &t.bulk {
+            if !t.templates.contains_key(&b.template) {
+                return Err(bad(format!(
+                    "bulk devices `{}` name template `{}`, which is not defined",
+                    b.unique_id, b.template
+                )));
+            }
+            if b.unique_id.matches("%i").count() != 1 {
+                return Err(bad(format!(
+                    "bulk devices `{}`: `uniqueId` needs exactly one %i",
+                    b.unique_id
+                )));
+            }
+            match (b.auth, &b.group_key) {
+                (2, _) => {}
+                (5, Some(k)) if crate::protocol::sas::derive_device_key(k, "").is_ok() => {}
+                (5, _) => {
+                    return Err(bad(format!(
+                        "bulk devices `{}` use auth type 5 and need a base64 `groupKey`",
+                        b.unique_id
+                    )));
+                }
+                (n, _) => {
+                    return Err(bad(format!(
+                        "bulk devices `{}`: auth type {n}; bulk devices use 2 (CA-signed certificate) or 5 (symmetric key)",
+                        b.unique_id
+                    )));
+                }
+            }
+        }
         Ok(t)
     }
 
@@ -167,16 +251,23 @@ impl TemplateFile {
         TemplateFile::parse(Path::new("configs/iotconnect/template.json"), BUILTIN)
     }
 
-    /// A connecting device by unique id.
-    pub fn device(&self, id: &str) -> Option<&DeviceEntry> {
-        self.devices.iter().find(|d| d.unique_id == id)
+    /// A connecting device by unique id: one of `devices`, or of a [`Bulk`] range.
+    pub fn device(&self, id: &str) -> Option<Cow<'_, DeviceEntry>> {
+        self.devices
+            .iter()
+            .find(|d| d.unique_id == id)
+            .map(Cow::Borrowed)
+            .or_else(|| self.bulk.iter().find_map(|b| b.entry(id)).map(Cow::Owned))
     }
 
     /// The connecting device `id` is, or is a child of.
-    pub fn owner_of(&self, id: &str) -> Option<&DeviceEntry> {
-        self.devices
-            .iter()
-            .find(|d| d.unique_id == id || d.children.iter().any(|c| c.unique_id == id))
+    pub fn owner_of(&self, id: &str) -> Option<Cow<'_, DeviceEntry>> {
+        self.device(id).or_else(|| {
+            self.devices
+                .iter()
+                .find(|d| d.children.iter().any(|c| c.unique_id == id))
+                .map(Cow::Borrowed)
+        })
     }
 
     /// A device's template.
@@ -195,5 +286,66 @@ impl TemplateFile {
             tg: c.tag.clone(),
         }))
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_ranges_know_their_numbers_and_nothing_else() {
+        let t = TemplateFile::builtin().unwrap();
+        let d = t.device("iotc-fleet-42").unwrap();
+        assert_eq!((d.auth, d.template.as_str()), (2, "basic"));
+        for not in [
+            "iotc-fleet-042",
+            "iotc-fleet-",
+            "iotc-fleet-1000000",
+            "iotc-fleet-4x",
+        ] {
+            assert!(t.device(not).is_none(), "{not}");
+        }
+        // A key device's primary key is the one derived from the group key (what a fleet
+        // derives on its side), and differs per device.
+        let k = t.device("iotc-fleet-key-3").unwrap();
+        assert_eq!(k.auth, 5);
+        let group = t.bulk[1].group_key.clone().unwrap();
+        assert_eq!(
+            k.primary_key.as_deref(),
+            Some(
+                crate::protocol::sas::derive_device_key(&group, "iotc-fleet-key-3")
+                    .unwrap()
+                    .as_str()
+            )
+        );
+        assert_ne!(
+            k.primary_key,
+            t.device("iotc-fleet-key-4").unwrap().primary_key
+        );
+        // The listed devices come first and are borrowed as they are.
+        assert!(matches!(t.device("iotc-edge-01"), Some(Cow::Borrowed(_))));
+    }
+
+    #[test]
+    fn a_bulk_range_without_its_key_or_with_two_patterns_is_refused() {
+        let base = r#"{"cpId": "C", "env": "E", "templates": {"t": {"dtg": "g"}}, "devices": [],"#;
+        for (bulk, says) in [
+            (
+                r#""bulk": [{"uniqueId": "k-%i", "count": 5, "template": "t", "auth": 5}]}"#,
+                "groupKey",
+            ),
+            (
+                r#""bulk": [{"uniqueId": "k-%i-%i", "count": 5, "template": "t"}]}"#,
+                "one %i",
+            ),
+            (
+                r#""bulk": [{"uniqueId": "k-%i", "count": 5, "template": "nope"}]}"#,
+                "nope",
+            ),
+        ] {
+            let e = TemplateFile::parse(Path::new("t.json"), &format!("{base}{bulk}")).unwrap_err();
+            assert!(e.to_string().contains(says), "{e}");
+        }
     }
 }
