@@ -25,7 +25,7 @@ use transport::session::StartError;
 use transport::{ConnectSettings, SessionOptions};
 
 use crate::stats::Counters;
-use crate::{Ctx, FleetError, FleetOptions, Identity, Retry, device_options, device_settings};
+use crate::{Ctx, FleetError, FleetOptions, Identity, Retry, device_settings};
 
 /// The message protocol the devices speak.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -220,18 +220,16 @@ impl Reporter for Counting {
 }
 
 /// Device `id`'s session options: the agent's (broker, client id = unique id, the IoT Hub
-/// username, the SAS token of auth type 5) with the fleet's certificate, tuning and TLS share.
+/// username, the SAS token of auth type 5) with the fleet's tuning and TLS set-up (an issued
+/// certificate, or the shared config).
 fn session_options(ctx: &Ctx, s: &Setup, id: u64) -> Result<SessionOptions, FleetError> {
-    let mut settings = device_settings(&ctx.opts, id);
-    if ctx.certs.is_some() {
-        let issued = device_options(&ctx.opts, ctx.certs.as_ref(), id)?;
-        settings.tls = issued.tls;
-    }
+    let settings = device_settings(&ctx.opts, id);
+    // An issued certificate is made here, in memory, with the device's TLS config.
+    let tls = ctx.tls.config(&settings.tls.alpn, id)?;
     let mut so = s
-        .session_options(&settings)
+        .session_options(&settings, tls)
         .map_err(|e| invalid(format!("device {id}: {e}")))?;
     crate::tune(&ctx.opts, &mut so, id);
-    ctx.tls.apply(&mut so)?;
     so.on_event = Some(crate::event_hook(ctx));
     Ok(so)
 }
@@ -296,11 +294,8 @@ pub(crate) async fn run_device(ctx: &Ctx, p: &Prepared, id: u64, stop: &mut watc
     let unique_id = config.unique_id.clone();
     let sas_lifetime = config.sas_lifetime;
     let v21 = agent.device().is_v21();
-    // A re-sync's new session keeps the device's certificate.
-    let mut settings = settings;
-    if let Some(so) = &base {
-        settings.tls = so.tls.clone();
-    }
+    // A re-sync's new session keeps the device's TLS config (and so its certificate).
+    let tls = base.as_ref().and_then(|so| so.tls_config.clone());
     let (tx, rx) = mpsc::channel::<Input>(4);
     let (catalog_tx, catalog_rx) = watch::channel(None);
     let opts = &ctx.opts;
@@ -314,8 +309,12 @@ pub(crate) async fn run_device(ctx: &Ctx, p: &Prepared, id: u64, stop: &mut watc
             let settings = settings.clone();
             let fleet = opts.clone();
             Arc::new(move |sync| {
-                let mut so =
-                    iotconnect::agent::bootstrap::session_options(&settings, &config, sync)?;
+                let mut so = iotconnect::agent::bootstrap::session_options_with_tls(
+                    &settings,
+                    &config,
+                    sync,
+                    tls.clone(),
+                )?;
                 crate::tune(&fleet, &mut so, id);
                 Ok(so)
             })

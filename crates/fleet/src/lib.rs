@@ -293,15 +293,27 @@ impl TlsShare {
     /// Sets `so.tls_config` for device `id` (issuing its certificate, when the fleet issues
     /// them).
     fn apply(&self, so: &mut transport::SessionOptions, id: u64) -> Result<(), FleetError> {
+        if let Some(c) = self.config(&so.tls.alpn, id)? {
+            so.tls_config = Some(c);
+        }
+        Ok(())
+    }
+
+    /// Device `id`'s TLS config offering `alpn` (`None` without TLS).
+    fn config(
+        &self,
+        alpn: &[String],
+        id: u64,
+    ) -> Result<Option<Arc<rustls::ClientConfig>>, FleetError> {
         match self {
-            TlsShare::None => {}
-            TlsShare::Config(c) => so.tls_config = Some(c.clone()),
+            TlsShare::None => Ok(None),
+            TlsShare::Config(c) => Ok(Some(c.clone())),
             TlsShare::Issued { roots, certs } => {
                 let issued = certs.issue(id)?;
                 let mut config = transport::tls::client_config_with_identity(
                     roots.clone(),
                     Some((issued.chain, issued.key)),
-                    &so.tls.alpn,
+                    alpn,
                 )
                 .map_err(|e| FleetError::Issue {
                     cn: certs.cn(id),
@@ -311,10 +323,9 @@ impl TlsShare {
                 // server's chain (6 KiB a device, docs/benchmarks.md); a reconnect makes a full
                 // handshake instead.
                 config.resumption = rustls::client::Resumption::disabled();
-                so.tls_config = Some(Arc::new(config));
+                Ok(Some(Arc::new(config)))
             }
         }
-        Ok(())
     }
 }
 

@@ -5,8 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+/// The config a session's TLS runs on ([`crate::SessionOptions::tls_config`]), for callers that
+/// build one themselves without depending on rustls.
+pub use rustls::ClientConfig;
+use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
-use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 

@@ -198,6 +198,18 @@ pub fn session_options(
     cfg: &Config,
     sync: &SyncData,
 ) -> Result<SessionOptions, AgentError> {
+    session_options_with_tls(settings, cfg, sync, None)
+}
+
+/// [`session_options`] over a TLS config the caller made, with the device's certificate in it
+/// (`iot-sim fleet` issues certificates in memory): certificate and key files are then not
+/// needed for the X.509 auth types.
+pub fn session_options_with_tls(
+    settings: &ConnectSettings,
+    cfg: &Config,
+    sync: &SyncData,
+    tls_config: Option<std::sync::Arc<transport::tls::ClientConfig>>,
+) -> Result<SessionOptions, AgentError> {
     let p = sync.p.clone().unwrap_or_default();
     if !p.n.is_empty() && !p.n.eq_ignore_ascii_case("mqtt") {
         return Err(AgentError::Unsupported(format!(
@@ -288,8 +300,15 @@ pub fn session_options(
             _ => None,
         };
     }
+    let identity_given = tls_config.is_some();
+    if tls_config.is_some() {
+        opts.tls_config = tls_config;
+    }
     match at {
-        2 | 3 | 7 if opts.tls.client_cert.is_none() || opts.tls.client_key.is_none() => {
+        2 | 3 | 7
+            if !identity_given
+                && (opts.tls.client_cert.is_none() || opts.tls.client_key.is_none()) =>
+        {
             Err(AgentError::Unsupported(format!(
                 "auth type {at} (X.509) needs a client certificate and key: set sdkOptions.certificate.SSLCertPath and SSLKeyPath in `{}` or pass --cert/--key",
                 cfg.path.display()

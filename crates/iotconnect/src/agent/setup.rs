@@ -201,17 +201,19 @@ impl Setup {
         offline: Option<SpoolConfig>,
         reporter: Arc<dyn Reporter>,
     ) -> Result<(Agent, Platform, Config), AgentError> {
-        let opts = self.session_options(settings)?;
+        let opts = self.session_options(settings, None)?;
         // Boxed: the setup moves into the start, and callers' futures stay small.
         Box::pin(self.start(opts, offline, reporter)).await
     }
 
-    /// The session options from the settings, the config and sync.
+    /// The session options from the settings, the config and sync; over `tls_config` when the
+    /// caller made one ([`bootstrap::session_options_with_tls`]).
     pub fn session_options(
         &self,
         settings: &ConnectSettings,
+        tls_config: Option<Arc<transport::tls::ClientConfig>>,
     ) -> Result<SessionOptions, AgentError> {
-        bootstrap::session_options(settings, &self.config, &self.sync)
+        bootstrap::session_options_with_tls(settings, &self.config, &self.sync, tls_config)
     }
 
     /// Reports `synced` and starts the session with `opts` (from [`Setup::session_options`],
