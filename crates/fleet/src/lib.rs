@@ -12,6 +12,7 @@
 mod gooee_profile;
 mod hdm_profile;
 mod identity;
+mod mindconnect_profile;
 mod stats;
 
 use std::future::Future;
@@ -110,7 +111,22 @@ pub enum Profile {
     /// checked against the topic table and payload rules, confirmed before the next; `topic`
     /// is not used.
     Gooee,
+    /// Siemens Insights Hub MindConnect: each device is mc-agent's agent loop (`mc-agent run`'s
+    /// code) as `{tenant}_{CN}`: the model instantiated (v3) or synchronised (v4) once, then
+    /// simulated timeseries at `rate`, commands answered; `topic` and `size` are not used.
+    Mindconnect(McProfile),
 }
+
+/// The MindConnect profile's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McProfile {
+    /// The tenant: client ids are `{tenant}_{agent name}`.
+    pub tenant: String,
+    /// The asset model generation: v3 (`amo_v3` instantiation) or v4 (`amo_v4` sync).
+    pub model_api: McModelApi,
+}
+
+pub use mindconnect::config::ModelApi as McModelApi;
 
 /// The HDM profile's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,6 +313,8 @@ struct Ctx {
     tls: TlsShare,
     /// `--profile hdm` and its telemetry topic.
     hdm: Option<(HdmProfile, String)>,
+    /// `--profile mindconnect` and what its devices share.
+    mc: Option<(McProfile, mindconnect_profile::Shared)>,
     counters: Arc<Counters>,
     payload: Bytes,
     start: Instant,
@@ -368,6 +386,10 @@ pub async fn run(
             gooee_profile::check(&opts, range.start + opts.id_offset)?;
             None
         }
+        Profile::Mindconnect(p) => {
+            mindconnect_profile::check(&opts, p, range.start + opts.id_offset)?;
+            None
+        }
     };
     let first = device_options(&opts, certs.as_ref(), range.start + opts.id_offset)?;
     check_bind_families(&opts.bind, &first.endpoint).await?;
@@ -383,7 +405,7 @@ pub async fn run(
             n + 64
         );
     }
-    let ctx = Arc::new(Ctx {
+    let mut ctx = Ctx {
         give_up: opts.settings.give_up_after.unwrap_or(DEFAULT_GIVE_UP),
         payload: Bytes::from(vec![b'x'; opts.size]),
         connecting: Arc::new(Semaphore::new(opts.max_connecting.max(1))),
@@ -392,8 +414,15 @@ pub async fn run(
         certs,
         tls,
         hdm,
+        mc: None,
         opts,
-    });
+    };
+    if let Profile::Mindconnect(p) = &ctx.opts.profile {
+        let shared =
+            mindconnect_profile::prepare(&ctx, p, range.start + ctx.opts.id_offset).await?;
+        ctx.mc = Some((p.clone(), shared));
+    }
+    let ctx = Arc::new(ctx);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut devices = JoinSet::new();
     for (k, i) in range.enumerate() {
@@ -574,6 +603,10 @@ async fn device(ctx: Arc<Ctx>, id: u64, at: Instant, mut stop: watch::Receiver<b
     c.started.fetch_add(1, Relaxed);
     if let Some((p, topic)) = &ctx.hdm {
         hdm_profile::run_device(&ctx, p, topic, id, &mut stop).await;
+        return;
+    }
+    if let Some((p, shared)) = &ctx.mc {
+        mindconnect_profile::run_device(&ctx, p, shared, id, &mut stop).await;
         return;
     }
     if ctx.opts.profile == Profile::Gooee {

@@ -11,7 +11,7 @@ use testkit::{Broker, BrokerOpts, Pki, Subscriber};
 
 use crate::{Running, events, iot_sim, run};
 
-fn summary(stdout: &[u8]) -> serde_json::Value {
+pub(crate) fn summary(stdout: &[u8]) -> serde_json::Value {
     let ev = events(stdout);
     ev.iter()
         .rev()
@@ -21,7 +21,7 @@ fn summary(stdout: &[u8]) -> serde_json::Value {
 
 /// The summary of a run that must have ended with exit code 0 (the summary and stderr shown
 /// when it did not).
-fn ok_summary(out: &std::process::Output) -> serde_json::Value {
+pub(crate) fn ok_summary(out: &std::process::Output) -> serde_json::Value {
     let s = summary(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -337,7 +337,7 @@ fn a_broker_restart_is_counted_as_one_reconnect_per_device() {
 }
 
 /// `iot-sim up` in `dir`, running until SIGTERM; returns it with its `env` (JSON).
-fn sim_up(dir: &std::path::Path) -> (Running, serde_json::Value) {
+pub(crate) fn sim_up(dir: &std::path::Path) -> (Running, serde_json::Value) {
     let up = Running::spawn(iot_sim().current_dir(dir).arg("up"));
     let status_file = dir.join(".edgewire/sim/status.json");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -350,7 +350,7 @@ fn sim_up(dir: &std::path::Path) -> (Running, serde_json::Value) {
     (up, serde_json::from_slice(&env.stdout).unwrap())
 }
 
-fn cloud_counters(dir: &std::path::Path, cloud: &str) -> serde_json::Value {
+pub(crate) fn cloud_counters(dir: &std::path::Path, cloud: &str) -> serde_json::Value {
     let out = run(iot_sim()
         .current_dir(dir)
         .args(["--output", "json", "status"]));
@@ -359,7 +359,7 @@ fn cloud_counters(dir: &std::path::Path, cloud: &str) -> serde_json::Value {
 
 /// `cloud`'s counters once `done` holds for them (re-read as `iot-sim status` reports them);
 /// panics with the last ones after 30 s.
-fn counters_when(
+pub(crate) fn counters_when(
     dir: &std::path::Path,
     cloud: &str,
     done: impl Fn(&serde_json::Value) -> bool,
@@ -375,7 +375,7 @@ fn counters_when(
     }
 }
 
-fn stop_sim(up: &mut Running) {
+pub(crate) fn stop_sim(up: &mut Running) {
     let pid = up.child.id().to_string();
     assert!(
         Command::new("kill")

@@ -9,6 +9,7 @@
 )]
 
 mod fleet;
+mod fleet_mindconnect;
 mod pipeline;
 mod publish;
 mod secrets;
