@@ -108,7 +108,7 @@ pub struct FleetArgs {
     )]
     issuer_key: Option<PathBuf>,
     /// Common name of the issued certificates; `%i` is the device number (default: the
-    /// client id pattern).
+    /// client id pattern; with --profile mindconnect, --mc-device).
     #[arg(long, value_name = "PATTERN", help_heading = "Fleet identity")]
     cn: Option<String>,
     /// Run shard K of N: this process takes the K-th of N equal slices of --devices, so N

@@ -184,3 +184,80 @@ fn mindconnect_fleets_without_issued_certificates_or_with_a_foreign_client_id_ar
     assert!(c.get("agents").is_none(), "{c}");
     stop_sim(&mut up);
 }
+
+#[test]
+fn a_fleet_agent_answers_the_command_an_operator_sends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut up, env) = sim_up(dir.path());
+    let mtls = env["EDGEWIRE_SIM_MTLS"].as_str().unwrap();
+    let ca = env["EDGEWIRE_SIM_CA"].as_str().unwrap();
+    let ca_key = std::path::Path::new(ca).with_file_name("ca.key");
+    // No --count: the agent keeps serving until the fleet is stopped.
+    let mut fleet = crate::Running::spawn(iot_sim().args([
+        "--output",
+        "json",
+        "fleet",
+        "--profile",
+        "mindconnect",
+        "-b",
+        mtls,
+        "--cafile",
+        ca,
+        "--issuer-cert",
+        ca,
+        "--issuer-key",
+        ca_key.to_str().unwrap(),
+        "-n",
+        "1",
+        "--rate",
+        "5",
+    ]));
+    counters_when(dir.path(), "mindconnect", |c| {
+        c["instantiations_succeeded"] == 1
+    });
+    let command = serde_json::json!({
+        "id": "fleet-request-1",
+        "data": {
+            "jobId": "fleet-job-1",
+            "createdAt": "2026-12-03T12:00:00.000Z",
+            "payload": {"commandType": "actuator_control", "execute_command": "START"}
+        }
+    });
+    let sent = run(iot_sim().args([
+        "pub",
+        "-b",
+        env["EDGEWIRE_SIM_PLAIN"].as_str().unwrap(),
+        "-u",
+        env["EDGEWIRE_SIM_SERVICE_USERNAME"].as_str().unwrap(),
+        "--password-file",
+        env["EDGEWIRE_SIM_SERVICE_PASSWORD_FILE"].as_str().unwrap(),
+        "-q",
+        "1",
+        "-t",
+        "tc/edgewire/edgewire_mc-fleet-0/i/cmd_v3/c",
+        "-m",
+        &command.to_string(),
+    ]));
+    assert_eq!(
+        sent.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    // The platform delivered it, and the agent reported EXECUTING then EXECUTED for that job.
+    let counters = counters_when(dir.path(), "mindconnect", |c| {
+        c["commands_sent"] == 1 && c["commands_executed"] == 1
+    });
+    assert_eq!(counters["commands_executing"], 1, "{counters}");
+    assert!(refusals(&counters).is_empty(), "refused: {counters}");
+    // The fleet stops on SIGTERM with its summary, as `iot-sim up` does.
+    stop_sim(&mut fleet);
+    let s = crate::fleet::summary(fleet.stdout.lock().unwrap().join("\n").as_bytes());
+    assert_eq!(
+        (&s["failed"], &s["interrupted"]),
+        (&serde_json::json!(0), &serde_json::json!(true)),
+        "{s}"
+    );
+    assert_eq!(s["confirmed"], s["published"], "{s}");
+    stop_sim(&mut up);
+}
