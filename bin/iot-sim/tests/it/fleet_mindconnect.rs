@@ -99,7 +99,7 @@ fn sixty_v3_agents_instantiate_the_model_and_the_platform_stores_every_timeserie
 }
 
 #[test]
-fn v4_agents_each_synchronise_the_local_model_before_their_timeseries() {
+fn a_hundred_v4_agents_each_synchronise_the_local_model_before_their_timeseries() {
     let dir = tempfile::tempdir().unwrap();
     let (mut up, env) = sim_up(dir.path());
     let s = ok_summary(&mc_fleet(
@@ -112,7 +112,7 @@ fn v4_agents_each_synchronise_the_local_model_before_their_timeseries() {
             "--mc-device",
             "pump-%i",
             "-n",
-            "20",
+            "100",
             "-C",
             "2",
             "--rate",
@@ -122,16 +122,17 @@ fn v4_agents_each_synchronise_the_local_model_before_their_timeseries() {
     assert_eq!(
         (&s["connected"], &s["failed"], &s["confirmed"]),
         (
-            &serde_json::json!(20),
+            &serde_json::json!(100),
             &serde_json::json!(0),
-            &serde_json::json!(40)
+            &serde_json::json!(200)
         ),
         "{s}"
     );
     // Each agent downloads the cloud model, sends what it lacks, and downloads it again
-    // (the sample's flow); its timeseries are mapped through the synchronised model.
+    // (the sample's flow), 100 agents at once (the platform keeps each agent's download URLs
+    // apart); its timeseries are mapped through the synchronised model.
     let counters = counters_when(dir.path(), "mindconnect", |c| {
-        c["timeseries_messages"] == 40 && c["v4_instantiations_succeeded"] == 20
+        c["timeseries_messages"] == 200 && c["v4_instantiations_succeeded"] == 100
     });
     assert_eq!(
         (
@@ -140,8 +141,8 @@ fn v4_agents_each_synchronise_the_local_model_before_their_timeseries() {
             &counters["instantiations_received"]
         ),
         (
-            &serde_json::json!(40),
-            &serde_json::json!(80),
+            &serde_json::json!(200),
+            &serde_json::json!(400),
             &serde_json::Value::Null
         ),
         "v4 only, no v3 instantiation: {counters}"
