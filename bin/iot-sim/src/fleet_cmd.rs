@@ -30,6 +30,16 @@ pub enum Profile {
     /// needs --issuer-cert/--issuer-key (auth type 2, CN = unique id) or --iotc-group-key-env /
     /// --iotc-group-key-file (auth type 5, default ids `iotc-fleet-key-%i`).
     Iotconnect,
+    /// Siemens Insights Hub MindConnect: each device runs mc-agent's agent loop (client id
+    /// `{--mc-tenant}_{--mc-device}`, certificate CN = --mc-device from --issuer-cert/--issuer-key;
+    /// the model instantiated (v3) or synchronised (v4) once, then simulated timeseries at
+    /// `--rate`, commands answered, every publish confirmed).
+    Mindconnect,
+}
+
+fn mc_model_api(s: &str) -> Result<fleet::McModelApi, String> {
+    fleet::McModelApi::parse(s)
+        .ok_or_else(|| format!("`{s}` is not an asset model generation; use v3 or v4"))
 }
 
 #[derive(Debug, Args)]
@@ -106,7 +116,7 @@ pub struct FleetArgs {
     )]
     issuer_key: Option<PathBuf>,
     /// Common name of the issued certificates; `%i` is the device number (default: the
-    /// client id pattern).
+    /// client id pattern; with --profile mindconnect, --mc-device).
     #[arg(long, value_name = "PATTERN", help_heading = "Fleet identity")]
     cn: Option<String>,
     /// Run shard K of N: this process takes the K-th of N equal slices of --devices, so N
@@ -175,6 +185,27 @@ pub struct FleetArgs {
     /// `--profile iotconnect`, auth type 5: read the group key from this file.
     #[arg(long, value_name = "PATH", help_heading = "Fleet profiles")]
     iotc_group_key_file: Option<PathBuf>,
+    /// `--profile mindconnect`: the tenant (client ids are `{tenant}_{agent name}`).
+    #[arg(
+        long,
+        value_name = "TENANT",
+        default_value = "edgewire",
+        help_heading = "Fleet profiles"
+    )]
+    mc_tenant: String,
+    /// `--profile mindconnect`: the agent names (certificate CN); `%i` is the device number.
+    #[arg(
+        long,
+        value_name = "PATTERN",
+        default_value = "mc-fleet-%i",
+        help_heading = "Fleet profiles"
+    )]
+    mc_device: String,
+    /// `--profile mindconnect`: asset model generation, v3 (the tenant's model published once,
+    /// then instantiated by each agent; mc-agent's choice without agent.ini) or v4 (each agent
+    /// synchronises the shipped local model).
+    #[arg(long, value_name = "v3|v4", default_value = "v3", value_parser = mc_model_api, help_heading = "Fleet profiles")]
+    mc_model_api: fleet::McModelApi,
     /// Also write the summary (JSON) to this file, for `iot-sim fleet-report`.
     #[arg(long, value_name = "PATH", help_heading = "Fleet")]
     summary_file: Option<PathBuf>,
@@ -189,22 +220,21 @@ pub async fn run(args: FleetArgs, out: Output) -> u8 {
     }
     let mut settings = args.broker.settings(&args.tls, &args.auth);
     if settings.client_id.is_none() {
-        settings.client_id = Some(
-            match args.profile {
-                Profile::Raw => "fleet-%i",
-                // HDM's broker rules take `hdm-…` thing names.
-                Profile::Hdm => "hdm-fleet-%i",
-                Profile::Gooee => "gooee-fleet-%i",
-                // iot-sim's bulk devices (configs/iotconnect/template.json).
-                Profile::Iotconnect
-                    if args.iotc_group_key_env.is_some() || args.iotc_group_key_file.is_some() =>
-                {
-                    "iotc-fleet-key-%i"
-                }
-                Profile::Iotconnect => "iotc-fleet-%i",
+        settings.client_id = Some(match args.profile {
+            Profile::Raw => "fleet-%i".into(),
+            // HDM's broker rules take `hdm-…` thing names.
+            Profile::Hdm => "hdm-fleet-%i".into(),
+            Profile::Gooee => "gooee-fleet-%i".into(),
+            // iot-sim's bulk devices (configs/iotconnect/template.json).
+            Profile::Iotconnect
+                if args.iotc_group_key_env.is_some() || args.iotc_group_key_file.is_some() =>
+            {
+                "iotc-fleet-key-%i".into()
             }
-            .into(),
-        );
+            Profile::Iotconnect => "iotc-fleet-%i".into(),
+            // MindConnect's identity rule: `{tenant}_{certificate CN}`.
+            Profile::Mindconnect => format!("{}_{}", args.mc_tenant, args.mc_device),
+        });
     }
     let identity = match (args.issuer_cert, args.issuer_key) {
         (Some(cert), Some(key)) => Identity::Issued {
@@ -213,6 +243,7 @@ pub async fn run(args: FleetArgs, out: Output) -> u8 {
             cn_pattern: args
                 .cn
                 .clone()
+                .or_else(|| (args.profile == Profile::Mindconnect).then(|| args.mc_device.clone()))
                 .or_else(|| settings.client_id.clone())
                 .unwrap_or_default(),
         },
@@ -221,6 +252,10 @@ pub async fn run(args: FleetArgs, out: Output) -> u8 {
     let profile = match args.profile {
         Profile::Raw => fleet::Profile::Raw,
         Profile::Gooee => fleet::Profile::Gooee,
+        Profile::Mindconnect => fleet::Profile::Mindconnect(fleet::McProfile {
+            tenant: args.mc_tenant,
+            model_api: args.mc_model_api,
+        }),
         Profile::Hdm => fleet::Profile::Hdm(fleet::HdmProfile {
             stage: args.hdm_stage,
             shadow: !args.no_shadow,

@@ -230,7 +230,7 @@ impl RunArgs {
         Ok(RunOptions {
             settings,
             templates: cfg.template_dir()?,
-            instance_conf: cfg.instance_conf.clone(),
+            instance_conf: Some(cfg.instance_conf.clone()),
             plan: Plan {
                 intervals,
                 count: self.count,

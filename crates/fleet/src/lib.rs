@@ -13,6 +13,7 @@ mod gooee_profile;
 mod hdm_profile;
 mod identity;
 mod iotconnect_profile;
+mod mindconnect_profile;
 mod stats;
 
 use std::future::Future;
@@ -120,7 +121,22 @@ pub enum Profile {
     /// the platform points it at, telemetry records at `rate`, commands acknowledged); `topic`
     /// is not used.
     Iotconnect(IotcProfile),
+    /// Siemens Insights Hub MindConnect: each device is mc-agent's agent loop (`mc-agent run`'s
+    /// code) as `{tenant}_{CN}`: the model instantiated (v3) or synchronised (v4) once, then
+    /// simulated timeseries at `rate`, commands answered; `topic` and `size` are not used.
+    Mindconnect(McProfile),
 }
+
+/// The MindConnect profile's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McProfile {
+    /// The tenant: client ids are `{tenant}_{agent name}`.
+    pub tenant: String,
+    /// The asset model generation: v3 (`amo_v3` instantiation) or v4 (`amo_v4` sync).
+    pub model_api: McModelApi,
+}
+
+pub use mindconnect::config::ModelApi as McModelApi;
 
 /// The HDM profile's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +252,9 @@ pub enum FleetError {
     /// The session options are refused (keep-alive, client id, TLS files).
     #[error(transparent)]
     Session(#[from] transport::session::OptionsError),
+    /// Local I/O (the MindConnect profile's shared templates and folders).
+    #[error("{0}")]
+    Io(String),
     /// A summary to merge is damaged.
     #[error("{name}: {problem}")]
     Report {
@@ -336,6 +355,8 @@ struct Ctx {
     hdm: Option<(HdmProfile, String)>,
     /// `--profile iotconnect`, checked.
     iotc: Option<iotconnect_profile::Prepared>,
+    /// `--profile mindconnect` and what its devices share.
+    mc: Option<(McProfile, mindconnect_profile::Shared)>,
     counters: Arc<Counters>,
     payload: Bytes,
     start: Instant,
@@ -418,6 +439,10 @@ pub async fn run(
             gooee_profile::check(&opts, range.start + opts.id_offset)?;
             None
         }
+        Profile::Mindconnect(p) => {
+            mindconnect_profile::check(&opts, p, range.start + opts.id_offset)?;
+            None
+        }
     };
     let first_id = range.start + opts.id_offset;
     let first = device_options(&opts, first_id)?;
@@ -433,7 +458,7 @@ pub async fn run(
             n + 64
         );
     }
-    let ctx = Arc::new(Ctx {
+    let mut ctx = Ctx {
         give_up: opts.settings.give_up_after.unwrap_or(DEFAULT_GIVE_UP),
         payload: Bytes::from(vec![b'x'; opts.size]),
         connecting: Arc::new(Semaphore::new(opts.max_connecting.max(1))),
@@ -442,8 +467,15 @@ pub async fn run(
         tls,
         hdm,
         iotc,
+        mc: None,
         opts,
-    });
+    };
+    if let Profile::Mindconnect(p) = &ctx.opts.profile {
+        let shared =
+            mindconnect_profile::prepare(&ctx, p, range.start + ctx.opts.id_offset).await?;
+        ctx.mc = Some((p.clone(), shared));
+    }
+    let ctx = Arc::new(ctx);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut devices = JoinSet::new();
     for (k, i) in range.enumerate() {
@@ -621,6 +653,13 @@ async fn device(ctx: Arc<Ctx>, id: u64, at: Instant, mut stop: watch::Receiver<b
     }
     if let Some(p) = &ctx.iotc {
         Box::pin(iotconnect_profile::run_device(&ctx, p, id, &mut stop)).await;
+        return;
+    }
+    if let Some((p, shared)) = &ctx.mc {
+        Box::pin(mindconnect_profile::run_device(
+            &ctx, p, shared, id, &mut stop,
+        ))
+        .await;
         return;
     }
     if ctx.opts.profile == Profile::Gooee {

@@ -718,6 +718,32 @@ impl Settings {
         })
     }
 
+    /// The settings of an agent made without a config file (a fleet's simulated agents):
+    /// `session` carries its client id, which must be `{tenant}_{agent_name}` (the identity rule
+    /// [`Settings::resolve`] checks against the certificate's CN), and its TLS set-up; no HTTPS
+    /// steps.
+    pub fn for_agent(
+        tenant: &str,
+        agent_name: &str,
+        session: SessionOptions,
+        model_name: Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let cert = session.tls.client_cert.clone().unwrap_or_default();
+        check_identity(&session.client_id, tenant, agent_name, &cert)?;
+        Ok(Settings {
+            topics: Topics::new(tenant, &session.client_id)?,
+            allow_plaintext: false,
+            session,
+            agent_name: agent_name.to_owned(),
+            model_name,
+            gw_url: None,
+            sgw_url: None,
+            http_tls: TlsOptions::default(),
+            max_message_bytes: crate::agent::source::DEFAULT_MAX_MESSAGE,
+            file: ConfigFile::default(),
+        })
+    }
+
     /// `GW_URL` and `SGW_URL`, or an error naming the missing one.
     pub fn require_urls(&self) -> Result<(&str, &str), ConfigError> {
         let gw = self

@@ -361,3 +361,32 @@ fn model_api_is_read_refused_or_left_to_agent_ini() {
         (V4, "--model-api")
     );
 }
+
+#[test]
+fn an_agent_without_a_config_file_keeps_the_identity_rule() {
+    let so = |client_id: &str| {
+        let mut o = ConnectSettings {
+            broker: Some("mqtts://localhost:8883".into()),
+            ..ConnectSettings::default()
+        }
+        .session_options(None)
+        .unwrap();
+        o.client_id = client_id.into();
+        o
+    };
+    let s =
+        Settings::for_agent("t1", "pump-7", so("t1_pump-7"), Some("JetPumpModel".into())).unwrap();
+    assert_eq!(
+        (
+            s.topics.tenant(),
+            s.topics.client_id(),
+            s.agent_name.as_str()
+        ),
+        ("t1", "t1_pump-7", "pump-7")
+    );
+    assert_eq!(s.require_model_name().unwrap(), "JetPumpModel");
+    let e = Settings::for_agent("t1", "pump-7", so("pump-7"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("t1_pump-7"), "{e}");
+}

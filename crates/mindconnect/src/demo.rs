@@ -208,7 +208,7 @@ async fn check(env: &DemoEnv) -> Result<Vec<DemoRow>, String> {
     let first = RunOptions {
         settings: settings.clone(),
         templates: templates.clone(),
-        instance_conf: instance_conf.clone(),
+        instance_conf: Some(instance_conf.clone()),
         plan: plan(
             &[Task::Timeseries, Task::Event, Task::File, Task::Datalake],
             Duration::from_millis(10),
@@ -275,7 +275,7 @@ async fn check(env: &DemoEnv) -> Result<Vec<DemoRow>, String> {
             hooks: BTreeMap::new(),
             settings: settings.clone(),
             templates: templates.clone(),
-            instance_conf: instance_conf.clone(),
+            instance_conf: Some(instance_conf.clone()),
             values: ValueSource::Simulated,
             file: None,
             datalake_file: None,
@@ -405,8 +405,7 @@ async fn v4_and_custom(
     let mut seen = V4Seen { saved_ids: 0 };
     let v4 = dir.join("v4");
     let local = v4.join(crate::agent::sync::LOCAL_MODEL);
-    let model =
-        include_str!("../tests/vectors/v4_local_model.json").replace("tenantid.", "<tenantId>.");
+    let model = crate::agent::sync::builtin_local_model();
     if let Err(e) = std::fs::create_dir_all(&v4).and_then(|()| std::fs::write(&local, model)) {
         notes.push(format!("v4: cannot write `{}`: {e}", local.display()));
         return seen;

@@ -10,6 +10,7 @@
 
 mod fleet;
 mod fleet_iotconnect;
+mod fleet_mindconnect;
 mod pipeline;
 mod publish;
 mod secrets;

@@ -106,6 +106,10 @@ pub enum Event {
         topic: String,
         /// Payload size.
         bytes: usize,
+        /// From the publish to the broker's confirmation, when the sender timed it (not part
+        /// of the NDJSON: a load test reads it, `iot-sim fleet --profile mindconnect`).
+        #[serde(skip)]
+        latency: Option<std::time::Duration>,
     },
     /// A new agent token (the token itself is not shown; see `mc-agent token`).
     TokenReceived {
@@ -281,7 +285,9 @@ impl std::fmt::Display for Event {
                     "amo_v3 instantiation, instance.conf"
                 }
             ),
-            Event::Published { what, topic, bytes } => {
+            Event::Published {
+                what, topic, bytes, ..
+            } => {
                 write!(f, "{what} confirmed on {topic} ({bytes} bytes)")
             }
             Event::TokenReceived {
@@ -354,6 +360,7 @@ mod tests {
             what: "timeseries".into(),
             topic: "t".into(),
             bytes: 3,
+            latency: Some(std::time::Duration::from_millis(2)),
         };
         assert_eq!(e.kind(), "published");
         assert_eq!(e.to_string(), "timeseries confirmed on t (3 bytes)");

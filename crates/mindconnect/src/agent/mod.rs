@@ -206,6 +206,7 @@ pub async fn publish_confirmed(
     report: &Reporter,
 ) -> Result<(), AgentError> {
     let (topic, bytes) = (msg.topic.clone(), msg.payload.len());
+    let sent = tokio::time::Instant::now();
     let d = session
         .publish(msg)
         .await
@@ -220,6 +221,7 @@ pub async fn publish_confirmed(
                 what: what.into(),
                 topic,
                 bytes,
+                latency: Some(sent.elapsed()),
             });
             Ok(())
         }

@@ -45,8 +45,9 @@ pub struct RunOptions {
     pub settings: Settings,
     /// The templates.
     pub templates: TemplateDir,
-    /// `instance.conf`.
-    pub instance_conf: PathBuf,
+    /// `instance.conf`; `None` keeps the instance state in memory for this run only (a fleet's
+    /// simulated devices each start uninstantiated and write no file).
+    pub instance_conf: Option<PathBuf>,
     /// Intervals and limits.
     pub plan: Plan,
     /// Timeseries values.
@@ -101,6 +102,8 @@ struct Confirmed {
     topic: String,
     bytes: usize,
     ok: bool,
+    /// From the publish to its confirmation.
+    latency: Duration,
 }
 
 /// What a step decided about the run.
@@ -136,7 +139,7 @@ struct Driver {
     qos: Qos,
     report: Reporter,
     inputs: Inputs,
-    instance_conf: PathBuf,
+    instance_conf: Option<PathBuf>,
     commands: CommandRunner,
     confirms: JoinSet<Confirmed>,
     work: JoinSet<Done>,
@@ -248,14 +251,19 @@ fn bootstrap(opts: &RunOptions, report: &Reporter) -> Result<Inputs, AgentError>
             ),
         });
     }
-    if opts.assume_instantiated && !instance_created(&opts.instance_conf) {
-        mark_instance_created(&opts.instance_conf)?;
+    let conf = opts.instance_conf.as_deref();
+    if let Some(conf) = conf
+        && opts.assume_instantiated
+        && !instance_created(conf)
+    {
+        mark_instance_created(conf)?;
     }
+    let created = opts.assume_instantiated || conf.is_some_and(instance_created);
     let instance = if opts.model_sync.is_some() {
         None
-    } else if instance_created(&opts.instance_conf) {
+    } else if created {
         report(&Event::InstanceExists {
-            path: opts.instance_conf.display().to_string(),
+            path: conf.map_or_else(|| "(memory)".into(), |c| c.display().to_string()),
         });
         None
     } else {
@@ -413,10 +421,16 @@ impl Driver {
             }
             Action::Run(task) => self.run_task(task, machine).await,
             Action::InstanceCreated => {
-                let marked = mark_instance_created(&self.instance_conf);
+                let marked = self
+                    .instance_conf
+                    .as_deref()
+                    .map_or(Ok(()), mark_instance_created);
                 if marked.is_ok() {
                     (self.report)(&Event::InstanceCreated {
-                        path: self.instance_conf.display().to_string(),
+                        path: self
+                            .instance_conf
+                            .as_ref()
+                            .map_or_else(|| "(memory)".into(), |c| c.display().to_string()),
                     });
                 }
                 self.settle(marked, Severity::Fatal, Vec::new())
@@ -566,6 +580,7 @@ impl Driver {
     ) -> Result<(), AgentError> {
         let topic = self.settings.topics.topic(channel);
         let bytes = payload.len();
+        let sent = tokio::time::Instant::now();
         let d = self
             .session
             .publish(Message::new(topic.clone(), payload).with_qos(self.qos))
@@ -581,6 +596,7 @@ impl Driver {
                 topic,
                 bytes,
                 ok: d.confirmed().await.is_ok(),
+                latency: sent.elapsed(),
             }
         });
         Ok(())
@@ -592,6 +608,7 @@ impl Driver {
                 what: c.what.into(),
                 topic: c.topic,
                 bytes: c.bytes,
+                latency: Some(c.latency),
             });
         }
     }

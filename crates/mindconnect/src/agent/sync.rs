@@ -48,6 +48,12 @@ pub struct SyncOptions {
     pub force: bool,
 }
 
+/// The shipped local model (the 2024 sample's, as `iot-sim demo` and `iot-sim fleet` use it),
+/// with the `<tenantId>` placeholder [`read_local`] fills.
+pub fn builtin_local_model() -> String {
+    include_str!("../../tests/vectors/v4_local_model.json").replace("tenantid.", "<tenantId>.")
+}
+
 /// The local model: its bytes' sha256 and its content with `<tenantId>` filled.
 pub fn read_local(path: &Path, tenant: &str) -> Result<(String, V4Model), AgentError> {
     let bytes = std::fs::read(path).map_err(|e| {

@@ -151,8 +151,9 @@ pub struct CloudState {
     pub custom: BTreeMap<String, CustomTopic>,
     /// Client id → its v4 model (Asset Modeler v4 keeps one model per agent).
     pub v4_models: BTreeMap<String, crate::protocol::v4::V4Model>,
-    /// v4 download tickets and the model snapshot each serves, oldest first.
-    pub v4_downloads: Vec<(String, Vec<u8>)>,
+    /// Client id → its v4 download tickets and the model snapshot each serves, oldest first
+    /// (kept per agent: many agents synchronising at once must not push each other's out).
+    pub v4_downloads: BTreeMap<String, Vec<(String, Vec<u8>)>>,
     /// iot-sim's HTTPS base (`https://localhost:PORT`), once it listens.
     pub https_base: Option<String>,
     seq: u64,
@@ -172,7 +173,7 @@ impl CloudState {
             tickets: BTreeMap::new(),
             custom: BTreeMap::new(),
             v4_models: BTreeMap::new(),
-            v4_downloads: Vec::new(),
+            v4_downloads: BTreeMap::new(),
             https_base: None,
             seq: 0,
             unmapped_noted: BTreeSet::new(),

@@ -20,8 +20,9 @@ use super::state::{AMO_MAX_BODY, Asset, CloudState, Target, answer};
 
 /// Where download URLs point, below the cloud's prefix.
 pub const DOWNLOAD_PATH: &str = "/amo_v4/models";
-/// How many download snapshots are kept (oldest dropped).
-pub const KEEP_DOWNLOADS: usize = 50;
+/// How many download snapshots are kept per agent (oldest dropped): an agent fetches each right
+/// after the answer, and a synchronisation downloads twice.
+pub const KEEP_DOWNLOADS: usize = 4;
 
 /// The download URL of `ticket`, when iot-sim's HTTPS endpoints run.
 pub fn download_url(state: &CloudState, ticket: &str) -> Option<String> {
@@ -65,9 +66,13 @@ pub fn on_download(state: &mut CloudState, topics: &Topics, payload: &[u8]) -> V
         .digest(&format!("v4-download/{}/{seq}", topics.client_id()));
     let content = match download_url(state, &ticket) {
         Some(url) => {
-            state.v4_downloads.push((ticket, encode(&model)));
-            if state.v4_downloads.len() > KEEP_DOWNLOADS {
-                state.v4_downloads.remove(0);
+            let kept = state
+                .v4_downloads
+                .entry(topics.client_id().to_owned())
+                .or_default();
+            kept.push((ticket, encode(&model)));
+            if kept.len() > KEEP_DOWNLOADS {
+                kept.remove(0);
             }
             Content::Url(url)
         }
@@ -86,7 +91,8 @@ pub fn on_download(state: &mut CloudState, topics: &Topics, payload: &[u8]) -> V
 pub fn download(state: &CloudState, ticket: &str) -> Option<Vec<u8>> {
     state
         .v4_downloads
-        .iter()
+        .values()
+        .flatten()
         .find(|(t, _)| t == ticket)
         .map(|(_, b)| b.clone())
 }

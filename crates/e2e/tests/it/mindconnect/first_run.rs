@@ -59,7 +59,7 @@ pub(crate) fn options_for(
     RunOptions {
         settings,
         templates,
-        instance_conf,
+        instance_conf: Some(instance_conf),
         plan: plan(&[], 1000, Some(1), 0, None),
         values: ValueSource::Simulated,
         file: None,
