@@ -4,8 +4,9 @@
 //! [`iotconnect::agent::Agent::run`] fed with telemetry records at the fleet's rate, commands
 //! acknowledged automatically. The fleet gives each device its unique id (the client id
 //! pattern), its identity (a certificate with that CN, auth type 2, or a primary key derived
-//! from a group key, auth type 5) and its pacing, and counts what the agent reports: each `reporting` message accepted and, through
-//! [`RunOptions::on_confirmed`], each confirmed with its publish-to-PUBACK latency.
+//! from a group key, auth type 5) and its pacing, and counts what the agent reports: each
+//! `reporting` message accepted and, through [`RunOptions::on_confirmed`], each confirmed with
+//! its publish-to-PUBACK latency.
 
 use std::path::PathBuf;
 use std::sync::Arc;
