@@ -56,12 +56,8 @@ pub(crate) async fn run_device(ctx: &Ctx, id: u64, stop: &mut watch::Receiver<bo
     let c = &ctx.counters;
     let mut retry = Retry::new(ctx);
     let mut agent = loop {
-        let permit = tokio::select! {
-            p = ctx.connecting.acquire() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = stop.wait_for(|s| *s) => return,
+        let Some(permit) = crate::connect_slot(ctx, stop).await else {
+            return;
         };
         let so = match session_options(&ctx.opts, id)
             .and_then(|mut so| ctx.tls.apply(&mut so, id).map(|()| so))

@@ -244,12 +244,8 @@ pub(crate) async fn run_device(ctx: &Ctx, p: &Prepared, id: u64, stop: &mut watc
     let reporter: Arc<dyn Reporter> = Arc::new(Counting { c: c.clone(), id });
     let mut base: Option<SessionOptions> = None;
     let (agent, platform, config) = loop {
-        let permit = tokio::select! {
-            p = ctx.connecting.acquire() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = stop.wait_for(|s| *s) => return,
+        let Some(permit) = crate::connect_slot(ctx, stop).await else {
+            return;
         };
         let attempt = async {
             let s = bootstrap(&ctx.opts, p, &settings).await?;

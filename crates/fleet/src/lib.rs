@@ -728,10 +728,7 @@ async fn connect(
     let mut retry = Retry::new(ctx);
     let mut base = None;
     loop {
-        let permit = tokio::select! {
-            p = ctx.connecting.acquire() => p.ok()?,
-            _ = stop.wait_for(|s| *s) => return None,
-        };
+        let permit = connect_slot(ctx, stop).await?;
         // Made (and its certificate issued) once per device, under the permit, so that
         // issuing is bounded like the handshakes and a retry reuses the certificate.
         if base.is_none() {
@@ -767,6 +764,17 @@ async fn connect(
         if !retry.again(ctx, id, &err, stop).await {
             return None;
         }
+    }
+}
+
+/// One of the `max_connecting` slots for a connection attempt, or `None` once the fleet stops.
+async fn connect_slot(
+    ctx: &Ctx,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    tokio::select! {
+        p = ctx.connecting.clone().acquire_owned() => p.ok(),
+        _ = stop.wait_for(|s| *s) => None,
     }
 }
 

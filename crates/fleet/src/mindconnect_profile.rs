@@ -198,12 +198,8 @@ pub(crate) async fn run_device(
     let mut retry = Retry::new(ctx);
     let mut base = None;
     loop {
-        let permit = tokio::select! {
-            p = ctx.connecting.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = stop.wait_for(|s| *s) => return,
+        let Some(permit) = crate::connect_slot(ctx, stop).await else {
+            return;
         };
         if base.is_none() {
             match settings(ctx, p, Some(shared.model_name.clone()), id) {
