@@ -73,6 +73,10 @@ ticks() { # summed utime+stime of the given pids
 group() { ps -eo pid=,pgid= | awk -v g="$1" '$2 == g {print $1}'; }
 pg_pids() { pgrep -u postgres || true; }
 hz=$(getconf CLK_TCK)
+# The count is retained and refreshed every second: `-R` skips the retained copy, which can be the
+# previous run's count (its sinks still subscribed), and waits for the next, which counts the
+# probe itself. Publishing on a stale count sent a run's first readings to nobody.
+subscriptions() { mosquitto_sub -p "$port" -t '$SYS/broker/subscriptions/count' -R -C 1 -W 3 2>/dev/null || echo 0; }
 
 for run in $(seq "$runs"); do
   psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS bench_cpu WITH (FORCE)" -c "CREATE DATABASE bench_cpu" >/dev/null
@@ -84,8 +88,7 @@ for run in $(seq "$runs"); do
   sink_pgid=$!
   # Subscribed: the broker's $SYS subscription count (refreshed every second) passes COPIES.
   for _ in $(seq 60); do
-    subs=$(mosquitto_sub -p "$port" -t '$SYS/broker/subscriptions/count' -C 1 -W 3 2>/dev/null || echo 0)
-    [ "${subs:-0}" -gt "$copies" ] && break # the probe itself is one
+    [ "$(subscriptions)" -gt "$copies" ] && break # the probe itself is one
   done
   s0=$(ticks $(group "$sink_pgid")); b0=$(ticks "$broker_pid"); p0=$(ticks $(pg_pids))
   start=$(date +%s.%N)
@@ -105,6 +108,11 @@ for run in $(seq "$runs"); do
   distinct=$(psql -tAq "$PG/bench_cpu" -c "SELECT count(DISTINCT data_hora) FROM readings")
   if [ "$have" -lt "$N" ]; then
     echo "run $run incomplete ($have rows); the sinks' output:" >&2
+    # Which readings are missing, as ranges of their index (the second of the day they carry).
+    psql -tAq "$PG/bench_cpu" -c "WITH want AS (SELECT i FROM generate_series(0, $N - 1) i),
+      miss AS (SELECT i FROM want WHERE NOT EXISTS (SELECT 1 FROM readings r
+        WHERE r.data_hora::text = to_char(timestamp '2026-11-24 10:00:00' + i * interval '1 second', 'YYYY-MM-DD HH24:MI:SS')))
+      SELECT 'missing ' || min(i) || '..' || max(i) || ' (' || count(*) || ')' FROM (SELECT i, i - row_number() OVER (ORDER BY i) g FROM miss) s GROUP BY g ORDER BY min(i) LIMIT 10" >&2 || true
     tail -50 "$work/sink.log" >&2
     tail -20 "$work/broker.log" >&2
   fi
