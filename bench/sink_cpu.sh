@@ -15,13 +15,15 @@
 # in BENCH_TABLE (created if missing). COPIES=N starts N of them (BENCH_CLIENT_ID gets `-k`;
 # for a shared subscription CMD adds `--share`). PUBLISH='CMD' replaces the two mosquitto_pub
 # processes (it gets BENCH_PORT and must publish the 100,000 readings at QoS 1 and exit after the
-# last PUBACK). Prints one JSON line per run. Ends only what it started.
+# last PUBACK). Prints one JSON line per run; exits 1 when the broker does not count the sinks'
+# subscriptions within about a minute. Ends only what it started.
 set -euo pipefail
 name=${1:?usage: bench/sink_cpu.sh NAME CMD [runs]}
 cmd=${2:?usage: bench/sink_cpu.sh NAME CMD [runs]}
 runs=${3:-3}
 PG=${PG:-postgresql://postgres@127.0.0.1:5432}
 N=100000
+T0='2026-11-24 10:00:00' # the first reading's "Data Hora"; each next one is a second later
 export PATH="$PATH:/usr/sbin"
 
 work=$(mktemp -d /tmp/sink-cpu-XXXXXX)
@@ -49,10 +51,10 @@ mosquitto -c "$work/mosquitto.conf" >"$work/broker.log" 2>&1 &
 broker_pid=$!
 for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
 
-python3 - "$work" "$N" <<'EOF'
+python3 - "$work" "$N" "$T0" <<'EOF'
 import datetime, json, sys
 work, n = sys.argv[1], int(sys.argv[2])
-t0 = datetime.datetime(2026, 11, 24, 10, 0, 0)
+t0 = datetime.datetime.fromisoformat(sys.argv[3])
 for part in range(0, n, 50000):
     with open(f"{work}/lines.{part // 50000:02d}", "w") as f:
         for i in range(part, min(n, part + 50000)):
@@ -86,10 +88,17 @@ for run in $(seq "$runs"); do
   # One process group for all copies, so one kill ends them and one sum counts them.
   setsid bash -c 'for k in $(seq '"$copies"'); do BENCH_CLIENT_ID="$BENCH_CLIENT_ID-$k" bash -c "$0" & done; wait' "$cmd" >"$work/sink.log" 2>&1 &
   sink_pgid=$!
-  # Subscribed: the broker's $SYS subscription count (refreshed every second) passes COPIES.
+  # Subscribed: the count passes COPIES (the probe itself is one). Publishing without them
+  # would lose readings and show up only as a short count at the end.
+  subscribed=0
   for _ in $(seq 60); do
-    [ "$(subscriptions)" -gt "$copies" ] && break # the probe itself is one
+    [ "$(subscriptions)" -gt "$copies" ] && { subscribed=1; break; }
   done
+  if [ "$subscribed" = 0 ]; then
+    echo "run $run: the broker did not count $copies sink subscription(s) within about a minute; the sinks' output:" >&2
+    tail -50 "$work/sink.log" >&2
+    exit 1
+  fi
   s0=$(ticks $(group "$sink_pgid")); b0=$(ticks "$broker_pid"); p0=$(ticks $(pg_pids))
   start=$(date +%s.%N)
   if [ -n "${PUBLISH:-}" ]; then
@@ -108,10 +117,11 @@ for run in $(seq "$runs"); do
   distinct=$(psql -tAq "$PG/bench_cpu" -c "SELECT count(DISTINCT data_hora) FROM readings")
   if [ "$have" -lt "$N" ]; then
     echo "run $run incomplete ($have rows); the sinks' output:" >&2
-    # Which readings are missing, as ranges of their index (the second of the day they carry).
+    # Which readings are missing, as ranges of their index (seconds after T0). The cast reads
+    # a text column and a timestamptz one (the Python sink's) alike.
     psql -tAq "$PG/bench_cpu" -c "WITH want AS (SELECT i FROM generate_series(0, $N - 1) i),
       miss AS (SELECT i FROM want WHERE NOT EXISTS (SELECT 1 FROM readings r
-        WHERE r.data_hora::text = to_char(timestamp '2026-11-24 10:00:00' + i * interval '1 second', 'YYYY-MM-DD HH24:MI:SS')))
+        WHERE r.data_hora::timestamp = timestamp '$T0' + i * interval '1 second'))
       SELECT 'missing ' || min(i) || '..' || max(i) || ' (' || count(*) || ')' FROM (SELECT i, i - row_number() OVER (ORDER BY i) g FROM miss) s GROUP BY g ORDER BY min(i) LIMIT 10" >&2 || true
     tail -50 "$work/sink.log" >&2
     tail -20 "$work/broker.log" >&2
