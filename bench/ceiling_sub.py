@@ -33,11 +33,15 @@ def main():
     ap.add_argument("--topic", default="esp32/pub")
     ap.add_argument("--count", type=int, default=0, help="exit after this many messages (0: never)")
     ap.add_argument("--gulp-ms", type=float, default=5.0)
+    ap.add_argument("--client-id", default="ceiling-sub")
+    ap.add_argument("--persistent", action="store_true",
+                    help="clean session off: what is published while it is away waits for it")
     a = ap.parse_args()
 
     s = socket.create_connection((a.host, a.port))
-    cid = b"ceiling-sub"
-    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + struct.pack(">H", len(cid)) + cid
+    cid = a.client_id.encode()
+    flags = b"\x00" if a.persistent else b"\x02"
+    body = b"\x00\x04MQTT\x04" + flags + b"\x00\x3c" + struct.pack(">H", len(cid)) + cid
     s.sendall(bytes([0x10, len(body)]) + body)
     if s.recv(4)[:1] != b"\x20":
         sys.exit("no CONNACK")

@@ -15,8 +15,12 @@
 # in BENCH_TABLE (created if missing). COPIES=N starts N of them (BENCH_CLIENT_ID gets `-k`;
 # for a shared subscription CMD adds `--share`). PUBLISH='CMD' replaces the two mosquitto_pub
 # processes (it gets BENCH_PORT and must publish the 100,000 readings at QoS 1 and exit after the
-# last PUBACK). Prints one JSON line per run; exits 1 when the broker does not count the sinks'
-# subscriptions within about a minute. Ends only what it started.
+# last PUBACK). BACKLOG=1 times a catch-up instead of a stream: the sinks subscribe, are stopped
+# (SIGTERM), every reading is published into their persistent sessions (CMD must keep one: a
+# fixed client id, clean session off), and the clock and the CPU sums start when the same CMD is
+# started again, so the publisher's work is not in the figures. Prints one JSON line per run;
+# exits 1 when the broker does not count the sinks' subscriptions within about a minute. Ends
+# only what it started.
 set -euo pipefail
 name=${1:?usage: bench/sink_cpu.sh NAME CMD [runs]}
 cmd=${2:?usage: bench/sink_cpu.sh NAME CMD [runs]}
@@ -80,14 +84,31 @@ hz=$(getconf CLK_TCK)
 # probe itself. Publishing on a stale count sent a run's first readings to nobody.
 subscriptions() { mosquitto_sub -p "$port" -t '$SYS/broker/subscriptions/count' -R -C 1 -W 3 2>/dev/null || echo 0; }
 
+# One process group for all copies, so one kill ends them and one sum counts them.
+start_sinks() {
+  setsid bash -c 'for k in $(seq '"$copies"'); do BENCH_CLIENT_ID="$BENCH_CLIENT_ID-$k" bash -c "$0" & done; wait' "$cmd" >>"$work/sink.log" 2>&1 &
+  sink_pgid=$!
+}
+stop_sinks() {
+  kill -TERM -- "-$sink_pgid" 2>/dev/null || true
+  wait "$sink_pgid" 2>/dev/null || true
+  sink_pgid=
+}
+publish() {
+  if [ -n "${PUBLISH:-}" ]; then
+    bash -c "$PUBLISH" >/dev/null
+  else
+    for f in "$work"/lines.*; do mosquitto_pub -p "$port" -t esp32/pub -q 1 -l <"$f"; done
+  fi
+}
+
 for run in $(seq "$runs"); do
+  : >"$work/sink.log"
   psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS bench_cpu WITH (FORCE)" -c "CREATE DATABASE bench_cpu" >/dev/null
   export BENCH_RUN=$run BENCH_PORT=$port BENCH_TOPIC=esp32/pub BENCH_TABLE=readings \
     BENCH_CLIENT_ID="cpu-$name-$run-$$" BENCH_PG_URL="$PG/bench_cpu"
   copies=${COPIES:-1}
-  # One process group for all copies, so one kill ends them and one sum counts them.
-  setsid bash -c 'for k in $(seq '"$copies"'); do BENCH_CLIENT_ID="$BENCH_CLIENT_ID-$k" bash -c "$0" & done; wait' "$cmd" >"$work/sink.log" 2>&1 &
-  sink_pgid=$!
+  start_sinks
   # Subscribed: the count passes COPIES (the probe itself is one). Publishing without them
   # would lose readings and show up only as a short count at the end.
   subscribed=0
@@ -99,12 +120,16 @@ for run in $(seq "$runs"); do
     tail -50 "$work/sink.log" >&2
     exit 1
   fi
-  s0=$(ticks $(group "$sink_pgid")); b0=$(ticks "$broker_pid"); p0=$(ticks $(pg_pids))
-  start=$(date +%s.%N)
-  if [ -n "${PUBLISH:-}" ]; then
-    bash -c "$PUBLISH" >/dev/null
+  if [ -n "${BACKLOG:-}" ]; then
+    stop_sinks
+    publish
+    s0=0 b0=$(ticks "$broker_pid") p0=$(ticks $(pg_pids))
+    start=$(date +%s.%N)
+    start_sinks
   else
-    for f in "$work"/lines.*; do mosquitto_pub -p "$port" -t esp32/pub -q 1 -l <"$f"; done
+    s0=$(ticks $(group "$sink_pgid")); b0=$(ticks "$broker_pid"); p0=$(ticks $(pg_pids))
+    start=$(date +%s.%N)
+    publish
   fi
   have=0
   for _ in $(seq 1200); do
@@ -126,9 +151,7 @@ for run in $(seq "$runs"); do
     tail -50 "$work/sink.log" >&2
     tail -20 "$work/broker.log" >&2
   fi
-  kill -TERM -- "-$sink_pgid" 2>/dev/null || true
-  wait "$sink_pgid" 2>/dev/null || true
-  sink_pgid=
+  stop_sinks
   python3 - "$name" "$run" "$have" "$distinct" "$start" "$end" "$((s1 - s0))" "$((b1 - b0))" "$((p1 - p0))" "$hz" <<'EOF'
 import json, sys
 name, run, rows, distinct, t0, t1, s, b, p, hz = sys.argv[1:]
