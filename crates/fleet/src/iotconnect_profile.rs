@@ -61,6 +61,9 @@ pub struct IotcProfile {
     /// Auth type 5: the group key each device's primary key is derived from, as Azure DPS
     /// group enrolments derive them; `None`: certificates (auth type 2).
     pub group_key: Option<KeySource>,
+    /// Auth type 5: how long each SAS token a device signs is valid (renewed, with a new
+    /// session, at five sixths of it); `None`: the agent's default, an hour.
+    pub sas_lifetime: Option<Duration>,
 }
 
 impl Default for IotcProfile {
@@ -72,6 +75,7 @@ impl Default for IotcProfile {
             protocol: IotcProtocol::V21,
             discovery_url: iotconnect::protocol::v1::sync::DEFAULT_DISCOVERY_URL.into(),
             group_key: None,
+            sas_lifetime: None,
         }
     }
 }
@@ -177,6 +181,9 @@ fn config(p: &Prepared, unique_id: &str) -> Result<Config, AgentError> {
         c.device_primary_key = Some(iotconnect::protocol::sas::derive_device_key(
             group, unique_id,
         )?);
+    }
+    if let Some(lifetime) = p.profile.sas_lifetime {
+        c.sas_lifetime = lifetime;
     }
     Ok(c)
 }
@@ -291,8 +298,10 @@ pub(crate) async fn run_device(ctx: &Ctx, p: &Prepared, id: u64, stop: &mut watc
     let unique_id = config.unique_id.clone();
     let sas_lifetime = config.sas_lifetime;
     let v21 = agent.device().is_v21();
-    // A re-sync's new session keeps the device's TLS config (and so its certificate).
+    // A re-sync's new session keeps the device's TLS config (and so its certificate) and its
+    // event hook, so that the device's counts go on.
     let tls = base.as_ref().and_then(|so| so.tls_config.clone());
+    let hook = base.as_ref().and_then(|so| so.on_event.clone());
     let (tx, rx) = mpsc::channel::<Input>(4);
     let (catalog_tx, catalog_rx) = watch::channel(None);
     let opts = &ctx.opts;
@@ -313,6 +322,14 @@ pub(crate) async fn run_device(ctx: &Ctx, p: &Prepared, id: u64, stop: &mut watc
                     tls.clone(),
                 )?;
                 crate::tune(&fleet, &mut so, id);
+                if let Some(h) = &hook {
+                    // The agent closes the old session next, which says nothing to its hook;
+                    // without this the new session's connection would not count as a reconnect.
+                    (h.0)(&transport::SessionEvent::Disconnected {
+                        reason: "a new session (re-sync or new credentials)".into(),
+                    });
+                }
+                so.on_event.clone_from(&hook);
                 Ok(so)
             })
         }),

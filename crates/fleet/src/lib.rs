@@ -263,6 +263,32 @@ pub enum FleetError {
         /// What is wrong.
         problem: String,
     },
+    /// The platform failed or refused a step every device needs before it starts (the
+    /// MindConnect profile's v3 asset model).
+    #[error("{message}")]
+    Platform {
+        /// What failed, as a sentence.
+        message: String,
+        /// Failure (not reached, not confirmed) or Rejected (the platform said no).
+        outcome: transport::Outcome,
+    },
+}
+
+impl FleetError {
+    /// How the run ends: options and files are usage errors; local I/O, issuing a certificate
+    /// and the platform are runtime failures (or a rejection), so a script can tell a typo from
+    /// a broker that is down.
+    pub fn outcome(&self) -> transport::Outcome {
+        match self {
+            FleetError::Platform { outcome, .. } => *outcome,
+            FleetError::Io(_) | FleetError::Issue { .. } => transport::Outcome::Failure,
+            FleetError::Invalid(_)
+            | FleetError::Issuer { .. }
+            | FleetError::Settings(_)
+            | FleetError::Session(_)
+            | FleetError::Report { .. } => transport::Outcome::Usage,
+        }
+    }
 }
 
 /// What the devices' TLS set-ups share: parsing a root store, a certificate chain and a key,
@@ -778,20 +804,23 @@ async fn connect_slot(
     }
 }
 
-/// Counts connections and losses of one device from its session's events.
+/// Counts connections and losses of one device from its session's events. The device, not the
+/// session, is counted: a hook handed on to the session that replaces one (an IoTConnect
+/// re-sync) counts that session's connections as reconnects.
 fn event_hook(ctx: &Ctx) -> EventHook {
     let up = AtomicBool::new(false);
+    let ever = AtomicBool::new(false);
     let start = ctx.start;
     let c = ctx.counters.clone();
     EventHook(Arc::new(move |ev: &SessionEvent| match ev {
-        SessionEvent::Connected { connection, .. } if !up.swap(true, Relaxed) => {
+        SessionEvent::Connected { .. } if !up.swap(true, Relaxed) => {
             c.connected_now.fetch_add(1, Relaxed);
-            if *connection == 1 {
+            if ever.swap(true, Relaxed) {
+                c.reconnects.fetch_add(1, Relaxed);
+            } else {
                 c.connected_once.fetch_add(1, Relaxed);
                 c.last_first_connect_us
                     .fetch_max(start.elapsed().as_micros() as u64, Relaxed);
-            } else {
-                c.reconnects.fetch_add(1, Relaxed);
             }
         }
         SessionEvent::Disconnected { .. } | SessionEvent::Failed { .. }

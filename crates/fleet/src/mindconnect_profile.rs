@@ -121,11 +121,12 @@ pub(crate) async fn prepare(ctx: &Ctx, p: &McProfile, first: u64) -> Result<Shar
         };
         send(&publisher, &model, &opts, &mindconnect::agent::silent())
             .await
-            .map_err(|e| {
-                FleetError::Invalid(format!(
+            .map_err(|e| FleetError::Platform {
+                message: format!(
                     "--profile mindconnect: publishing the asset model `{model_name}` as `{}` failed: {e}",
                     publisher.session.client_id
-                ))
+                ),
+                outcome: e.outcome(),
             })?;
     }
     Ok(Shared {
@@ -162,6 +163,8 @@ fn plan(opts: &FleetOptions) -> Plan {
 /// Counts what one agent reports; the connecting slot goes back once connected.
 fn reporter(c: Arc<Counters>, id: u64, permit: OwnedSemaphorePermit) -> Reporter {
     let permit = Mutex::new(Some(permit));
+    // Timeseries of this agent already counted as published (at their confirmation).
+    let counted = std::sync::atomic::AtomicU64::new(0);
     Arc::new(move |e: &Event| match e {
         Event::Connected { .. } => {
             permit
@@ -170,14 +173,19 @@ fn reporter(c: Arc<Counters>, id: u64, permit: OwnedSemaphorePermit) -> Reporter
                 .take();
         }
         Event::Published { what, latency, .. } if what == "timeseries" => {
+            // The agent says what it sent only in its summary, at its end: until then a
+            // confirmed timeseries counts as published too, so that live stats move.
+            counted.fetch_add(1, Relaxed);
+            c.published.fetch_add(1, Relaxed);
             c.confirmed.fetch_add(1, Relaxed);
             if let Some(l) = latency {
                 c.latency(*l);
             }
         }
         Event::Summary { timeseries, .. } => {
-            // The agent reports what it sent once, at its end (its summary).
-            c.published.fetch_add(*timeseries, Relaxed);
+            // What was sent but never confirmed.
+            let unconfirmed = timeseries.saturating_sub(counted.swap(*timeseries, Relaxed));
+            c.published.fetch_add(unconfirmed, Relaxed);
         }
         Event::Warning { message } => tracing::debug!("device {id}: {message}"),
         _ => {}

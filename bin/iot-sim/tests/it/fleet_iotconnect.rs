@@ -44,6 +44,29 @@ fn devices_with_values(counters: &serde_json::Value) -> BTreeSet<String> {
         .collect()
 }
 
+/// `iot-sim fleet` with iot-sim's bulk key devices (auth type 5) on message protocol 1.0,
+/// against the platform `env` describes.
+fn key_devices_1_0(env: &serde_json::Value) -> Command {
+    let discovery = format!("{}/iotconnect", env["EDGEWIRE_SIM_HTTPS"].as_str().unwrap());
+    let mut c = iot_sim();
+    c.env("FLEET_GROUP_KEY", GROUP_KEY).args([
+        "--output",
+        "json",
+        "fleet",
+        "--profile",
+        "iotconnect",
+        "--iotc-protocol",
+        "1.0",
+        "--iotc-discovery-url",
+        &discovery,
+        "--iotc-group-key-env",
+        "FLEET_GROUP_KEY",
+        "--cafile",
+        env["EDGEWIRE_SIM_CA"].as_str().unwrap(),
+    ]);
+    c
+}
+
 #[test]
 fn sixty_iotconnect_devices_identify_send_telemetry_the_platform_accepts_and_ack_a_command() {
     let dir = tempfile::tempdir().unwrap();
@@ -161,27 +184,7 @@ fn iotconnect_key_devices_sync_with_protocol_1_0_and_sign_their_tokens_with_deri
     let (mut up, env) = sim_up(dir.path());
     let ca = env["EDGEWIRE_SIM_CA"].as_str().unwrap();
     let discovery = format!("{}/iotconnect", env["EDGEWIRE_SIM_HTTPS"].as_str().unwrap());
-    let out = run(iot_sim().env("FLEET_GROUP_KEY", GROUP_KEY).args([
-        "--output",
-        "json",
-        "fleet",
-        "--profile",
-        "iotconnect",
-        "--iotc-protocol",
-        "1.0",
-        "--iotc-discovery-url",
-        &discovery,
-        "--iotc-group-key-env",
-        "FLEET_GROUP_KEY",
-        "--cafile",
-        ca,
-        "-n",
-        "20",
-        "-C",
-        "2",
-        "--rate",
-        "20",
-    ]));
+    let out = run(key_devices_1_0(&env).args(["-n", "20", "-C", "2", "--rate", "20"]));
     let s = ok_summary(&out);
     assert_eq!(
         (&s["connected"], &s["published"], &s["confirmed"]),
@@ -231,6 +234,44 @@ fn iotconnect_key_devices_sync_with_protocol_1_0_and_sign_their_tokens_with_deri
         (&s["failed"], &s["confirmed"]),
         (&2.into(), &0.into()),
         "{s}"
+    );
+    stop_sim(&mut up);
+}
+
+#[test]
+fn key_devices_renewing_their_sas_tokens_count_reconnects_not_new_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut up, env) = sim_up(dir.path());
+    // Tokens valid 3 s are renewed every 2.5 s, each with a new session: in 10 s every
+    // device moves at least twice.
+    let out = run(key_devices_1_0(&env).args([
+        "--iotc-sas-lifetime",
+        "3",
+        "-n",
+        "3",
+        "--rate",
+        "5",
+        "--duration",
+        "10s",
+    ]));
+    let s = ok_summary(&out);
+    assert_eq!(
+        (&s["connected"], &s["failed"], &s["connect_errors"]),
+        (&3.into(), &0.into(), &serde_json::json!({})),
+        "{s}"
+    );
+    let reconnects = s["reconnects"].as_u64().unwrap();
+    assert!((6..=15).contains(&reconnects), "{s}");
+    // The broker took every renewed token: telemetry went on in the later sessions.
+    let confirmed = s["confirmed"].as_u64().unwrap();
+    assert!(confirmed >= 3 * 5 * 8, "{s}");
+    let counters = counters_when(dir.path(), "iotconnect", |c| {
+        c["telemetry_messages"].as_u64() >= Some(confirmed)
+    });
+    assert_eq!(devices_with_values(&counters).len(), 3, "{counters}");
+    assert!(
+        failed_checks(&counters).is_empty(),
+        "checks failed: {counters}"
     );
     stop_sim(&mut up);
 }

@@ -187,6 +187,37 @@ fn mindconnect_fleets_without_issued_certificates_or_with_a_foreign_client_id_ar
 }
 
 #[test]
+fn a_v3_model_the_platform_never_receives_is_a_runtime_failure_not_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut up, env) = sim_up(dir.path());
+    let ca = env["EDGEWIRE_SIM_CA"].as_str().unwrap();
+    let ca_key = std::path::Path::new(ca).with_file_name("ca.key");
+    // The options are right; nothing listens where the broker should be.
+    let nowhere = format!("mqtts://localhost:{}", testkit::free_port());
+    let out = run(iot_sim().args([
+        "fleet",
+        "--profile",
+        "mindconnect",
+        "-b",
+        &nowhere,
+        "--cafile",
+        ca,
+        "--issuer-cert",
+        ca,
+        "--issuer-key",
+        ca_key.to_str().unwrap(),
+        "-n",
+        "2",
+        "-C",
+        "1",
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(i32::from(exit::FAILURE)), "{err}");
+    assert!(err.contains("publishing the asset model"), "{err}");
+    stop_sim(&mut up);
+}
+
+#[test]
 fn a_fleet_agent_answers_the_command_an_operator_sends_it() {
     let dir = tempfile::tempdir().unwrap();
     let (mut up, env) = sim_up(dir.path());
