@@ -43,8 +43,33 @@ async fn ek(cfg: &std::path::Path, sw: &Swtpm) -> (String, String) {
     )
 }
 
-/// A request to iot-sim's DPS routes over HTTPS, as an operator makes it: (status, body).
-async fn dps_rest(e: &Env, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
+/// iot-sim's service account as HTTP basic authentication (`curl -u`).
+fn operator(e: &Env) -> String {
+    use base64::Engine as _;
+    use transport::auth::ExposeSecret as _;
+    let c = e
+        .sim
+        .listener("plain")
+        .unwrap()
+        .credentials
+        .clone()
+        .unwrap();
+    let pair = format!("{}:{}", c.username, c.password.unwrap().expose_secret());
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// A request to iot-sim's DPS operator routes over HTTPS with `authorization` (`None`: no
+/// header): (status, body).
+async fn dps_as(
+    e: &Env,
+    authorization: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, String) {
     let http = transport::http::Http::new(transport::http::HttpOptions::new(
         transport::tls::TlsOptions {
             ca_files: vec![e.dir.path().join("certs/ca.pem")],
@@ -52,20 +77,28 @@ async fn dps_rest(e: &Env, method: &str, path: &str, body: Option<Value>) -> (u1
         },
     ))
     .unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(a) = authorization {
+        headers.insert(reqwest::header::AUTHORIZATION, a.parse().unwrap());
+    }
     let resp = http
         .send(
             "DPS",
             method.parse().unwrap(),
             &format!("{}/{path}", dps_url(e)),
             // The route reads the body as JSON whatever the content type says.
-            #[allow(clippy::default_trait_access)] // reqwest's HeaderMap is not re-exported
-            Default::default(),
+            headers,
             body.map(|b| b.to_string().into_bytes()),
         )
         .await
         .unwrap();
     let status = resp.status().as_u16();
     (status, resp.text().await.unwrap())
+}
+
+/// [`dps_as`] the operator, with iot-sim's service account.
+async fn dps_rest(e: &Env, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
+    dps_as(e, Some(&operator(e)), method, path, body).await
 }
 
 /// The operator's enrolment through iot-sim's HTTPS route: (status, body).
@@ -152,6 +185,37 @@ async fn a_tpm_device_registers_through_dps_and_sends_telemetry() {
     let cfg = tpm_config(&e);
     let (ek_b64, reg) = ek(&cfg, &sw).await;
     assert_eq!(reg, REGISTRATION);
+    // The operator routes take iot-sim's service account only: without it, or with another
+    // password, nothing is enrolled and nothing deleted.
+    let enrolment = json!({"attestation": {"type": "tpm", "tpm": {"endorsementKey": ek_b64}}});
+    let wrong = {
+        use base64::Engine as _;
+        let user = e
+            .sim
+            .listener("plain")
+            .unwrap()
+            .credentials
+            .clone()
+            .unwrap()
+            .username;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:guess"))
+        )
+    };
+    for auth in [None, Some(wrong.as_str())] {
+        let path = format!("enrollments/{reg}");
+        let (status, body) = dps_as(&e, auth, "PUT", &path, Some(enrolment.clone())).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("EDGEWIRE_SIM_SERVICE_USERNAME"), "{body}");
+        let path = format!("registrations/{reg}");
+        let (status, body) = dps_as(&e, auth, "DELETE", &path, None).await;
+        assert_eq!(status, 401, "{body}");
+    }
+    assert!(
+        !e.cloud.dps().state.lock().unwrap().is_enrolled(&reg),
+        "a refused request enrolled nothing"
+    );
     let (status, body) = enroll_rest(&e, "EDGEWIRE-iotc-key-01", &ek_b64).await;
     assert_eq!(status, 400, "{body}");
     assert!(

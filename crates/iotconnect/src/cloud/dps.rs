@@ -8,7 +8,13 @@
 //! - `GET /dps/{idScope}/registrations/{registrationId}/operations/{operationId}` — 200
 //!   `assigned` with `registrationState.assignedHub` and `deviceId`;
 //! - `PUT /dps/enrollments/{registrationId}` — the operator's individual enrolment, in the
-//!   service API's shape `{"attestation": {"type": "tpm", "tpm": {"endorsementKey": "..."}}}`.
+//!   service API's shape `{"attestation": {"type": "tpm", "tpm": {"endorsementKey": "..."}}}`;
+//! - `DELETE /dps/registrations/{registrationId}` — the operator deletes a registration state.
+//!
+//! The two operator routes (Azure's service API) take iot-sim's service account as HTTP basic
+//! authentication ([`Dps::set_operator`]; Azure signs them with a shared access policy's key):
+//! without it anyone who reaches the port could enrol a TPM of their own for a device, or knock
+//! an assigned device off its hub.
 //!
 //! An unknown registration id, or an EK other than the enrolled one, is refused with 401 and
 //! DPS's sentence. The assigned hub is iot-sim's IoTConnect MQTT side, whose policy checks the
@@ -26,6 +32,7 @@ use axum::routing::{delete, get, put};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::handler::Endpoints;
 use super::template::TemplateFile;
@@ -60,6 +67,11 @@ impl DpsState {
         self.assigned.get(device_id).map(|k| STANDARD.encode(k))
     }
 
+    /// Whether `registration_id` has an enrolment.
+    pub fn is_enrolled(&self, registration_id: &str) -> bool {
+        self.enrollments.contains_key(registration_id)
+    }
+
     /// Whether DPS assigned `device_id` (its sync then answers `ds` 0).
     pub fn is_assigned(&self, device_id: &str) -> bool {
         self.assigned.contains_key(device_id)
@@ -73,7 +85,22 @@ pub struct Dps {
     pub state: Arc<Mutex<DpsState>>,
     template: Arc<TemplateFile>,
     endpoints: Arc<RwLock<Endpoints>>,
+    operator: Arc<RwLock<Option<Operator>>>,
 }
+
+/// The account the operator routes take, as the SHA-256 of `username:password`: comparing
+/// digests does not run shorter the more of the password a guess gets right.
+#[derive(Clone, Copy)]
+struct Operator([u8; 32]);
+
+impl Operator {
+    fn of(username: &str, password: &str) -> Operator {
+        Operator(Sha256::digest(format!("{username}:{password}").as_bytes()).into())
+    }
+}
+
+/// How the operator routes name what they need.
+const OPERATOR_NEEDED: &str = "the DPS service API needs iot-sim's service account as HTTP basic authentication: the username in EDGEWIRE_SIM_SERVICE_USERNAME, the password in the file EDGEWIRE_SIM_SERVICE_PASSWORD_FILE names (`iot-sim env`)";
 
 /// Why an enrolment was refused.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +122,48 @@ impl Dps {
             state: Arc::new(Mutex::new(DpsState::default())),
             template,
             endpoints,
+            operator: Arc::new(RwLock::new(None)),
         }
+    }
+
+    /// The account the operator routes (enrolment, registration state) require; until it is
+    /// set they refuse every request (403).
+    pub fn set_operator(&self, username: &str, password: &str) {
+        *self
+            .operator
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Operator::of(username, password));
+    }
+
+    /// `None` when `headers` carry the operator's account; else the refusal to answer with.
+    fn refuse_operator(&self, headers: &HeaderMap) -> Option<Response> {
+        let operator = self
+            .operator
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .copied();
+        let Some(operator) = operator else {
+            return Some(refuse(
+                StatusCode::FORBIDDEN,
+                403_001,
+                "this iot-sim has no service account (an external broker without a password): enrol through `IotConnectCloud::dps().enroll`",
+            ));
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(basic_credentials);
+        if given.is_some_and(|(user, password)| Operator::of(&user, &password).0 == operator.0) {
+            return None;
+        }
+        tracing::info!("DPS: an operator request without the service account");
+        let mut r = refuse(StatusCode::UNAUTHORIZED, 401_002, OPERATOR_NEEDED);
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"iot-sim DPS service API\""),
+        );
+        Some(r)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, DpsState> {
@@ -185,11 +253,26 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// `Authorization: Basic base64(user:password)` → (user, password).
+fn basic_credentials(value: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
 async fn enroll(
     State(d): State<Dps>,
     Path(reg): Path<String>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    if let Some(refusal) = d.refuse_operator(&headers) {
+        return refusal;
+    }
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let Some(ek) = v
         .pointer("/attestation/tpm/endorsementKey")
@@ -212,7 +295,14 @@ async fn enroll(
     }
 }
 
-async fn delete_registration(State(d): State<Dps>, Path(reg): Path<String>) -> Response {
+async fn delete_registration(
+    State(d): State<Dps>,
+    Path(reg): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = d.refuse_operator(&headers) {
+        return refusal;
+    }
     if d.delete_registration(&reg) {
         StatusCode::NO_CONTENT.into_response()
     } else {
@@ -371,4 +461,40 @@ async fn operation(
         },
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_split_at_the_first_colon_and_refuse_anything_else() {
+        let b = |s: &str| format!("Basic {}", STANDARD.encode(s));
+        assert_eq!(
+            basic_credentials(&b("iot-sim:pa:ss")),
+            Some(("iot-sim".into(), "pa:ss".into()))
+        );
+        assert_eq!(
+            basic_credentials(&format!("basic  {}", STANDARD.encode("u:"))),
+            Some(("u".into(), String::new()))
+        );
+        for bad in [
+            String::new(),
+            "Basic".into(),
+            "Basic %%%".into(),
+            b("no colon"),
+            format!("Bearer {}", STANDARD.encode("u:p")),
+            format!("Basic {}", STANDARD.encode([0xff, b':', 0xfe])),
+        ] {
+            assert_eq!(basic_credentials(&bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_operator_matches_only_the_same_user_and_password() {
+        let o = Operator::of("iot-sim", "secret");
+        assert_eq!(o.0, Operator::of("iot-sim", "secret").0);
+        assert_ne!(o.0, Operator::of("iot-sim", "secreT").0);
+        assert_ne!(o.0, Operator::of("edgewire", "secret").0);
+    }
 }

@@ -167,6 +167,20 @@ impl CloudSide for IotConnectCloud {
             url(["mtls", "external"]).as_deref(),
             url(["tls_password", "external"]).as_deref(),
         );
+        // The DPS operator routes take the account iot-sim's own cloud side connects with:
+        // the loopback listeners' service account, or an external broker's user.
+        let operator = ["plain", "external"].iter().find_map(|n| {
+            let c = listeners
+                .iter()
+                .find(|l| l.name == *n)?
+                .credentials
+                .as_ref()?;
+            Some((c.username.clone(), c.password.as_ref()?))
+        });
+        if let Some((user, password)) = operator {
+            use transport::auth::ExposeSecret as _;
+            self.dps.set_operator(&user, password.expose_secret());
+        }
     }
 
     fn device_names(&self) -> Vec<String> {
