@@ -157,6 +157,10 @@ pub struct Agent {
     counters: Counters,
     /// Counts sessions (a 0x12 re-sync with new broker parameters opens a new one).
     generation: u64,
+    /// Publishes waiting for their PUBACK to tell `RunOptions::on_confirmed`: apart from the
+    /// other background work, so that a shutdown, which aborts that, still lets them finish
+    /// while the session flushes.
+    confirming: tokio::task::JoinSet<()>,
 }
 
 impl Agent {
@@ -178,6 +182,7 @@ impl Agent {
             spool: offline,
             counters: Counters::default(),
             generation: 1,
+            confirming: tokio::task::JoinSet::new(),
         })
     }
 

@@ -134,7 +134,10 @@ impl Agent {
             .await;
         tasks.abort_all();
         let outcome = served?;
+        let confirming = std::mem::take(&mut self.confirming);
         self.shut_down(outcome).await;
+        // The session has flushed and closed: every delivery is settled, confirmed or not.
+        let _ = tokio::time::timeout(Duration::from_secs(1), confirming.join_all()).await;
         Ok(outcome)
     }
 
@@ -179,7 +182,7 @@ impl Agent {
             if self.device.is_barred() {
                 return Ok(RunOutcome::Barred);
             }
-            let busy = tasks.len() > usize::from(w.subscribing);
+            let busy = tasks.len() > usize::from(w.subscribing) || !self.confirming.is_empty();
             if !input_open
                 && opts.exit_after_input
                 && !busy
@@ -212,6 +215,7 @@ impl Agent {
                     self.renew_credentials(opts).await?
                 }
                 ev = w.events.recv(), if w.events_open => self.on_session_event(ev, w)?,
+                Some(_) = self.confirming.join_next(), if !self.confirming.is_empty() => Vec::new(),
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
                     Ok(d) => {
                         w.subscribing &= !matches!(d, Done::Subscribed(_));
@@ -442,13 +446,12 @@ impl Agent {
                     let at = tokio::time::Instant::now();
                     let delivery = self.publish(out).await?;
                     if let (Some(d), Some(told)) = (delivery, &opts.on_confirmed) {
-                        // In the JoinSet, so that the end of the input waits for it too.
+                        // Waited for, so that the end of the input waits for it too.
                         let told = told.clone();
-                        tasks.spawn(async move {
+                        self.confirming.spawn(async move {
                             if d.confirmed().await.is_ok() {
                                 told(kind, at.elapsed());
                             }
-                            Done::Nothing
                         });
                     }
                 }
