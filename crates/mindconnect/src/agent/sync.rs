@@ -253,24 +253,21 @@ async fn run_sync(
     };
     let elements = element_count(&payload);
     let id = request_id();
-    let topic = settings.topics.topic(Channel::V4Instantiate);
-    let req = Request {
+    let req = encode(&Request {
         id: id.clone(),
         data: payload,
-    };
-    publish_confirmed(
+    });
+    request(
         session,
-        Message::new(topic.clone(), encode(&req)).with_qos(opts.qos),
+        settings,
+        Channel::V4Instantiate,
+        req,
         "model instantiation",
-        opts.timeout,
+        &id,
+        opts,
         report,
     )
     .await?;
-    report(&Event::Requested {
-        what: "model instantiation".into(),
-        request_id: id.clone(),
-        topic,
-    });
     ini.set(ModelState::UpdateModelTriggered, None)?;
     answer(
         session,
@@ -334,6 +331,30 @@ async fn run_sync(
     Ok(())
 }
 
+/// Publishes request `id` on `channel`, waits for its PUBACK and reports it as sent; its answer
+/// comes on another channel ([`answer`]).
+#[allow(clippy::too_many_arguments)]
+async fn request(
+    session: &Session,
+    settings: &Settings,
+    channel: Channel,
+    payload: Vec<u8>,
+    what: &'static str,
+    id: &str,
+    opts: &SyncOptions,
+    report: &Reporter,
+) -> Result<(), AgentError> {
+    let topic = settings.topics.topic(channel);
+    let m = Message::new(topic.clone(), payload).with_qos(opts.qos);
+    publish_confirmed(session, m, what, opts.timeout, report).await?;
+    report(&Event::Requested {
+        what: what.into(),
+        request_id: id.to_owned(),
+        topic,
+    });
+    Ok(())
+}
+
 /// `cloud_asset_model.json` next to `agent.ini`.
 pub fn cloud_model_path(opts: &SyncOptions) -> PathBuf {
     opts.agent_ini
@@ -353,20 +374,18 @@ async fn download(
     ini: Option<&mut Ini>,
 ) -> Result<V4Model, AgentError> {
     let id = request_id();
-    let topic = settings.topics.topic(Channel::V4Download);
-    publish_confirmed(
+    let payload = encode(&DownloadRequest { id: id.clone() });
+    request(
         session,
-        Message::new(topic.clone(), encode(&DownloadRequest { id: id.clone() })).with_qos(opts.qos),
-        "model download request",
-        opts.timeout,
+        settings,
+        Channel::V4Download,
+        payload,
+        "model download",
+        &id,
+        opts,
         report,
     )
     .await?;
-    report(&Event::Requested {
-        what: "model download".into(),
-        request_id: id.clone(),
-        topic,
-    });
     if let Some(ini) = ini {
         ini.set(ModelState::InitiatedModelDownload, None)?;
     }
