@@ -187,7 +187,7 @@ pub struct FleetArgs {
     iotc_group_key_file: Option<PathBuf>,
     /// `--profile iotconnect`, auth type 5: seconds each device's SAS token is valid; it is
     /// renewed, with a new session, at five sixths of that (the devices' reconnect load).
-    #[arg(long, value_name = "SECS", default_value_t = 3600,
+    #[arg(long, value_name = "SECS", default_value_t = fleet::IOTC_SAS_LIFETIME.as_secs(),
           value_parser = clap::value_parser!(u64).range(2..), help_heading = "Fleet profiles")]
     iotc_sas_lifetime: u64,
     /// `--profile mindconnect`: the tenant (client ids are `{tenant}_{agent name}`).
@@ -266,7 +266,7 @@ pub async fn run(args: FleetArgs, out: Output) -> u8 {
             shadow: !args.no_shadow,
         }),
         Profile::Iotconnect => fleet::Profile::Iotconnect(fleet::IotcProfile {
-            sas_lifetime: Some(Duration::from_secs(args.iotc_sas_lifetime)),
+            sas_lifetime: Duration::from_secs(args.iotc_sas_lifetime),
             ..iotc_profile(
                 args.iotc_cp_id,
                 args.iotc_env,

@@ -47,6 +47,10 @@ pub enum KeySource {
     File(PathBuf),
 }
 
+/// The SAS token lifetime of `iotc-send` and of the profile by default (an hour, as Azure's
+/// device SDKs).
+pub const SAS_LIFETIME: Duration = iotconnect::agent::bootstrap::SAS_LIFETIME;
+
 /// The IoTConnect profile's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IotcProfile {
@@ -62,8 +66,8 @@ pub struct IotcProfile {
     /// group enrolments derive them; `None`: certificates (auth type 2).
     pub group_key: Option<KeySource>,
     /// Auth type 5: how long each SAS token a device signs is valid (renewed, with a new
-    /// session, at five sixths of it); `None`: the agent's default, an hour.
-    pub sas_lifetime: Option<Duration>,
+    /// session, at five sixths of it); default [`SAS_LIFETIME`], as `iotc-send`.
+    pub sas_lifetime: Duration,
 }
 
 impl Default for IotcProfile {
@@ -75,7 +79,7 @@ impl Default for IotcProfile {
             protocol: IotcProtocol::V21,
             discovery_url: iotconnect::protocol::v1::sync::DEFAULT_DISCOVERY_URL.into(),
             group_key: None,
-            sas_lifetime: None,
+            sas_lifetime: SAS_LIFETIME,
         }
     }
 }
@@ -182,9 +186,7 @@ fn config(p: &Prepared, unique_id: &str) -> Result<Config, AgentError> {
             group, unique_id,
         )?);
     }
-    if let Some(lifetime) = p.profile.sas_lifetime {
-        c.sas_lifetime = lifetime;
-    }
+    c.sas_lifetime = p.profile.sas_lifetime;
     Ok(c)
 }
 
@@ -322,13 +324,6 @@ pub(crate) async fn run_device(ctx: &Ctx, p: &Prepared, id: u64, stop: &mut watc
                     tls.clone(),
                 )?;
                 crate::tune(&fleet, &mut so, id);
-                if let Some(h) = &hook {
-                    // The agent closes the old session next, which says nothing to its hook;
-                    // without this the new session's connection would not count as a reconnect.
-                    (h.0)(&transport::SessionEvent::Disconnected {
-                        reason: "a new session (re-sync or new credentials)".into(),
-                    });
-                }
                 so.on_event.clone_from(&hook);
                 Ok(so)
             })

@@ -157,7 +157,9 @@ impl Default for HdmProfile {
 }
 
 pub use hdm_profile::{EVENT_SUBTYPE as HDM_EVENT_SUBTYPE, EVENT_TYPE as HDM_EVENT_TYPE};
-pub use iotconnect_profile::{IotcProfile, IotcProtocol, KeySource};
+pub use iotconnect_profile::{
+    IotcProfile, IotcProtocol, KeySource, SAS_LIFETIME as IOTC_SAS_LIFETIME,
+};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -806,15 +808,19 @@ async fn connect_slot(
 
 /// Counts connections and losses of one device from its session's events. The device, not the
 /// session, is counted: a hook handed on to the session that replaces one (an IoTConnect
-/// re-sync) counts that session's connections as reconnects.
+/// re-sync or SAS renewal) counts that session's connections as reconnects. Every CONNACK after
+/// the device's first is a reconnect, also one that no loss came before: a session closed on
+/// purpose (`Session::close`) says nothing to its hook.
 fn event_hook(ctx: &Ctx) -> EventHook {
     let up = AtomicBool::new(false);
     let ever = AtomicBool::new(false);
     let start = ctx.start;
     let c = ctx.counters.clone();
     EventHook(Arc::new(move |ev: &SessionEvent| match ev {
-        SessionEvent::Connected { .. } if !up.swap(true, Relaxed) => {
-            c.connected_now.fetch_add(1, Relaxed);
+        SessionEvent::Connected { .. } => {
+            if !up.swap(true, Relaxed) {
+                c.connected_now.fetch_add(1, Relaxed);
+            }
             if ever.swap(true, Relaxed) {
                 c.reconnects.fetch_add(1, Relaxed);
             } else {
