@@ -7,28 +7,33 @@ use cli::output::exit;
 use crate::fleet::{counters_when, ok_summary, sim_up, stop_sim};
 use crate::{iot_sim, run};
 
-/// `iot-sim fleet --profile mindconnect` with certificates from iot-sim's CA.
-fn mc_fleet(env: &serde_json::Value, extra: &[&str]) -> std::process::Output {
-    let mtls = env["EDGEWIRE_SIM_MTLS"].as_str().unwrap();
+/// `iot-sim fleet --profile mindconnect` on `broker` with certificates from iot-sim's CA.
+fn mc_fleet_on(env: &serde_json::Value, broker: &str) -> std::process::Command {
     let ca = env["EDGEWIRE_SIM_CA"].as_str().unwrap();
     let ca_key = std::path::Path::new(ca).with_file_name("ca.key");
-    let mut args = vec![
+    let mut c = iot_sim();
+    c.args([
         "--output",
         "json",
         "fleet",
         "--profile",
         "mindconnect",
         "-b",
-        mtls,
+        broker,
         "--cafile",
         ca,
         "--issuer-cert",
         ca,
         "--issuer-key",
         ca_key.to_str().unwrap(),
-    ];
-    args.extend(extra);
-    run(iot_sim().args(args))
+    ]);
+    c
+}
+
+/// [`mc_fleet_on`] iot-sim's mTLS listener with `extra` flags, run to its end.
+fn mc_fleet(env: &serde_json::Value, extra: &[&str]) -> std::process::Output {
+    let mtls = env["EDGEWIRE_SIM_MTLS"].as_str().unwrap();
+    run(mc_fleet_on(env, mtls).args(extra))
 }
 
 /// The counters that say the platform refused or dropped something.
@@ -190,27 +195,9 @@ fn mindconnect_fleets_without_issued_certificates_or_with_a_foreign_client_id_ar
 fn a_v3_model_the_platform_never_receives_is_a_runtime_failure_not_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let (mut up, env) = sim_up(dir.path());
-    let ca = env["EDGEWIRE_SIM_CA"].as_str().unwrap();
-    let ca_key = std::path::Path::new(ca).with_file_name("ca.key");
     // The options are right; nothing listens where the broker should be.
     let nowhere = format!("mqtts://localhost:{}", testkit::free_port());
-    let out = run(iot_sim().args([
-        "fleet",
-        "--profile",
-        "mindconnect",
-        "-b",
-        &nowhere,
-        "--cafile",
-        ca,
-        "--issuer-cert",
-        ca,
-        "--issuer-key",
-        ca_key.to_str().unwrap(),
-        "-n",
-        "2",
-        "-C",
-        "1",
-    ]));
+    let out = run(mc_fleet_on(&env, &nowhere).args(["-n", "2", "-C", "1"]));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(i32::from(exit::FAILURE)), "{err}");
     assert!(err.contains("publishing the asset model"), "{err}");
@@ -222,28 +209,8 @@ fn a_fleet_agent_answers_the_command_an_operator_sends_it() {
     let dir = tempfile::tempdir().unwrap();
     let (mut up, env) = sim_up(dir.path());
     let mtls = env["EDGEWIRE_SIM_MTLS"].as_str().unwrap();
-    let ca = env["EDGEWIRE_SIM_CA"].as_str().unwrap();
-    let ca_key = std::path::Path::new(ca).with_file_name("ca.key");
     // No --count: the agent keeps serving until the fleet is stopped.
-    let mut fleet = crate::Running::spawn(iot_sim().args([
-        "--output",
-        "json",
-        "fleet",
-        "--profile",
-        "mindconnect",
-        "-b",
-        mtls,
-        "--cafile",
-        ca,
-        "--issuer-cert",
-        ca,
-        "--issuer-key",
-        ca_key.to_str().unwrap(),
-        "-n",
-        "1",
-        "--rate",
-        "5",
-    ]));
+    let mut fleet = crate::Running::spawn(mc_fleet_on(&env, mtls).args(["-n", "1", "--rate", "5"]));
     counters_when(dir.path(), "mindconnect", |c| {
         c["instantiations_succeeded"] == 1
     });

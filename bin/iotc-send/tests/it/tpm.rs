@@ -43,9 +43,18 @@ async fn ek(cfg: &std::path::Path, sw: &Swtpm) -> (String, String) {
     )
 }
 
-/// iot-sim's service account as HTTP basic authentication (`curl -u`).
-fn operator(e: &Env) -> String {
+/// `Authorization: Basic` for `user` and `password`, as `curl -u` sends it.
+fn basic(user: &str, password: &str) -> String {
     use base64::Engine as _;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// iot-sim's service account: (username, password).
+fn service_account(e: &Env) -> (String, String) {
     use transport::auth::ExposeSecret as _;
     let c = e
         .sim
@@ -54,11 +63,8 @@ fn operator(e: &Env) -> String {
         .credentials
         .clone()
         .unwrap();
-    let pair = format!("{}:{}", c.username, c.password.unwrap().expose_secret());
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    )
+    let password = c.password.unwrap().expose_secret().to_owned();
+    (c.username, password)
 }
 
 /// A request to iot-sim's DPS operator routes over HTTPS with `authorization` (`None`: no
@@ -98,19 +104,19 @@ async fn dps_as(
 
 /// [`dps_as`] the operator, with iot-sim's service account.
 async fn dps_rest(e: &Env, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
-    dps_as(e, Some(&operator(e)), method, path, body).await
+    let (user, password) = service_account(e);
+    dps_as(e, Some(&basic(&user, &password)), method, path, body).await
+}
+
+/// An individual TPM enrolment in the DPS service API's shape.
+fn enrolment(ek_b64: &str) -> Value {
+    json!({"attestation": {"type": "tpm", "tpm": {"endorsementKey": ek_b64}}})
 }
 
 /// The operator's enrolment through iot-sim's HTTPS route: (status, body).
 async fn enroll_rest(e: &Env, registration_id: &str, ek_b64: &str) -> (u16, String) {
-    let body = json!({"attestation": {"type": "tpm", "tpm": {"endorsementKey": ek_b64}}});
-    dps_rest(
-        e,
-        "PUT",
-        &format!("enrollments/{registration_id}"),
-        Some(body),
-    )
-    .await
+    let path = format!("enrollments/{registration_id}");
+    dps_rest(e, "PUT", &path, Some(enrolment(ek_b64))).await
 }
 
 type EventLines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
@@ -187,25 +193,10 @@ async fn a_tpm_device_registers_through_dps_and_sends_telemetry() {
     assert_eq!(reg, REGISTRATION);
     // The operator routes take iot-sim's service account only: without it, or with another
     // password, nothing is enrolled and nothing deleted.
-    let enrolment = json!({"attestation": {"type": "tpm", "tpm": {"endorsementKey": ek_b64}}});
-    let wrong = {
-        use base64::Engine as _;
-        let user = e
-            .sim
-            .listener("plain")
-            .unwrap()
-            .credentials
-            .clone()
-            .unwrap()
-            .username;
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:guess"))
-        )
-    };
+    let wrong = basic(&service_account(&e).0, "guess");
     for auth in [None, Some(wrong.as_str())] {
         let path = format!("enrollments/{reg}");
-        let (status, body) = dps_as(&e, auth, "PUT", &path, Some(enrolment.clone())).await;
+        let (status, body) = dps_as(&e, auth, "PUT", &path, Some(enrolment(&ek_b64))).await;
         assert_eq!(status, 401, "{body}");
         assert!(body.contains("EDGEWIRE_SIM_SERVICE_USERNAME"), "{body}");
         let path = format!("registrations/{reg}");
